@@ -1,0 +1,3 @@
+from lenet_cli.cli import main
+
+main()
