@@ -1,0 +1,15 @@
+"""The `lenet` command line. Importing this package must not import torch (help stays instant)."""
+
+from __future__ import annotations
+
+from lenet_cli.cli import model_cmds  # noqa: F401  (registers its commands)
+from lenet_cli.cli.app import app
+
+# Sub-apps and further command modules register here, one line each.
+
+
+def main() -> None:
+    app(prog_name="lenet")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,108 @@
+"""The Typer app, its root options, and the one place where domain errors become exit codes.
+
+Command modules (``*_cmds.py``) register their commands on ``app``. They import torch and the
+engines inside command bodies only, so `lenet --help` and completion stay instant.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from lenet_cli import __version__
+from lenet_cli.config import Arch
+from lenet_cli.errors import LenetError
+
+_state = {"debug": False}
+
+
+def _debug() -> bool:
+    return _state["debug"] or os.environ.get("LENET_DEBUG", "") not in ("", "0")
+
+
+class LenetGroup(TyperGroup):
+    """Catches LenetError once, at the edge: one line on stderr, the error's exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        from lenet_cli import ui
+
+        try:
+            return super().invoke(ctx)
+        except LenetError as e:
+            if _debug():
+                raise
+            ui.error_line(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            ui.error_line("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:  # a bug: still no traceback unless asked for
+            if _debug() or type(e).__module__.startswith(("click", "typer")):
+                raise
+            ui.error_line(
+                f"internal error: {type(e).__name__}: {e} "
+                "(rerun with --debug or LENET_DEBUG=1 for the traceback, and please report it)"
+            )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=LenetGroup,
+    name="lenet",
+    help="The PyTorch tutorial's LeNet as a command-line tool: inspect it, step through it, "
+    "and train it on MNIST, on CPU or CUDA.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lenet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks for errors (same as LENET_DEBUG=1)."),
+    ] = False,
+) -> None:
+    """The PyTorch tutorial's LeNet as a command-line tool."""
+    _state["debug"] = debug
+
+
+# Options shared by several commands. Help strings name the default (Typer shows it too).
+ArchOpt = Annotated[
+    Arch,
+    typer.Option(
+        "--arch",
+        help="Network: tutorial (3x3 kernels, 81,194 params), lenet5 (5x5, 61,706), "
+        "classic (LeNet-5 1998: tanh, average pooling).",
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where to run: auto (CUDA, then MPS, else CPU), cpu, cuda, "
+        "cuda:N or mps. A named device that is missing is an error.",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]

@@ -1,0 +1,128 @@
+"""Commands that show the tutorial's network: inspect-params, forward, step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lenet_cli import ui
+from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app
+from lenet_cli.config import LossName
+from lenet_cli.errors import UsageError
+
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A trained model (last.pt / best.pt, or a run directory) instead of a fresh one.",
+    ),
+]
+
+
+def _load(arch: str, checkpoint: Path | None, seed: int, device_spec: str):
+    """The model to show: the checkpoint's, or a fresh one seeded with ``seed``."""
+    from lenet_cli.device import resolve_device
+    from lenet_cli.walkthrough import seeded_model
+
+    chosen = resolve_device(device_spec)
+    if chosen.note:
+        ui.note(chosen.note)
+    if checkpoint is not None:
+        from lenet_cli.checkpoint import load_model
+
+        model, meta = load_model(checkpoint, chosen.device)
+        return model, meta.get("arch", arch), chosen.device
+    return seeded_model(arch, seed).to(chosen.device), arch, chosen.device
+
+
+@app.command("inspect-params")
+def inspect_params(
+    arch: ArchOpt = "tutorial",
+    checkpoint: CheckpointOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the network, its parameter tensors with shapes and counts, and its shape trace."""
+    from lenet_cli.summary import model_facts
+
+    model, arch, _ = _load(arch, checkpoint, seed=0, device_spec="cpu")
+    facts = model_facts(model, arch, with_stats=checkpoint is not None)
+    if json_out:
+        ui.print_json(facts)
+    else:
+        ui.render_model_facts(facts)
+
+
+@app.command()
+def forward(
+    random: Annotated[
+        bool, typer.Option("--random", help="Forward torch.randn(N, 1, 32, 32), as the tutorial.")
+    ] = False,
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--image",
+            help="Forward an image file (PNG, JPEG...) prepared as MNIST was. Repeat for several.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows of the random input.")
+    ] = 1,
+    seed: SeedOpt = 0,
+    arch: ArchOpt = "tutorial",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Forward an input through the network and show the [N, 10] output and its probabilities."""
+    if random == bool(image):
+        raise UsageError(
+            "forward needs exactly one input source",
+            "use --random for a random 1x1x32x32 input, or --image PATH for a picture of a digit",
+        )
+    if image:
+        from lenet_cli.cli.train_cmds import run_predict
+
+        run_predict(image, checkpoint=checkpoint, device=device, json_out=json_out, preview=False)
+        return
+    from lenet_cli.walkthrough import forward_random
+
+    model, arch, dev = _load(arch, checkpoint, seed, device)
+    result, text = forward_random(model, dev, batch_size=batch_size, seed=seed)
+    result.update(arch=arch, device=str(dev))
+    if json_out:
+        ui.print_json(result)
+    else:
+        ui.render_forward(result, text)
+
+
+@app.command()
+def step(
+    seed: SeedOpt = 0,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate of the update.")] = 0.01,
+    loss: Annotated[
+        LossName,
+        typer.Option(
+            "--loss", help="mse (the tutorial's, random target) or cross-entropy (random class)."
+        ),
+    ] = "mse",
+    arch: ArchOpt = "tutorial",
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the tutorial's steps 3-8 on one random input: forward, backward, loss, update."""
+    from lenet_cli.device import resolve_device
+    from lenet_cli.walkthrough import tutorial_step
+
+    if not lr > 0:
+        raise UsageError(f"--lr must be positive, got {lr}")
+    chosen = resolve_device(device)
+    if chosen.note:
+        ui.note(chosen.note)
+    result = tutorial_step(arch=arch, seed=seed, lr=lr, loss=loss, device=chosen.device)
+    result["device"] = str(chosen.device)
+    if json_out:
+        ui.print_json(result)
+    else:
+        ui.render_step(result)

@@ -1,0 +1,38 @@
+"""The data layer (layer 2): MNIST-family IDX data as in-memory tensors, offline first.
+
+Imports torch, numpy, the standard library and lenet_cli.errors only; never prints (progress
+goes to ``on_event`` / ``on_progress`` callbacks). Public API:
+
+- ``load_dataset(name, split, ...) -> Dataset``; ``split_validation``; ``batches``
+- ``read_idx_images`` / ``read_idx_labels``: validated IDX reading
+- ``find_source`` / ``download`` / ``verify`` / ``import_source`` / ``list_sources``
+"""
+
+from lenet_cli.data.download import download
+from lenet_cli.data.idx import read_idx_images, read_idx_labels, read_idx_pair
+from lenet_cli.data.load import load_dataset, resolve_source
+from lenet_cli.data.sources import SOURCES, SPECS, Located, cache_root, find_source, locate
+from lenet_cli.data.tensors import Dataset, batches, split_validation, to_model_input
+from lenet_cli.data.verify import import_source, list_sources, verify
+
+__all__ = [
+    "SOURCES",
+    "SPECS",
+    "Dataset",
+    "Located",
+    "batches",
+    "cache_root",
+    "download",
+    "find_source",
+    "import_source",
+    "list_sources",
+    "load_dataset",
+    "locate",
+    "read_idx_images",
+    "read_idx_labels",
+    "read_idx_pair",
+    "resolve_source",
+    "split_validation",
+    "to_model_input",
+    "verify",
+]

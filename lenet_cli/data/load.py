@@ -1,0 +1,138 @@
+"""``load_dataset``: find (or fetch) a source, decode it once, hand back tensors on the device.
+
+Order: files on disk (sources.locate), then a verified download into the cache, then -- only for
+the default data (``mnist`` with ``explicit=False``) -- the bundled sample with a notice.
+Events sent to ``on_event`` (plain dicts, for the CLI to render and tests to collect):
+``{"event": "found", "where", "path"}``, ``{"event": "download", "file", "url"}``,
+``{"event": "download_progress", "file", "done", "total"}``, ``{"event": "download_failed", ...}``,
+``{"event": "fallback", "notice"}``, ``{"event": "decoded", "split", "count", "cached"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from lenet_cli.data import download as _download
+from lenet_cli.data.cache import load_split, train_stats
+from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPLITS, Located, locate
+from lenet_cli.data.synthetic import random_dataset
+from lenet_cli.data.tensors import Dataset, to_model_input
+from lenet_cli.errors import DataNotFoundError, UsageError
+
+Event = Callable[[dict], None]
+
+
+def fixes(name: str) -> str:
+    return (
+        f"fix: `lenet data download {name}`, `lenet data import {name} DIR` (copy local IDX "
+        f"files into the cache), `--data-dir DIR` (read them where they are), or `--data random` "
+        f"(no data needed)"
+    )
+
+
+def _fetch(name: str, on_event: Event | None, tried: list[str]) -> Located | None:
+    if _download.offline():
+        tried.append("download: skipped, LENET_OFFLINE is set")
+        return None
+
+    current = {"file": ""}
+
+    def event(e: dict) -> None:
+        if e.get("event") == "download":
+            current["file"] = e["file"]
+        if on_event:
+            on_event(e)
+
+    def progress(done: int, total: int | None) -> None:
+        if on_event:
+            on_event({"event": "download_progress", "file": current["file"], "done": done,
+                      "total": total})
+
+    try:
+        return _download.download(name, on_progress=progress, on_event=event)
+    except DataNotFoundError as exc:
+        tried.append(f"download: {exc.message}")
+        return None
+
+
+def resolve_source(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    explicit: bool = True,
+    download: bool = True,
+    on_event: Event | None = None,
+) -> tuple[Located, str | None]:
+    """Locate the files of ``name``: (located, notice or None). Raises DataNotFoundError."""
+    found, tried = locate(name, data_dir)
+    if found is None and download and data_dir is None and name != "mnist-sample":
+        found = _fetch(name, on_event, tried)
+    if found is not None:
+        if on_event:
+            on_event({"event": "found", "where": found.where, "path": str(found.directory)})
+        return found, None
+    if name == "mnist" and not explicit and data_dir is None:
+        sample, _ = locate("mnist-sample")
+        if sample is not None:
+            notice = (
+                "full MNIST was not found or fetched, so the bundled sample (5,000 real training "
+                "digits, the full 10,000-digit test set) is used; get all 60,000 with "
+                "`lenet data download mnist` or `lenet data import mnist DIR`"
+            )
+            if on_event:
+                on_event({"event": "fallback", "notice": notice, "tried": tried})
+            return sample, notice
+    raise DataNotFoundError(f"no {name} data found; tried: " + "; ".join(tried), hint=fixes(name))
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    explicit: bool = True,
+    download: bool = True,
+    seed: int = 0,
+    random_size: int | None = None,
+    on_event: Event | None = None,
+) -> Dataset:
+    """Load ``split`` ("train" or "test") of ``name`` as a ``Dataset`` on ``device``.
+
+    Both splits are normalised with the TRAIN split's mean/std. ``explicit=False`` marks the
+    default data: for ``mnist`` it allows falling back to the bundled sample (with ``notice``
+    set); an explicitly named source never falls back. ``data_dir`` searches only that
+    directory and never downloads. ``seed``/``random_size`` only matter for ``random``.
+    """
+    if name not in SOURCES:
+        raise UsageError(f"unknown data source {name!r}", hint="choose one of " + ", ".join(SOURCES))
+    if split not in SPLITS:
+        raise UsageError(
+            f"unknown split {split!r}", hint="use train or test (split_validation() makes val)"
+        )
+    if name == "random":
+        return random_dataset(split, seed=seed, size=random_size, device=device)
+    located, notice = resolve_source(
+        name, data_dir=data_dir, explicit=explicit, download=download, on_event=on_event
+    )
+    raw = load_split(located, split)
+    if on_event:
+        on_event({"event": "decoded", "split": split, "count": int(raw["labels"].shape[0]),
+                  "cached": raw["cached"]})
+    mean, std = (raw["mean"], raw["std"]) if split == "train" else train_stats(located)
+    if std <= 0:
+        std = 1.0  # an all-black training set: avoid dividing by zero
+    source = "bundled sample" if located.directory == BUNDLED_DIR else str(located.directory)
+    return Dataset(
+        name=located.name,
+        split=split,
+        images=to_model_input(raw["images"], mean, std, device),
+        labels=raw["labels"].to(device=device, dtype=torch.int64),
+        mean=mean,
+        std=std,
+        source=source,
+        notice=notice,
+    )

@@ -1,0 +1,113 @@
+"""The tutorial's steps as engines: a random forward pass, and the one-step walk-through.
+
+Plain functions that return JSON-ready dicts; the CLI renders them. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.model import INPUT_SHAPE, build_model
+
+
+def seeded_model(arch: str, seed: int) -> nn.Module:
+    """A fresh network whose initial weights depend only on ``seed``."""
+    torch.manual_seed(seed)
+    return build_model(arch)
+
+
+def outputs_to_rows(output: torch.Tensor) -> dict[str, Any]:
+    """Scores, softmax probabilities and the predicted class of each row of an [N, 10] output."""
+    scores = output.detach().float().cpu()
+    probs = torch.softmax(scores, dim=1)
+    return {
+        "output": scores.tolist(),
+        "probabilities": probs.tolist(),
+        "predicted": probs.argmax(dim=1).tolist(),
+    }
+
+
+def forward_random(
+    model: nn.Module, device: torch.device, batch_size: int = 1, seed: int = 0
+) -> tuple[dict[str, Any], str]:
+    """Forward torch.randn(N, 1, 32, 32) drawn from ``seed``; returns the result and repr(out).
+
+    The input is drawn on the CPU so that the same seed gives the same input on every device.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, *INPUT_SHAPE, generator=generator).to(device)
+    model = model.to(device)
+    out = model(x)  # with autograd on, as in the tutorial, so repr shows grad_fn
+    result = {"batch_size": batch_size, "seed": seed, "input_shape": list(x.shape)}
+    result.update(outputs_to_rows(out))
+    return result, repr(out.cpu())
+
+
+def tutorial_step(
+    arch: str = "tutorial",
+    seed: int = 0,
+    lr: float = 0.01,
+    loss: str = "mse",
+    device: torch.device | None = None,
+) -> dict[str, Any]:
+    """Steps 3-8 of the tutorial on one seeded random input and target, as data."""
+    device = device or torch.device("cpu")
+    net = seeded_model(arch, seed).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, *INPUT_SHAPE, generator=gen).to(device)
+    random_grad = torch.randn(1, 10, generator=gen).to(device)
+    if loss == "mse":
+        target = torch.randn(10, generator=gen).view(1, -1).to(device)  # as in the tutorial
+    else:
+        target = torch.randint(0, 10, (1,), generator=gen).to(device)
+    criterion = nn.MSELoss() if loss == "mse" else nn.CrossEntropyLoss()
+    steps: dict[str, Any] = {"arch": arch, "seed": seed, "lr": lr, "loss_name": loss}
+
+    # Step 3: forward.
+    out = net(x)
+    steps["output"] = out.detach().cpu().tolist()
+    # Step 4: zero the gradients, backprop a random gradient.
+    # set_to_none=False keeps zero tensors, as torch did when the tutorial was written
+    # (today's default sets .grad to None, and the tutorial's "all zeros" line would print None).
+    net.zero_grad(set_to_none=False)
+    out.backward(random_grad)
+    steps["random_backward_conv1_bias_grad"] = net.conv1.bias.grad.cpu().tolist()
+    # Step 5: the loss.
+    output = net(x)
+    loss_value = criterion(output, target)
+    steps["output_shape"] = list(output.shape)
+    steps["target_shape"] = list(target.shape)
+    steps["loss_before"] = loss_value.item()
+    # Step 6: backprop the loss; conv1.bias.grad before (zeroed) and after.
+    net.zero_grad(set_to_none=False)
+    steps["conv1_bias_grad_before"] = net.conv1.bias.grad.cpu().tolist()
+    loss_value.backward()
+    steps["conv1_bias_grad_after"] = net.conv1.bias.grad.cpu().tolist()
+
+    # Steps 7 and 8: the same update two ways, each on its own copy of the starting weights,
+    # with its own zero_grad / forward / loss / backward, as the tutorial writes them.
+    manual, with_optim = copy.deepcopy(net), copy.deepcopy(net)
+    manual.zero_grad(set_to_none=False)
+    criterion(manual(x), target).backward()
+    for f in manual.parameters():
+        f.data.sub_(f.grad.data * lr)  # the tutorial's rule, as written there
+    optimizer = torch.optim.SGD(with_optim.parameters(), lr=lr)
+    optimizer.zero_grad()
+    criterion(with_optim(x), target).backward()
+    optimizer.step()
+    diffs = [
+        (a.detach() - b.detach()).abs().max().item()
+        for a, b in zip(manual.parameters(), with_optim.parameters(), strict=True)
+    ]
+    steps["manual_vs_sgd_max_abs_diff"] = max(diffs)
+    with torch.no_grad():
+        steps["loss_after_manual"] = criterion(manual(x), target).item()
+        steps["loss_after_sgd"] = criterion(with_optim(x), target).item()
+    if loss == "cross-entropy":
+        steps["ln_10"] = math.log(10)
+    return steps
