@@ -33,7 +33,7 @@ NUM_CLASSES = 10
 
 
 class Net(nn.Module):
-    """The tutorial's LeNet, named `Net` as there; attribute names match it, so state dicts read the same."""
+    """The tutorial's LeNet, named ``Net`` as there; its attribute names match the tutorial's."""
 
     def __init__(self, kernel_size: int = 3) -> None:
         super().__init__()

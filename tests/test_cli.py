@@ -1,0 +1,154 @@
+"""The command line as a user meets it: exit codes, stdout JSON, stderr apart."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lenet_cli.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_inspect_params_json_lists_the_tutorials_shapes():
+    r = run("inspect-params", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["total"] == 81_194
+    assert [p["shape"] for p in doc["parameters"]][:2] == [[6, 1, 3, 3], [6]]
+    assert len(doc["parameters"]) == 10
+    assert doc["parameters"][4]["name"] == "fc1.weight"
+
+
+def test_inspect_params_lenet5():
+    doc = json.loads(run("inspect-params", "--arch", "lenet5", "--json").stdout)
+    assert doc["total"] == 61_706
+    assert doc["parameters"][4]["shape"] == [120, 400]
+
+
+def test_inspect_params_table():
+    r = run("inspect-params")
+    assert r.exit_code == 0
+    for text in ("81,194", "conv1.weight", "16*6*6 = 576", "[1, 6, 30, 30]"):
+        assert text in r.stdout
+
+
+def test_forward_random_json_is_reproducible():
+    a = run("forward", "--random", "--seed", "0", "--device", "cpu", "--json")
+    b = run("forward", "--random", "--seed", "0", "--device", "cpu", "--json")
+    assert a.exit_code == 0 and b.exit_code == 0
+    assert json.loads(a.stdout) == json.loads(b.stdout)
+    doc = json.loads(a.stdout)
+    assert len(doc["output"]) == 1 and len(doc["output"][0]) == 10
+    c = json.loads(run("forward", "--random", "--seed", "1", "--device", "cpu", "--json").stdout)
+    assert c["output"] != doc["output"]
+
+
+def test_forward_batch():
+    doc = json.loads(run("forward", "--random", "--batch-size", "4", "--json").stdout)
+    assert len(doc["output"]) == 4 and len(doc["predicted"]) == 4
+
+
+def test_forward_auto_device_says_what_it_picked():
+    r = run("forward", "--random")
+    assert r.exit_code == 0
+    assert "device auto:" in r.stderr
+    assert "device auto" not in r.stdout
+    assert "grad_fn=<AddmmBackward0>" in r.stdout
+
+
+def test_forward_without_input_says_which_inputs_it_takes():
+    r = run("forward")
+    assert r.exit_code == 2
+    assert "--random" in r.stderr and "--image" in r.stderr
+    assert r.stdout == ""
+
+
+def test_step_json_shows_the_walkthrough():
+    r = run("step", "--json", "--device", "cpu")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["conv1_bias_grad_before"] == [0.0] * 6
+    assert any(v != 0 for v in doc["conv1_bias_grad_after"])
+    assert doc["manual_vs_sgd_max_abs_diff"] <= 1e-7
+
+
+def test_step_table():
+    r = run("step", "--device", "cpu", "--loss", "cross-entropy")
+    assert r.exit_code == 0
+    assert "ln 10" in r.stdout and "torch.optim.SGD" in r.stdout
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "mps"])
+def test_unavailable_device_is_an_error_not_a_fallback(device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = run("forward", "--random", "--device", device)
+    assert r.exit_code == 3
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and device in lines[0] and "Traceback" not in r.stderr
+
+
+def test_unknown_device_is_a_usage_error():
+    r = run("step", "--device", "gpu")
+    assert r.exit_code == 2
+    assert "gpu" in r.stderr
+
+
+def test_bad_choice_is_a_usage_error():
+    r = run("inspect-params", "--arch", "alexnet")
+    assert r.exit_code == 2
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("lenet ")
+
+
+def _no_torch(code: str) -> None:
+    probe = f"import sys\n{code}\nsys.exit(3 if 'torch' in sys.modules else 0)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, f"torch was imported: {proc.stderr}"
+
+
+def test_importing_the_cli_does_not_import_torch():
+    _no_torch("import lenet_cli.cli, lenet_cli.ui, lenet_cli.config, lenet_cli.errors")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"],
+                                  ["inspect-params", "--help"], ["data", "--help"]])
+def test_help_does_not_import_torch(argv):
+    code = (
+        "from lenet_cli.cli import app\n"
+        "try:\n"
+        f"    app({argv!r}, prog_name='lenet')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code"
+    )
+    _no_torch(code)
+
+
+def test_help_lists_every_command_and_defaults():
+    r = run("--help")
+    assert r.exit_code == 0
+    for cmd in ("inspect-params", "forward", "step"):
+        assert cmd in r.stdout
+    r = run("forward", "--help")
+    assert "default: tutorial" in r.stdout and "default: auto" in r.stdout
+
+
+def test_debug_shows_the_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lenet_cli", "--debug", "forward", "--random", "--device", "mps"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
