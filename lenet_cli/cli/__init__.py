@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from lenet_cli.cli import model_cmds  # noqa: F401  (registers its commands)
+from lenet_cli.cli import train_cmds  # noqa: F401  (registers its commands)
 from lenet_cli.cli.app import app
+from lenet_cli.cli.data_cmds import data_app
 
 # Sub-apps and further command modules register here, one line each.
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

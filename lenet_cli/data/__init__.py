@@ -8,7 +8,7 @@ goes to ``on_event`` / ``on_progress`` callbacks). Public API:
 - ``find_source`` / ``download`` / ``verify`` / ``import_source`` / ``list_sources``
 """
 
-from lenet_cli.data.download import download
+from lenet_cli.data.fetch import download
 from lenet_cli.data.idx import read_idx_images, read_idx_labels, read_idx_pair
 from lenet_cli.data.load import load_dataset, resolve_source
 from lenet_cli.data.sources import SOURCES, SPECS, Located, cache_root, find_source, locate

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lenet_cli.data.download import fsync_dir
+from lenet_cli.data.fetch import fsync_dir
 from lenet_cli.data.idx import ROWS, read_idx_pair
 from lenet_cli.data.sources import Located, cache_root
 
@@ -68,8 +68,12 @@ def _load(path: Path) -> dict | None:
         )
         if not ok:
             raise ValueError("unexpected layout")
-        return {"images": images, "labels": labels, "mean": float(entry["mean"]),
-                "std": float(entry["std"])}
+        return {
+            "images": images,
+            "labels": labels,
+            "mean": float(entry["mean"]),
+            "std": float(entry["std"]),
+        }
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 - any unreadable entry is rebuilt, never fatal

@@ -35,8 +35,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 def _bad(path: Path, what: str) -> DataError:
     return DataError(
         f"{path}: {what}",
-        hint=f"the file is not valid IDX data; delete it and run `lenet data verify`, "
-        f"or get a fresh copy with `lenet data download` / `lenet data import`",
+        hint="the file is not valid IDX data; delete it and run `lenet data verify`, "
+        "or get a fresh copy with `lenet data download` / `lenet data import`",
     )
 
 
@@ -62,7 +62,9 @@ def _read_exact(stream, path: Path, size: int, what: str) -> bytes:
     try:
         data = stream.read(size)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-        raise _bad(path, f"corrupt or truncated gzip data while reading the {what} ({exc})") from None
+        raise _bad(
+            path, f"corrupt or truncated gzip data while reading the {what} ({exc})"
+        ) from None
     if len(data) != size:
         raise _bad(path, f"file ends inside the {what} ({len(data)} of {size} bytes)")
     return data

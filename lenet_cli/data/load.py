@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lenet_cli.data import download as _download
+from lenet_cli.data import fetch as _download
 from lenet_cli.data.cache import load_split, train_stats
 from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPLITS, Located, locate
 from lenet_cli.data.synthetic import random_dataset
@@ -48,8 +48,14 @@ def _fetch(name: str, on_event: Event | None, tried: list[str]) -> Located | Non
 
     def progress(done: int, total: int | None) -> None:
         if on_event:
-            on_event({"event": "download_progress", "file": current["file"], "done": done,
-                      "total": total})
+            on_event(
+                {
+                    "event": "download_progress",
+                    "file": current["file"],
+                    "done": done,
+                    "total": total,
+                }
+            )
 
     try:
         return _download.download(name, on_progress=progress, on_event=event)
@@ -108,7 +114,9 @@ def load_dataset(
     directory and never downloads. ``seed``/``random_size`` only matter for ``random``.
     """
     if name not in SOURCES:
-        raise UsageError(f"unknown data source {name!r}", hint="choose one of " + ", ".join(SOURCES))
+        raise UsageError(
+            f"unknown data source {name!r}", hint="choose one of " + ", ".join(SOURCES)
+        )
     if split not in SPLITS:
         raise UsageError(
             f"unknown split {split!r}", hint="use train or test (split_validation() makes val)"
@@ -120,8 +128,14 @@ def load_dataset(
     )
     raw = load_split(located, split)
     if on_event:
-        on_event({"event": "decoded", "split": split, "count": int(raw["labels"].shape[0]),
-                  "cached": raw["cached"]})
+        on_event(
+            {
+                "event": "decoded",
+                "split": split,
+                "count": int(raw["labels"].shape[0]),
+                "cached": raw["cached"],
+            }
+        )
     mean, std = (raw["mean"], raw["std"]) if split == "train" else train_stats(located)
     if std <= 0:
         std = 1.0  # an all-black training set: avoid dividing by zero

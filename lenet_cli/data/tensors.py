@@ -87,9 +87,7 @@ def batches(
         yield images.index_select(0, index), labels.index_select(0, index)
 
 
-def split_validation(
-    ds: Dataset, fraction: float, seed: int = 0
-) -> tuple[Dataset, Dataset | None]:
+def split_validation(ds: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset | None]:
     """Split off a seeded random ``fraction`` of ``ds`` as a validation set.
 
     Returns (train, val); ``fraction == 0`` returns (ds, None). The same seed always picks the
@@ -102,14 +100,18 @@ def split_validation(
     n = len(ds)
     n_val = max(1, round(n * fraction))
     if n_val >= n:
-        raise UsageError(f"a validation fraction of {fraction} leaves no training data ({n} examples)")
+        raise UsageError(
+            f"a validation fraction of {fraction} leaves no training data ({n} examples)"
+        )
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=gen).to(ds.images.device)
     val_idx, train_idx = order[:n_val], order[n_val:]
 
     def part(index: torch.Tensor, split: str) -> Dataset:
         return replace(
-            ds, split=split, images=ds.images.index_select(0, index),
+            ds,
+            split=split,
+            images=ds.images.index_select(0, index),
             labels=ds.labels.index_select(0, index),
         )
 

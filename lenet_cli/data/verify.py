@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lenet_cli.data.download import fsync_dir, md5_file
+from lenet_cli.data.fetch import fsync_dir, md5_file
 from lenet_cli.data.idx import read_header, read_idx_pair
 from lenet_cli.data.sources import (
     FILES,
@@ -30,7 +30,9 @@ from lenet_cli.errors import DataError, DataNotFoundError, UsageError
 
 def _check_name(name: str, allowed: tuple[str, ...]) -> None:
     if name not in allowed:
-        raise UsageError(f"unknown data source {name!r}", hint="choose one of " + ", ".join(allowed))
+        raise UsageError(
+            f"unknown data source {name!r}", hint="choose one of " + ", ".join(allowed)
+        )
 
 
 def _canonical(name: str, path: Path, md5: str) -> bool | None:
@@ -57,8 +59,15 @@ def check_located(located: Located) -> dict:
     """Fully validate the four files of ``located``: a report dict, ``ok`` False on problems."""
     name = located.name
     spec = SPECS[name]
-    report = {"name": name, "where": located.where, "directory": str(located.directory),
-              "files": [], "counts": {}, "problems": [], "notes": []}
+    report = {
+        "name": name,
+        "where": located.where,
+        "directory": str(located.directory),
+        "files": [],
+        "counts": {},
+        "problems": [],
+        "notes": [],
+    }
     for split, (images, labels) in located.files.items():
         for kind, path in (("images", images), ("labels", labels)):
             report["files"].append(_file_report(name, split, kind, path, with_md5=True))
@@ -70,7 +79,9 @@ def check_located(located: Located) -> dict:
         report["counts"][split] = int(x.shape[0])
         canonical = spec.counts.get(split)
         if canonical and x.shape[0] != canonical:
-            report["notes"].append(f"{split}: {x.shape[0]:,} examples (the full set has {canonical:,})")
+            report["notes"].append(
+                f"{split}: {x.shape[0]:,} examples (the full set has {canonical:,})"
+            )
     if all(f.get("canonical_md5") is False for f in report["files"]):
         report["notes"].append("content checked; the .gz bytes differ from the published ones")
     report["ok"] = not report["problems"]
@@ -81,8 +92,16 @@ def verify(name: str, data_dir: str | Path | None = None) -> dict:
     """Find ``name`` (no download) and validate every file. Raises DataNotFoundError if absent."""
     _check_name(name, SOURCES)
     if name == "random":
-        return {"name": name, "where": "generated", "directory": None, "files": [],
-                "counts": {}, "problems": [], "notes": ["generated from a seed"], "ok": True}
+        return {
+            "name": name,
+            "where": "generated",
+            "directory": None,
+            "files": [],
+            "counts": {},
+            "problems": [],
+            "notes": ["generated from a seed"],
+            "ok": True,
+        }
     located, tried = locate(name, data_dir)
     if located is None:
         raise _not_found(name, tried)
@@ -140,17 +159,36 @@ def list_sources(*, checksums: bool = True) -> list[dict]:
     rows = []
     for name in SOURCES:
         if name == "random":
-            rows.append({"name": name, "title": "seeded random images, labels 0-9",
-                         "found": True, "where": "generated", "directory": None, "counts": {},
-                         "bytes": 0, "checksum": None, "problems": [], "downloadable": False})
+            rows.append(
+                {
+                    "name": name,
+                    "title": "seeded random images, labels 0-9",
+                    "found": True,
+                    "where": "generated",
+                    "directory": None,
+                    "counts": {},
+                    "bytes": 0,
+                    "checksum": None,
+                    "problems": [],
+                    "downloadable": False,
+                }
+            )
             continue
         spec = SPECS[name]
         located, tried = locate(name)
-        row = {"name": name, "title": spec.title, "found": located is not None,
-               "where": located.where if located else None,
-               "directory": str(located.directory) if located else None,
-               "counts": {}, "bytes": 0, "checksum": None, "problems": [],
-               "downloadable": bool(spec.mirrors), "tried": tried}
+        row = {
+            "name": name,
+            "title": spec.title,
+            "found": located is not None,
+            "where": located.where if located else None,
+            "directory": str(located.directory) if located else None,
+            "counts": {},
+            "bytes": 0,
+            "checksum": None,
+            "problems": [],
+            "downloadable": bool(spec.mirrors),
+            "tried": tried,
+        }
         if located is not None:
             states = set()
             for split, (images, _labels) in located.files.items():
@@ -163,7 +201,8 @@ def list_sources(*, checksums: bool = True) -> list[dict]:
                 if checksums:
                     states.add(_canonical(name, path, md5_file(path)))
             if checksums:
-                row["checksum"] = ("published" if states == {True}
-                                   else "unknown" if None in states else "differs")
+                row["checksum"] = (
+                    "published" if states == {True} else "unknown" if None in states else "differs"
+                )
         rows.append(row)
     return rows

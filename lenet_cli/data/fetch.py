@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lenet_cli.errors import DataNotFoundError, UsageError
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
+from lenet_cli.errors import DataNotFoundError, UsageError
 
 TIMEOUT_S = float(os.environ.get("LENET_DOWNLOAD_TIMEOUT", "10"))  # connect and each read
 _BLOCK = 1 << 16
@@ -59,7 +59,7 @@ def fsync_dir(directory: Path) -> None:
 
 
 def _fetch(url: str, dest: Path, md5: str, on_progress: Callable[[int, int | None], None] | None):
-    """Download ``url`` to ``dest`` atomically; raise OSError/ValueError/HTTPException on failure."""
+    """Download ``url`` to ``dest`` atomically; raise OSError, ValueError or HTTPException."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Every test runs with a private user cache and no network."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_env(tmp_path_factory, monkeypatch):
+    """Keep tests out of the real ~/.cache and off the network (the data layer's settings)."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("LENET_OFFLINE", "1")
+    for name in ("LENET_DATA_DIR", "LENET_MIRRORS"):
+        monkeypatch.delenv(name, raising=False)
+    return cache
+
+
+def write_idx(path, array, magic: int, gz: bool | None = None) -> None:
+    """Write ``array`` (uint8) as an IDX file; gzip when the name ends in .gz (or gz=True)."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.tobytes()
+    gz = str(path).endswith(".gz") if gz is None else gz
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, compresslevel=1) if gz else data)
+
+
+@pytest.fixture
+def idx_set(tmp_path):
+    """make(directory, n_train=50, n_test=20, gz=True) -> dir holding a valid synthetic IDX set."""
+    import numpy as np
+
+    def make(directory=None, n_train: int = 50, n_test: int = 20, gz: bool = True, seed: int = 0):
+        directory = tmp_path / "idx" if directory is None else directory
+        directory.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        ext = ".gz" if gz else ""
+        for prefix, n in (("train", n_train), ("t10k", n_test)):
+            images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+            labels = rng.integers(0, 10, n, dtype=np.uint8)
+            write_idx(directory / f"{prefix}-images-idx3-ubyte{ext}", images, 0x803)
+            write_idx(directory / f"{prefix}-labels-idx1-ubyte{ext}", labels, 0x801)
+        return directory
+
+    return make
