@@ -1,0 +1,227 @@
+"""The benchmark engine (layer 4): training and inference images/s on one device.
+
+``run_bench`` returns plain data and never prints; progress goes to ``on_event``. Method:
+- data: ``images`` random normalised-like images and labels, made once on the device (in the
+  chosen layout, so batches are views or one index_select, as in training);
+- training is lenet's own path: ``data.batches`` (a seeded randperm per pass) and
+  ``train.train_step`` (``speed.step_mixed`` for mixed precision), SGD with momentum (foreach);
+- for each (threads, batch size): one warm-up pass (not timed; it holds any compile time and
+  cuDNN autotuning, reported as ``warmup_s``), then ``repeats`` timed passes over all the
+  images, each ended by a device synchronize; the figure is the median pass;
+- inference is the same passes under ``torch.inference_mode()`` with the model in eval mode;
+- ``epoch_s`` is the time a 60,000-image epoch takes at the median rate.
+Nothing in a timed pass reads a value back to the host (no ``.item()``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lenet_cli import speed
+from lenet_cli.data import batches
+from lenet_cli.device import set_threads, synchronize
+from lenet_cli.errors import UsageError
+from lenet_cli.losses import build_loss
+from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
+from lenet_cli.train import train_step
+
+Event = Callable[[dict], None]
+EPOCH_IMAGES = 60_000
+
+
+def _emit(on_event: Event | None, **event: Any) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _median_rate(
+    run_pass: Callable[[], None], device: torch.device, images: int, repeats: int
+) -> tuple[float, float, list[float]]:
+    """(warm-up seconds, median images/s, every pass's seconds)."""
+    t0 = time.perf_counter()
+    run_pass()
+    synchronize(device)
+    warmup = time.perf_counter() - t0
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_pass()
+        synchronize(device)
+        seconds.append(time.perf_counter() - t0)
+    return warmup, images / statistics.median(seconds), seconds
+
+
+def bench_one(
+    *,
+    device: torch.device,
+    batch_size: int,
+    images: int,
+    repeats: int,
+    arch: str,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+    seed: int,
+    lr: float = 0.01,
+    do_train: bool = True,
+    do_infer: bool = True,
+) -> dict[str, Any]:
+    """One (batch size, current threads) cell: training and inference figures."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x_all = torch.randn((images, *INPUT_SHAPE), generator=gen, device=device)
+    y_all = torch.randint(0, NUM_CLASSES, (images,), generator=gen, device=device)
+    x_all = speed.prepare_inputs(x_all, channels_last)
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    run = speed.prepare_model(model, device, channels_last=channels_last, compile=compile)
+    loss_fn = build_loss("cross-entropy")
+    row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
+    if do_train:
+        # fused on CUDA: one kernel for the whole update (foreach is the CPU's faster choice)
+        impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, **impl)
+        scaler = speed.grad_scaler(device, precision)
+        order = torch.Generator().manual_seed(seed)
+
+        def train_pass() -> None:
+            for x, y in batches(x_all, y_all, batch_size, generator=order):
+                if precision == "fp32":
+                    train_step(run, optimizer, loss_fn, x, y)
+                else:
+                    speed.step_mixed(
+                        run,
+                        optimizer,
+                        loss_fn,
+                        x,
+                        y,
+                        device=device,
+                        precision=precision,
+                        scaler=scaler,
+                    )
+
+        model.train()
+        warm, rate, secs = _median_rate(train_pass, device, images, repeats)
+        row.update(
+            train_images_per_s=rate,
+            train_epoch_s=EPOCH_IMAGES / rate,
+            train_warmup_s=warm,
+            train_pass_s=secs,
+        )
+    if do_infer:
+        model.eval()
+
+        @torch.inference_mode()
+        def infer_pass() -> None:
+            with speed.autocast(device, precision):
+                for start in range(0, images, batch_size):
+                    run(x_all[start : start + batch_size])
+
+        warm, rate, secs = _median_rate(infer_pass, device, images, repeats)
+        row.update(
+            infer_images_per_s=rate,
+            infer_us_per_batch=1e6 * batch_size / rate,
+            infer_warmup_s=warm,
+            infer_pass_s=secs,
+        )
+    return row
+
+
+def run_bench(
+    *,
+    device: torch.device,
+    batch_sizes: list[int],
+    threads: list[int | None],
+    repeats: int = 5,
+    images: int = 8192,
+    arch: str = "tutorial",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    compile: bool = False,
+    seed: int = 0,
+    train: bool = True,
+    infer: bool = True,
+    on_event: Event | None = None,
+) -> dict[str, Any]:
+    """Every (threads, batch size) cell, in that order; returns a JSON-ready dict."""
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise UsageError(f"batch sizes must be positive integers, got {batch_sizes}")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    if images < max(batch_sizes):
+        raise UsageError(
+            f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
+        )
+    try:
+        speed.check_precision(device, precision)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if channels_last is None:
+        channels_last = speed.channels_last_default(device)
+    backends = speed.configure_backends(device)
+    before = torch.get_num_threads()
+    rows = []
+    try:
+        for n_threads in threads:
+            used = set_threads(n_threads)
+            for bs in batch_sizes:
+                _emit(on_event, event="cell", threads=used, batch_size=bs)
+                load = _load()
+                row = bench_one(
+                    device=device,
+                    batch_size=bs,
+                    images=images,
+                    repeats=repeats,
+                    arch=arch,
+                    precision=precision,
+                    channels_last=channels_last,
+                    compile=compile,
+                    seed=seed,
+                    do_train=train,
+                    do_infer=infer,
+                )
+                row["load"] = load
+                rows.append(row)
+                _emit(on_event, event="cell_done", row=row)
+    finally:
+        torch.set_num_threads(before)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        "arch": arch,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile,
+        "images": images,
+        "repeats": repeats,
+        "backends": backends,
+        "physical_cores": speed.default_threads(),
+        "load_end": _load(),
+        "results": rows,
+    }

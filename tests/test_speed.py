@@ -1,0 +1,176 @@
+"""Speed paths give the plain path's results: bit-identical where claimed, else within rounding."""
+
+from __future__ import annotations
+
+import os
+import typing
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lenet_cli import speed
+from lenet_cli.model import build_model
+from lenet_cli.train import train_step
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _pair(arch: str = "tutorial", seed: int = 0):
+    torch.manual_seed(seed)
+    a = build_model(arch)
+    b = build_model(arch)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def _train(model, x, y, steps: int = 4, device=None, precision="fp32"):
+    device = device or torch.device("cpu")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, foreach=True)
+    loss_fn = F.cross_entropy
+    scaler = speed.grad_scaler(device, precision)
+    losses = []
+    for _ in range(steps):
+        if precision == "fp32":
+            loss, _ = train_step(model, opt, loss_fn, x, y)
+        else:
+            loss, _ = speed.step_mixed(
+                model, opt, loss_fn, x, y, device=device, precision=precision, scaler=scaler
+            )
+        losses.append(loss)
+    return torch.stack(losses)
+
+
+def test_default_threads_is_the_physical_cores():
+    n = speed.default_threads()
+    assert 1 <= n <= len(os.sched_getaffinity(0))
+
+
+def test_precisions_match_the_cli_choices():
+    from lenet_cli.cli.bench_cmds import Precision
+
+    assert typing.get_args(Precision) == speed.PRECISIONS
+
+
+@pytest.mark.parametrize("arch", ["tutorial", "lenet5", "classic"])
+def test_channels_last_trains_like_nchw(arch):
+    """Same losses and weights after a few steps, to float rounding (oneDNN's NHWC kernels)."""
+    torch.manual_seed(1)
+    x, y = torch.randn(32, 1, 32, 32), torch.randint(0, 10, (32,))
+    a, b = _pair(arch)
+    la = _train(a, x, y)
+    b = speed.prepare_model(b, torch.device("cpu"), channels_last=True)
+    lb = _train(b, speed.prepare_inputs(x, True), y)
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_channels_last_keeps_parameter_names_and_state_dict():
+    a, b = _pair()
+    speed.prepare_model(b, torch.device("cpu"), channels_last=True)
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert b.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)  # converting the layout copies values exactly
+
+
+def test_channels_last_inference_matches():
+    a, b = _pair()
+    speed.prepare_model(b, torch.device("cpu"), channels_last=True)
+    x = torch.randn(64, 1, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(a(x), b(speed.prepare_inputs(x, True)), rtol=1e-5, atol=1e-5)
+
+
+def test_prepare_inputs_layouts():
+    x = torch.randn(16, 1, 32, 32)
+    assert speed.prepare_inputs(x, True).is_contiguous(memory_format=torch.channels_last)
+    assert speed.prepare_inputs(x, False) is x
+    one = torch.randn(1, 1, 32, 32)
+    assert speed.prepare_inputs(one, "auto") is one  # batch 1: NCHW is faster
+    assert speed.prepare_inputs(x, "auto").is_contiguous(memory_format=torch.channels_last)
+    # batches of a channels_last data set keep the layout: no copy per batch
+    cl = speed.prepare_inputs(x, True)
+    assert cl.index_select(0, torch.tensor([3, 1])).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fp32_autocast_is_bit_identical():
+    """precision fp32 goes through step_mixed (disabled scaler) with exactly train_step's result."""
+    torch.manual_seed(2)
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    a, b = _pair()
+    la = _train(a, x, y)
+    opt = torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.9, foreach=True)
+    scaler = speed.grad_scaler(torch.device("cpu"), "fp32")
+    assert not scaler.is_enabled()
+    lb = torch.stack(
+        [
+            speed.step_mixed(
+                b,
+                opt,
+                F.cross_entropy,
+                x,
+                y,
+                device=torch.device("cpu"),
+                precision="fp32",
+                scaler=scaler,
+            )[0]
+            for _ in range(4)
+        ]
+    )
+    assert torch.equal(la, lb)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_bf16_mixed_on_cpu_is_close():
+    torch.manual_seed(3)
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    a, b = _pair()
+    la = _train(a, x, y, steps=2)
+    lb = _train(b, x, y, steps=2, precision="bf16-mixed")
+    torch.testing.assert_close(la, lb, rtol=0.05, atol=0.05)
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(ValueError, match="fp16-mixed needs a GPU"):
+        speed.check_precision(torch.device("cpu"), "fp16-mixed")
+    with pytest.raises(ValueError, match="unknown precision"):
+        speed.check_precision(torch.device("cpu"), "int8")
+
+
+def test_unwrap_plain_module():
+    m = build_model("tutorial")
+    assert speed.unwrap(m) is m
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed", "fp16-mixed"])
+def test_cuda_training_step_each_precision(precision):
+    dev = torch.device("cuda")
+    speed.configure_backends(dev)
+    torch.manual_seed(4)
+    x = torch.randn(64, 1, 32, 32, device=dev)
+    y = torch.randint(0, 10, (64,), device=dev)
+    a, b = _pair()
+    la = _train(a.to(dev), x, y, device=dev)
+    b = speed.prepare_model(b, dev, channels_last=True)
+    lb = _train(b, speed.prepare_inputs(x, True), y, device=dev, precision=precision)
+    assert lb.device.type == "cuda" and torch.isfinite(lb).all()
+    tol = 1e-3 if precision == "fp32" else 0.05  # cuDNN algorithms differ; half precision more
+    torch.testing.assert_close(la, lb, rtol=tol, atol=tol)
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_matches_cpu_fp32():
+    torch.manual_seed(5)
+    x, y = torch.randn(32, 1, 32, 32), torch.randint(0, 10, (32,))
+    a, b = _pair()
+    la = _train(a, x, y)
+    dev = torch.device("cuda")
+    speed.configure_backends(dev)  # TF32 stays off: fp32 means fp32
+    lb = _train(b.to(dev), x.to(dev), y.to(dev), device=dev)
+    torch.testing.assert_close(la, lb.cpu(), rtol=1e-4, atol=1e-4)
