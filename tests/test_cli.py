@@ -124,8 +124,16 @@ def test_importing_the_cli_does_not_import_torch():
     _no_torch("import lenet_cli.cli, lenet_cli.ui, lenet_cli.config, lenet_cli.errors")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"],
-                                  ["inspect-params", "--help"], ["data", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--help"],
+        ["inspect-params", "--help"],
+        ["data", "--help"],
+    ],
+)
 def test_help_does_not_import_torch(argv):
     code = (
         "from lenet_cli.cli import app\n"
@@ -149,6 +157,7 @@ def test_help_lists_every_command_and_defaults():
 def test_debug_shows_the_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "lenet_cli", "--debug", "forward", "--random", "--device", "mps"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr

@@ -8,7 +8,16 @@ from lenet_cli.model import Net, build_model
 from lenet_cli.summary import model_facts
 
 TUTORIAL_SHAPES = [
-    [6, 1, 3, 3], [6], [16, 6, 3, 3], [16], [120, 576], [120], [84, 120], [84], [10, 84], [10],
+    [6, 1, 3, 3],
+    [6],
+    [16, 6, 3, 3],
+    [16],
+    [120, 576],
+    [120],
+    [84, 120],
+    [84],
+    [10, 84],
+    [10],
 ]
 
 
@@ -26,8 +35,9 @@ def test_tutorial_net_prints_as_the_tutorial():
     assert "(fc1): Linear(in_features=576, out_features=120, bias=True)" in text
 
 
-@pytest.mark.parametrize(("arch", "total", "fc1_in"), [("lenet5", 61_706, 400),
-                                                       ("classic", 61_706, 400)])
+@pytest.mark.parametrize(
+    ("arch", "total", "fc1_in"), [("lenet5", 61_706, 400), ("classic", 61_706, 400)]
+)
 def test_five_by_five_variants(arch, total, fc1_in):
     net = build_model(arch)
     assert sum(p.numel() for p in net.parameters()) == total

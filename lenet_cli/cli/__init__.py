@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from lenet_cli.cli import model_cmds  # noqa: F401  (registers its commands)
-from lenet_cli.cli import train_cmds  # noqa: F401  (registers its commands)
+from lenet_cli.cli import (
+    bench_cmds,  # noqa: F401  (registers `lenet bench`)
+    model_cmds,  # noqa: F401  (registers its commands)
+    train_cmds,  # noqa: F401  (registers its commands)
+)
 from lenet_cli.cli.app import app
 from lenet_cli.cli.data_cmds import data_app
 

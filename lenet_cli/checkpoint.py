@@ -1,0 +1,166 @@
+"""Checkpoints: safe to load, checked for corruption, written atomically (layer 3).
+
+File layout: the bytes of ``torch.save(payload)`` (a zip), then a fixed-length trailer
+``\\nLENET-SHA256:<64 hex digits>\\n`` holding the SHA-256 of those bytes. torch's zip reader
+ignores trailing bytes, so ``torch.load(path, weights_only=True)`` still opens the file; torch
+itself would not notice a flipped bit in a tensor, the hash does (any byte, container included).
+
+The payload holds tensors and plain values only and is always loaded with ``weights_only=True``
+(never an unsafe fallback): a pickle that would run code is refused before anything runs.
+Writes go to a temp file in the same directory, fsync, then rename, so a crash or SIGKILL while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.errors import CheckpointError, NonFiniteLossError
+from lenet_cli.model import build_model
+
+FORMAT = "lenet-cli-checkpoint"
+VERSION = 1
+_MAGIC = b"\nLENET-SHA256:"
+_TRAILER_LEN = len(_MAGIC) + 64 + 1
+
+
+def resolve_path(path: str | Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> Path:
+    """A checkpoint file, or a run directory's best.pt, else last.pt (or ``prefer``'s order)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in prefer:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(
+            f"no best.pt or last.pt in {path}",
+            hint="pass a checkpoint file or a run directory made by `lenet train`",
+        )
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist", hint="check the path")
+    return path
+
+
+def weights_finite(state_dict: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in state_dict.values() if t.is_floating_point())
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus format and version) atomically; refuse non-finite weights."""
+    path = Path(path)
+    if not weights_finite(payload["model"]):
+        raise NonFiniteLossError(
+            f"refusing to write {path}: the weights hold NaN or Inf",
+            hint="lower --lr; the previous checkpoint is kept",
+        )
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    data = buffer.getvalue()
+    data += _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # directories cannot be opened on Windows
+    return path
+
+
+def load_checkpoint(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    prefer: tuple[str, ...] = ("best.pt", "last.pt"),
+) -> dict[str, Any]:
+    """The payload of a checkpoint file or run directory, after the hash and format checks."""
+    path = resolve_path(path, prefer)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    body, trailer = data[:-_TRAILER_LEN], data[-_TRAILER_LEN:]
+    if len(data) <= _TRAILER_LEN or not trailer.startswith(_MAGIC) or not trailer.endswith(b"\n"):
+        raise CheckpointError(
+            f"{path} is not a lenet-cli checkpoint (no checksum trailer)",
+            hint="use a last.pt / best.pt written by `lenet train`",
+        )
+    if hashlib.sha256(body).hexdigest().encode("ascii") != trailer[len(_MAGIC) : -1]:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its SHA-256 does not match",
+            hint="use another checkpoint (best.pt / last.pt) or retrain",
+        )
+    try:
+        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except Exception as e:  # UnpicklingError for unsafe content; anything else is corruption
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refusing checkpoint {path}: it cannot be loaded safely (weights_only): {first[:200]}",
+            hint="only load checkpoints written by `lenet train`",
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a lenet-cli checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {payload.get('version')}, "
+            f"this lenet reads version {VERSION}",
+            hint="upgrade lenet-cli",
+        )
+    payload["path"] = str(path)
+    return payload
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...)."""
+    payload = load_checkpoint(path)
+    arch = payload.get("arch")
+    try:
+        model = build_model(arch)
+        model.load_state_dict(payload["model"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(
+            f"checkpoint {payload['path']} does not hold a valid {arch!r} "
+            f"model: {str(e).splitlines()[0][:200]}"
+        ) from None
+    model.to(device).eval()
+    meta = {
+        k: payload.get(k)
+        for k in ("arch", "mean", "std", "data", "epoch", "step", "config", "metrics", "path")
+    }
+    return model, meta
+
+
+def rng_states() -> dict[str, Any]:
+    """Every global RNG state a run touches (the data-order generator is added by the caller)."""
+    import random
+
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng(states: dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(states["torch"])
+    if "python" in states:
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

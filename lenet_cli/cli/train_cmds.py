@@ -1,0 +1,311 @@
+"""Commands that train and use a model: train, evaluate, predict.
+
+Thin wrappers: resolve the config, pick the device, call an engine, render its result. torch and
+the engines are imported inside the command bodies only (`lenet --help` stays instant).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lenet_cli import ui
+from lenet_cli.cli.app import DeviceOpt, JsonOpt, app
+from lenet_cli.config import (
+    Arch,
+    DataName,
+    LossName,
+    OptimizerName,
+    ProgressMode,
+    SchedulerName,
+    TrainConfig,
+)
+from lenet_cli.errors import OutputExistsError, UsageError
+
+D = TrainConfig()
+# Keys that a resumed run cannot change: the weights, optimizer state or data would not fit.
+FIXED_ON_RESUME = ("data", "arch", "optimizer", "batch_size", "val_split", "seed")
+
+
+def _opt(flag: str, help: str, key: str | None = None, **kw):  # noqa: A002 (help as in Typer)
+    default = getattr(D, key or flag.lstrip("-").replace("-", "_"), None)
+    shown = f" Default: {default}." if default is not None else ""
+    return typer.Option(flag, help=help + shown, show_default=False, **kw)
+
+
+def _setup_device(spec: str, threads: int | None = None):
+    from lenet_cli.device import resolve_device, set_threads
+
+    chosen = resolve_device(spec)
+    if chosen.note:
+        ui.note(chosen.note)
+    return chosen.device, set_threads(threads or os.cpu_count() or 1)
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of options (defaults < file < flags), e.g. configs/mnist.toml.",
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option(
+            "--print-config", help="Print the resolved options and where each came from, then exit."
+        ),
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue a run: its directory or a checkpoint. Raise --epochs to train longer.",
+        ),
+    ] = None,
+    data: Annotated[
+        DataName | None,
+        _opt(
+            "--data",
+            "Data set. The default mnist falls back to "
+            "the bundled 5,000-digit sample (with a notice) when full MNIST is absent; "
+            "an explicit --data mnist never does.",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None, _opt("--data-dir", "Read the IDX files from this directory (no download).")
+    ] = None,
+    val_split: Annotated[
+        float | None,
+        _opt(
+            "--val-split",
+            "Fraction of the training set held "
+            "out for validation (then best.pt is picked on it, not on test).",
+        ),
+    ] = None,
+    arch: Annotated[
+        Arch | None,
+        _opt("--arch", "Network: tutorial (3x3), lenet5 (5x5), classic (LeNet-5 1998)."),
+    ] = None,
+    loss: Annotated[
+        LossName | None,
+        _opt(
+            "--loss",
+            "cross-entropy, or mse: the tutorial's "
+            "MSELoss between the raw scores (no softmax) and one-hot targets.",
+        ),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None, _opt("--label-smoothing", "Label smoothing (either loss).")
+    ] = None,
+    optimizer: Annotated[
+        OptimizerName | None,
+        _opt(
+            "--optimizer",
+            "manual-sgd is the tutorial's w -= lr * grad; the others are torch.optim's.",
+        ),
+    ] = None,
+    lr: Annotated[float | None, _opt("--lr", "Learning rate (the peak, for onecycle).")] = None,
+    momentum: Annotated[float | None, _opt("--momentum", "Momentum (sgd, rmsprop).")] = None,
+    weight_decay: Annotated[float | None, _opt("--weight-decay", "Weight decay.")] = None,
+    scheduler: Annotated[
+        SchedulerName | None, _opt("--scheduler", "Learning-rate schedule, stepped every batch.")
+    ] = None,
+    step_size: Annotated[int | None, _opt("--step-size", "step: epochs between decays.")] = None,
+    gamma: Annotated[float | None, _opt("--gamma", "step: lr factor at each decay.")] = None,
+    warmup: Annotated[
+        float | None, _opt("--warmup", "onecycle: fraction of steps spent warming up.")
+    ] = None,
+    epochs: Annotated[
+        int | None, _opt("--epochs", "Epochs in all (with --resume: the new total).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, _opt("--max-steps", "Stop after this many steps in all.")
+    ] = None,
+    batch_size: Annotated[int | None, _opt("--batch-size", "Training batch size.")] = None,
+    seed: Annotated[
+        int | None, _opt("--seed", "Seed of the initial weights, split and data order.")
+    ] = None,
+    deterministic: Annotated[
+        bool | None,
+        _opt(
+            "--deterministic/--no-deterministic",
+            "Deterministic algorithms only (needed for exact GPU reruns).",
+            key="deterministic",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, _opt("--device", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps.")
+    ] = None,
+    threads: Annotated[
+        int | None, _opt("--threads", "CPU threads. Default: all cores (os.cpu_count()).")
+    ] = None,
+    out: Annotated[str | None, _opt("--out", "Parent directory of run directories.")] = None,
+    name: Annotated[
+        str | None,
+        _opt(
+            "--name", "Run directory name (default DATA-ARCH-YYYYmmdd-HHMMSS); never overwritten."
+        ),
+    ] = None,
+    early_stop: Annotated[
+        int | None,
+        _opt(
+            "--early-stop", "Stop after N epochs without a better validation (else test) accuracy."
+        ),
+    ] = None,
+    progress: Annotated[
+        ProgressMode | None,
+        _opt("--progress", "auto: Rich bars on a terminal, one plain line per epoch otherwise."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the network; logs, config and checkpoints go to a run directory."""
+    from lenet_cli.config import load_toml, resolve, to_toml, validate
+
+    flags = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
+    file_values = load_toml(config) if config is not None else None
+    base, base_name, payload = D, "default", None
+    if resume is not None:
+        from lenet_cli.checkpoint import load_checkpoint
+
+        payload = load_checkpoint(resume, prefer=("last.pt",))
+        base = TrainConfig(**validate(payload["config"], f"{payload['path']} (config)"))
+        base_name = "checkpoint"
+    resolved = resolve(base, file_values, flags, file_name=str(config), defaults_name=base_name)
+    cfg = resolved.config
+    if print_config:
+        lines = to_toml(cfg).splitlines()  # one line per key, in field order
+        ui.render_config(
+            [(line, resolved.sources[k]) for k, line in zip(cfg.to_dict(), lines, strict=True)]
+        )
+        return
+    if payload is not None:
+        changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != payload["config"][k]]
+        if changed:
+            raise UsageError(
+                f"--resume cannot change {', '.join(changed)}",
+                hint="drop those options, or start a new run",
+            )
+        run_dir = Path(payload["path"]).parent
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(cfg.out) / (cfg.name or f"{cfg.data}-{cfg.arch}-{stamp}")
+        if run_dir.exists():
+            raise OutputExistsError(
+                f"run directory {run_dir} already exists",
+                hint="choose another --name, or continue it with --resume",
+            )
+    dev, n_threads = _setup_device(cfg.device, cfg.threads)
+    from lenet_cli.train import train
+
+    run_dir.mkdir(parents=True, exist_ok=payload is not None)
+    render = ui.TrainProgress(ui.progress_mode(cfg.progress))
+    try:
+        summary = train(
+            cfg,
+            run_dir,
+            device=dev,
+            threads=n_threads,
+            resume=payload,
+            data_explicit=payload is not None or resolved.explicit("data"),
+            on_event=render,
+            progress_interval=0.2 if render.mode == "rich" else None,
+        )
+    finally:
+        render.close()
+    if json_out:
+        ui.print_json(summary)
+    else:
+        ui.render_train_summary(summary)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    checkpoint: Annotated[
+        Path,
+        typer.Option("--checkpoint", help="A checkpoint or run directory (best.pt, else last.pt)."),
+    ],
+    data: Annotated[
+        DataName | None,
+        typer.Option("--data", help="Data set [default: the one it was trained on]."),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="train or test.")] = "test",
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 1000,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Loss, accuracy, per-class accuracy and the confusion matrix of a trained model."""
+    if split not in ("train", "test"):
+        raise UsageError(f"unknown split {split!r}", hint="use --split train or --split test")
+    dev, _ = _setup_device(device)
+    from lenet_cli.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        checkpoint,
+        data=data,
+        split=split,
+        data_dir=data_dir,
+        device=dev,
+        batch_size=batch_size,
+        on_event=ui.TrainProgress("none" if json_out else "plain"),
+    )
+    if result.get("notice"):
+        ui.note(result["notice"])
+    if json_out:
+        ui.print_json(result)
+    else:
+        ui.render_evaluation(result)
+
+
+def run_predict(
+    images: list[Path], *, checkpoint: Path | None, device: str, json_out: bool, preview: bool
+) -> None:
+    """Predict the digit in each image (also `lenet forward --image`)."""
+    if checkpoint is None:
+        raise UsageError(
+            "predict needs --checkpoint (a trained model)",
+            hint="train one with `lenet train`, then pass --checkpoint runs/NAME",
+        )
+    dev, _ = _setup_device(device)
+    from lenet_cli.checkpoint import load_model
+    from lenet_cli.predict import predict_images
+
+    model, meta = load_model(checkpoint, dev)
+    results = predict_images(list(images), model, meta, dev)
+    if json_out:
+        if not preview:
+            for r in results:
+                r.pop("input")
+        ui.print_json({"checkpoint": meta["path"], "arch": meta["arch"], "results": results})
+    else:
+        ui.render_prediction(results, preview)
+
+
+@app.command("predict")
+def predict_cmd(
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files (PNG, JPEG...) of one digit each.")
+    ],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A trained model: checkpoint or run directory."),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Draw the 32x32 input the network saw (with --json: include it)."
+        ),
+    ] = False,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict the digit in pictures, prepared as MNIST's digits were."""
+    run_predict(images, checkpoint=checkpoint, device=device, json_out=json_out, preview=preview)

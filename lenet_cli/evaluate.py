@@ -1,0 +1,123 @@
+"""Evaluation (layer 4): loss, accuracy, per-class accuracy and the confusion matrix.
+
+Runs under ``torch.inference_mode()`` in large batches, accumulating on the device; the only
+device syncs are at the end. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.losses import LossFn, build_loss
+from lenet_cli.model import NUM_CLASSES
+
+
+@torch.inference_mode()
+def evaluate_tensors(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: LossFn,
+    batch_size: int = 1000,
+    confusion: bool = False,
+) -> dict[str, Any]:
+    """Loss averaged per sample and accuracy over the whole set (and optionally the matrix)."""
+    was_training = model.training
+    model.eval()
+    n = int(labels.shape[0])
+    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    correct = torch.zeros((), dtype=torch.int64, device=images.device)
+    matrix = torch.zeros((NUM_CLASSES, NUM_CLASSES), dtype=torch.int64, device=images.device)
+    for start in range(0, n, batch_size):
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        scores = model(x)
+        loss_sum += (
+            loss_fn(scores, y).double() * y.shape[0]
+        )  # the mean of a partial batch, weighted
+        predicted = scores.argmax(dim=1)
+        correct += (predicted == y).sum()
+        if confusion:
+            matrix += torch.bincount(y * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2).view(
+                NUM_CLASSES, NUM_CLASSES
+            )
+    model.train(was_training)
+    result: dict[str, Any] = {
+        "count": n,
+        "loss": loss_sum.item() / max(1, n),
+        "accuracy": correct.item() / max(1, n),
+    }
+    if confusion:
+        rows = matrix.cpu()
+        totals = rows.sum(dim=1)
+        result["confusion"] = rows.tolist()  # [true class][predicted class]
+        result["per_class"] = [
+            {
+                "class": k,
+                "count": int(totals[k]),
+                "accuracy": (int(rows[k, k]) / int(totals[k])) if totals[k] else None,
+            }
+            for k in range(NUM_CLASSES)
+        ]
+    return result
+
+
+def renormalise(images: torch.Tensor, have: tuple[float, float], want: tuple[float, float]):
+    """Images normalised with ``have`` (mean, std) re-expressed as if normalised with ``want``."""
+    if have == want:
+        return images
+    (m0, s0), (m1, s1) = have, want
+    return images * (s0 / s1) + (m0 - m1) / s1
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data: str | None,
+    split: str,
+    data_dir: str | None,
+    device: torch.device,
+    batch_size: int = 1000,
+    on_event: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a trained model on ``split`` of ``data`` (default: the data it was trained on).
+
+    The images are normalised with the checkpoint's mean/std, as they were in training.
+    """
+    from lenet_cli.checkpoint import load_model
+    from lenet_cli.data import load_dataset
+
+    model, meta = load_model(checkpoint, device)
+    config = meta.get("config") or {}
+    name = data or meta.get("data") or "mnist"
+    if data is None and data_dir is None:  # the data it was trained on, from where it was read
+        data_dir = config.get("data_dir")
+    ds = load_dataset(
+        name,
+        split,
+        data_dir=data_dir,
+        device=device,
+        explicit=True,
+        seed=int(config.get("seed", 0)),
+        on_event=on_event,
+    )
+    images = renormalise(ds.images, (ds.mean, ds.std), (meta["mean"], meta["std"]))
+    loss_fn = build_loss(config.get("loss", "cross-entropy"))
+    result = evaluate_tensors(model, images, ds.labels, loss_fn, batch_size, confusion=True)
+    result.update(
+        checkpoint=meta["path"],
+        arch=meta["arch"],
+        data=ds.name,
+        split=split,
+        source=ds.source,
+        loss_name=config.get("loss", "cross-entropy"),
+        epoch=meta.get("epoch"),
+        device=str(device),
+    )
+    if ds.notice:
+        result["notice"] = ds.notice
+    return result

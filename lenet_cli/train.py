@@ -1,0 +1,342 @@
+"""The training engine (layer 4): ``train(config, ...)`` returns a summary and emits events.
+
+Design notes (the *why*):
+- Data are in-memory tensors; batches are slices of one ``randperm`` per epoch drawn from a CPU
+  generator whose state is checkpointed, so the data order resumes exactly on any device.
+- No per-step ``.item()``: loss sums and correct counts accumulate as tensors on the device and
+  are read (a sync) only for progress, the periodic NaN check, and at the end of an epoch.
+- Resume is exact, also mid-epoch: a checkpoint stores the data generator's state *at the start
+  of the epoch* plus how many batches of it were done, so resume redraws the same permutation and
+  skips those batches. With the same config and threads, an interrupted run and an uninterrupted
+  one give bit-identical weights on the CPU.
+- SIGINT / SIGTERM only set a flag; at the next step boundary last.pt is written and
+  ``TrainingInterrupted`` (exit 130 / 143) is raised. A second signal stops at once.
+- Nothing non-finite is ever saved (checkpoint.save_checkpoint refuses it too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.checkpoint import restore_rng, rng_states, save_checkpoint
+from lenet_cli.config import TrainConfig, to_toml
+from lenet_cli.data import batches, load_dataset, split_validation
+from lenet_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, LenetError, NonFiniteLossError
+from lenet_cli.evaluate import evaluate_tensors
+from lenet_cli.losses import LossFn, build_loss
+from lenet_cli.metrics import RunLog, RunState, env_info
+from lenet_cli.model import build_model
+from lenet_cli.optim import build_optimizer, build_scheduler
+
+Event = Callable[[dict], None]
+
+
+class TrainingInterrupted(LenetError):
+    """SIGINT or SIGTERM arrived; last.pt was saved first. Exit 130 / 143."""
+
+    def __init__(self, signum: int, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step. Returns (loss, correct count) as device tensors: no sync here."""
+    optimizer.zero_grad(set_to_none=True)
+    scores = model(x)
+    loss = loss_fn(scores, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
+
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a flag while training (main thread only)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # a second signal: stop now
+            self.restore()
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> _Signals:
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        self._old.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+def _emit(on_event: Event | None, **event: Any) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    device: torch.device,
+    threads: int,
+    data_explicit: bool = True,
+    resume: dict[str, Any] | None = None,
+    on_event: Event | None = None,
+    progress_interval: float | None = None,
+    check_every: int = 200,
+) -> dict[str, Any]:
+    """Train as ``config`` says, logging into ``run_dir``; ``resume`` is a loaded checkpoint."""
+    cfg = config
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+
+    def data_event(e: dict) -> None:
+        _emit(on_event, **e)
+
+    train_ds, test_ds = (
+        load_dataset(
+            cfg.data,
+            split,
+            data_dir=cfg.data_dir,
+            device=device,
+            explicit=data_explicit,
+            seed=cfg.seed,
+            on_event=data_event,
+        )
+        for split in ("train", "test")
+    )
+    train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
+    _emit(
+        on_event,
+        event="data",
+        name=train_ds.name,
+        source=train_ds.source,
+        notice=train_ds.notice,
+        train=len(train_ds),
+        val=len(val_ds) if val_ds else 0,
+        test=len(test_ds),
+    )
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch).to(device)
+    loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
+    eval_loss = build_loss(cfg.loss)
+    optimizer = build_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    scheduler = build_scheduler(
+        cfg.scheduler,
+        optimizer,
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        step_size=cfg.step_size,
+        gamma=cfg.gamma,
+        warmup=cfg.warmup,
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
+    state = RunState()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        state = RunState.from_dict(resume["state"])
+        generator.set_state(resume["rng"]["data_generator"])
+        restore_rng(resume["rng"])
+    if train_ds.name != cfg.data:  # the default mnist fell back to the sample: say so
+        cfg = dataclasses.replace(cfg, data=train_ds.name)
+    log = RunLog(run_dir)
+    log.write_config(
+        to_toml(
+            cfg,
+            f"resolved config of the run in {run_dir}\n"
+            "train again with: lenet train --config THIS-FILE",
+            skip=("name",),
+        )
+    )
+    log.write_env(env_info(device, threads, cfg.seed, cfg.deterministic))
+    meta = {
+        "arch": cfg.arch,
+        "config": cfg.to_dict(),
+        "mean": train_ds.mean,
+        "std": train_ds.std,
+        "data": train_ds.name,
+    }
+
+    def payload(epoch_start_gen: torch.Tensor) -> dict[str, Any]:
+        return {
+            **meta,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": state.epoch,
+            "step": state.step,
+            "state": state.to_dict(),
+            "rng": {**rng_states(), "data_generator": epoch_start_gen},
+        }
+
+    def evaluate(ds):
+        return evaluate_tensors(model, ds.images, ds.labels, eval_loss, cfg.eval_batch_size)
+
+    _emit(
+        on_event,
+        event="start",
+        run_dir=str(run_dir),
+        epochs=cfg.epochs,
+        steps_per_epoch=steps_per_epoch,
+        start_epoch=state.epoch,
+        step=state.step,
+        device=str(device),
+        threads=threads,
+    )
+    model.train()
+    started = time.perf_counter()
+    stop_reason = "epochs"
+    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+        stop_reason = "max_steps"
+    with _Signals() as signals:
+        while state.epoch < cfg.epochs and stop_reason == "epochs":
+            epoch_gen = generator.get_state()  # the permutation of this epoch comes from here
+            _emit(
+                on_event,
+                event="epoch_start",
+                epoch=state.epoch + 1,
+                batches=steps_per_epoch,
+                done=state.batch_in_epoch,
+            )
+            acc = _Accumulator(state, device, cfg.lr, run_dir)
+            order = batches(train_ds.images, train_ds.labels, cfg.batch_size, generator=generator)
+            for i, (x, y) in enumerate(order):
+                if i < acc.skip:  # resuming mid-epoch: the same permutation, minus what was done
+                    continue
+                if signals.received is not None:
+                    break
+                loss, hits = train_step(model, optimizer, loss_fn, x, y)
+                scheduler.step()
+                acc.add(loss, hits, int(y.shape[0]))
+                state.step += 1
+                state.batch_in_epoch = i + 1
+                if progress_interval is not None and acc.due(progress_interval):
+                    _emit(
+                        on_event,
+                        event="progress",
+                        epoch=state.epoch + 1,
+                        batch=i + 1,
+                        batches=steps_per_epoch,
+                        **acc.report(),
+                    )
+                elif state.step % check_every == 0:
+                    acc.sync()  # the periodic NaN check
+                if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                    stop_reason = "max_steps"
+                    break
+            acc.sync()
+            partial = state.batch_in_epoch < steps_per_epoch
+            if signals.received is not None and partial:
+                path = save_checkpoint(run_dir / "last.pt", payload(epoch_gen))
+                _raise_interrupted(signals.received, state, path, run_dir)
+            val = evaluate(val_ds) if val_ds is not None else None
+            row = state.row(partial, optimizer.param_groups[0]["lr"], val, evaluate(test_ds))
+            if not partial:
+                state.next_epoch()
+            log.append(row)
+            improved = state.track_best(row, "val" if val_ds is not None else "test")
+            resume_gen = epoch_gen if partial else generator.get_state()
+            save_checkpoint(run_dir / "last.pt", payload(resume_gen))
+            if improved:
+                save_checkpoint(run_dir / "best.pt", payload(resume_gen))
+            _emit(on_event, event="epoch_end", row=row, best=improved)
+            if signals.received is not None:
+                _raise_interrupted(signals.received, state, run_dir / "last.pt", run_dir)
+            if cfg.early_stop and state.epochs_since_best >= cfg.early_stop:
+                stop_reason = "early_stop"
+    wall = time.perf_counter() - started
+    return state.summary(run_dir, cfg.data, cfg.arch, stop_reason, wall)
+
+
+class _Accumulator:
+    """The open epoch's loss sum and correct count, kept on the device between syncs."""
+
+    def __init__(self, state: RunState, device: torch.device, lr: float, run_dir: Path) -> None:
+        self.state, self.lr, self.run_dir = state, lr, run_dir
+        self.skip = state.batch_in_epoch
+        self.loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=device)
+        self.correct = torch.tensor(state.correct, dtype=torch.int64, device=device)
+        self.seen, self.base_seconds = state.seen, state.seconds
+        self.fresh = 0  # images trained in this session's part of the epoch
+        self.t0 = self.last_report = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
+        self.loss_sum += loss.double() * n  # a batch's mean loss, weighted by its size
+        self.correct += hits
+        self.seen += n
+        self.fresh += n
+
+    def due(self, interval: float) -> bool:
+        return time.perf_counter() - self.last_report >= interval
+
+    def sync(self) -> None:
+        """Copy the sums into the run state (a device sync) and stop on a non-finite loss."""
+        s = self.state
+        s.loss_sum, s.correct, s.seen = self.loss_sum.item(), int(self.correct), self.seen
+        s.seconds = self.base_seconds + time.perf_counter() - self.t0
+        if not math.isfinite(s.loss_sum):
+            raise NonFiniteLossError(
+                f"the training loss became non-finite in epoch {s.epoch + 1} (at or before "
+                f"step {s.step}); training stopped and no checkpoint was written for it",
+                hint=f"lower --lr (now {self.lr}) or warm up with --scheduler onecycle; the last "
+                f"good checkpoint, if any, is {self.run_dir / 'last.pt'}",
+            )
+
+    def report(self) -> dict[str, float]:
+        self.sync()
+        self.last_report = now = time.perf_counter()
+        return {
+            "loss": self.state.loss_sum / max(1, self.seen),
+            "images_per_s": self.fresh / max(1e-9, now - self.t0),
+        }
+
+
+def _raise_interrupted(signum: int, state: RunState, path: Path, run_dir: Path) -> None:
+    name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    raise TrainingInterrupted(
+        signum,
+        f"interrupted by {name} in epoch {state.epoch + 1} after step {state.step}; saved {path}",
+        hint=f"continue with `lenet train --resume {run_dir}`",
+    )

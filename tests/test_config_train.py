@@ -1,0 +1,107 @@
+"""Training config: precedence, sources, errors naming key and file, and every configs/*.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomllib
+from typer.testing import CliRunner
+
+from lenet_cli.cli import app
+from lenet_cli.config import TrainConfig, load_toml, resolve, to_toml, validate
+from lenet_cli.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
+
+
+def test_precedence_defaults_file_flags():
+    r = resolve(
+        TrainConfig(), {"lr": 0.1, "epochs": 3}, {"epochs": 5, "seed": None}, file_name="f.toml"
+    )
+    assert (r.config.lr, r.config.epochs, r.config.seed) == (0.1, 5, 0)
+    assert r.sources["lr"] == "f.toml" and r.sources["epochs"] == "flag"
+    assert r.sources["seed"] == "default" and not r.explicit("data")
+
+
+def test_dashed_keys_and_tables(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[run]\nbatch-size = 32\n[optim]\nlr = 1\n")
+    assert load_toml(path) == {"batch_size": 32, "lr": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("batchsize = 8\n", ["batchsize", "did you mean", "batch_size"]),
+        ('epochs = "ten"\n', ["epochs", "int"]),
+        ("deterministic = 1\n", ["deterministic", "bool"]),
+        ('optimizer = "lbfgs"\n', ["optimizer", "lbfgs"]),
+        ("lr = -1.0\n", ["lr", "positive"]),
+        ("epochs = [\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_names_key_and_file(tmp_path, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_toml(path)
+    assert str(path) in str(e.value)
+    for word in words:
+        assert word in str(e.value)
+
+
+def test_cli_bad_config_exit_7(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("epoch = 3\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(path)])
+    assert result.exit_code == 7
+    assert "epoch" in result.stderr and "bad.toml" in result.stderr
+
+
+def test_toml_round_trip():
+    cfg = TrainConfig(data="random", lr=1e-5, name="x", max_steps=7)
+    doc = tomllib.loads(to_toml(cfg, "header\nline 2", skip=("name",)))
+    assert "name" not in doc
+    assert TrainConfig(**{**validate(doc, "t"), "name": "x"}) == cfg
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    values = load_toml(path)
+    assert values, path
+    resolve(TrainConfig(), values, {})
+
+
+def test_shipped_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {
+        "tutorial.toml",
+        "mnist.toml",
+        "mnist-mse.toml",
+        "fashion-mnist.toml",
+        "quick.toml",
+    } <= names
+
+
+def test_tutorial_config_is_the_tutorial():
+    cfg = resolve(TrainConfig(), load_toml(CONFIGS[0].parent / "tutorial.toml"), {}).config
+    assert (cfg.data, cfg.loss, cfg.optimizer, cfg.lr, cfg.arch) == (
+        "random",
+        "mse",
+        "manual-sgd",
+        0.01,
+        "tutorial",
+    )
+
+
+def test_print_config_shows_sources(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.5\n")
+    result = CliRunner().invoke(
+        app, ["train", "--config", str(path), "--epochs", "4", "--print-config"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = {line.split(" = ")[0]: line for line in result.stdout.splitlines()}
+    assert lines["lr"].endswith(f"# {path}") and "0.5" in lines["lr"]
+    assert lines["epochs"].endswith("# flag") and lines["seed"].endswith("# default")

@@ -1,0 +1,158 @@
+"""`lenet predict` / `forward --image`: MNIST-style preparation, and clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from lenet_cli.cli import app
+from lenet_cli.errors import ImageError
+from lenet_cli.predict import MAX_PIXELS, prepare_array, prepare_image
+
+SAMPLE = Path(__file__).resolve().parent.parent / "lenet_cli" / "data" / "mnist_sample"
+
+
+def _mnist_test_digits(n: int) -> np.ndarray:
+    raw = gzip.decompress((SAMPLE / "t10k-images-idx3-ubyte.gz").read_bytes())
+    return np.frombuffer(raw, dtype=np.uint8, offset=16)[: n * 784].reshape(n, 28, 28)
+
+
+def test_real_mnist_digits_come_back_nearly_unchanged(tmp_path):
+    """MNIST digits are already prepared this way: drawn dark on white paper, upscaled and
+    off-centre, they must come back as (nearly) the original 28x28 digit."""
+    for k, digit in enumerate(_mnist_test_digits(5)):
+        paper = Image.fromarray(255 - digit).resize((140, 140), Image.BICUBIC)
+        canvas = Image.new("L", (300, 200), 255)
+        canvas.paste(paper, (150, 40))
+        path = tmp_path / f"d{k}.png"
+        canvas.save(path)
+        _, seen = prepare_image(path, mean=0.0, std=1.0)
+        assert seen.shape == (32, 32) and seen[:2].max() == 0 and seen[:, -2:].max() == 0
+        got, want = seen[2:30, 2:30].ravel(), digit.ravel() / 255.0
+        assert np.corrcoef(got, want)[0, 1] > 0.8, k
+
+
+def test_fitted_into_20_and_centred_by_mass():
+    ink = np.zeros((100, 40), dtype=np.float32)
+    ink[10:90, 15:25] = 1.0  # a tall bar: height becomes 20, aspect kept
+    field = prepare_array(ink)
+    rows, cols = np.nonzero(field > 0.5)
+    assert rows.max() - rows.min() + 1 in (19, 20, 21) and cols.max() - cols.min() + 1 <= 4
+    ys, xs = np.indices(field.shape)
+    assert abs((ys * field).sum() / field.sum() - 14) <= 0.5
+    assert abs((xs * field).sum() / field.sum() - 14) <= 0.5
+
+
+def test_bad_images_are_clear_errors(tmp_path):
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.new("L", (30, 30), 255).save(tmp_path / "blank.png")
+    side = int(MAX_PIXELS**0.5) + 10
+    Image.new("1", (side, side), 1).save(tmp_path / "bomb.png")  # a few KB, decoded >40 MP
+    for name, words in (
+        ("text.png", "not an image"),
+        ("empty.png", "empty"),
+        ("blank.png", "blank"),
+        ("bomb.png", "decompression bomb"),
+        ("missing.png", "does not exist"),
+    ):
+        with pytest.raises(ImageError, match=words):
+            prepare_image(tmp_path / name, 0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            "random",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--max-steps",
+            "2",
+            "--out",
+            str(out),
+            "--name",
+            "r",
+            "--progress",
+            "none",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out / "r"
+
+
+def _digit_png(tmp_path: Path) -> Path:
+    path = tmp_path / "seven [1].png"  # '[' would be Rich markup if not escaped
+    Image.fromarray(255 - _mnist_test_digits(1)[0]).save(path)
+    return path
+
+
+def test_predict_json_and_preview(tmp_path, checkpoint):
+    image = _digit_png(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(image),
+            str(image),
+            "--checkpoint",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["results"]) == 2 and "input" not in doc["results"][0]
+    probs = doc["results"][0]["probabilities"]
+    assert len(probs) == 10 and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert doc["results"][0]["predicted"] == int(np.argmax(probs))
+    shown = CliRunner().invoke(
+        app,
+        ["predict", str(image), "--checkpoint", str(checkpoint), "--device", "cpu", "--preview"],
+    )
+    assert shown.exit_code == 0 and "seven [1].png" in shown.stdout
+    assert len([ln for ln in shown.stdout.splitlines() if len(ln) == 66]) == 32
+
+
+def test_forward_image_goes_through_predict(tmp_path, checkpoint):
+    image = _digit_png(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "forward",
+            "--image",
+            str(image),
+            "--checkpoint",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["results"]) == 1
+    bare = CliRunner().invoke(app, ["forward", "--image", str(image)])
+    assert bare.exit_code == 2 and "--checkpoint" in bare.stderr
+
+
+def test_predict_not_an_image_exit_8(tmp_path, checkpoint):
+    (tmp_path / "x.jpg").write_text("hello")
+    result = CliRunner().invoke(
+        app,
+        ["predict", str(tmp_path / "x.jpg"), "--checkpoint", str(checkpoint), "--device", "cpu"],
+    )
+    assert result.exit_code == 8 and "x.jpg" in result.stderr

@@ -1,0 +1,206 @@
+"""`lenet train`: run directory, output discipline, exact resume, NaN, refusal to overwrite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lenet_cli.checkpoint import load_checkpoint
+from lenet_cli.cli import app
+from lenet_cli.config import TrainConfig
+from lenet_cli.train import train
+
+FAST = ["--data", "random", "--device", "cpu", "--threads", "1", "--batch-size", "256"]
+
+
+def _train(tmp_path: Path, *args: str):
+    return CliRunner().invoke(app, ["train", *FAST, "--out", str(tmp_path), *args])
+
+
+def test_plain_progress_one_line_per_epoch_and_json_summary(tmp_path):
+    result = _train(tmp_path, "--epochs", "3", "--name", "r", "--progress", "plain", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 3 and summary["steps"] == 12
+    assert 0.0 <= summary["final"]["test_acc"] <= 1.0 and summary["best"]["selected_on"] == "test"
+    assert summary["images_per_s"] > 0 and summary["run_dir"] == str(tmp_path / "r")
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 3
+    assert "\x1b" not in result.stderr + result.stdout and "\r" not in result.stderr
+    run = tmp_path / "r"
+    assert {"config.toml", "metrics.jsonl", "metrics.csv", "env.json", "last.pt", "best.pt"} <= {
+        p.name for p in run.iterdir()
+    }
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(r[k] is not None for r in rows for k in ("train_loss", "test_acc", "lr"))
+    assert len((run / "metrics.csv").read_text().splitlines()) == 4
+    env = json.loads((run / "env.json").read_text())
+    assert env["threads"] == 1 and env["seed"] == 0 and "torch" in env
+
+
+def test_saved_config_reproduces_the_run(tmp_path):
+    assert _train(tmp_path, "--epochs", "1", "--name", "a", "--lr", "0.01").exit_code == 0
+    again = _train(tmp_path, "--config", str(tmp_path / "a" / "config.toml"), "--name", "b")
+    assert again.exit_code == 0, again.output
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path):
+    (tmp_path / "x").mkdir()
+    result = _train(tmp_path, "--epochs", "1", "--name", "x")
+    assert result.exit_code == 10 and "already exists" in result.stderr
+
+
+def _config(**kw) -> TrainConfig:
+    base = dict(
+        data="random",
+        epochs=2,
+        batch_size=100,
+        scheduler="step",
+        step_size=1,
+        optimizer="adamw",
+        device="cpu",
+        threads=1,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def _run(cfg: TrainConfig, run_dir: Path, resume=None) -> dict:
+    torch.set_num_threads(1)
+    run_dir.mkdir(exist_ok=True)
+    train(cfg, run_dir, device=torch.device("cpu"), threads=1, resume=resume)
+    return load_checkpoint(run_dir / "last.pt")
+
+
+@pytest.mark.slow
+def test_resume_is_bit_exact_after_an_epoch_and_mid_epoch(tmp_path):
+    straight = _run(_config(), tmp_path / "straight")
+    # --epochs 1, then --resume --epochs 2
+    first = _run(_config(epochs=1), tmp_path / "two")
+    resumed = _run(_config(), tmp_path / "two", resume=first)
+    # stopped mid-epoch (step 13 of 22: in epoch 2, batch 2 of 11), then resumed
+    part = _run(_config(max_steps=13), tmp_path / "mid")
+    assert part["state"]["batch_in_epoch"] == 2
+    finished = _run(_config(), tmp_path / "mid", resume=part)
+    for other in (resumed, finished):
+        assert other["step"] == straight["step"] == 22
+        for k, v in straight["model"].items():
+            assert torch.equal(v, other["model"][k]), k
+        assert torch.equal(straight["rng"]["data_generator"], other["rng"]["data_generator"])
+        exp_avg = straight["optimizer"]["state"][0]["exp_avg"]
+        assert torch.equal(exp_avg, other["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_resume_via_cli_continues_and_appends(tmp_path):
+    assert _train(tmp_path, "--epochs", "1", "--name", "r").exit_code == 0
+    result = _train(tmp_path, "--resume", str(tmp_path / "r"), "--epochs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["epochs"] == 2
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
+    changed = _train(tmp_path, "--resume", str(tmp_path / "r"), "--arch", "lenet5")
+    assert changed.exit_code == 2 and "arch" in changed.stderr
+
+
+def test_nan_loss_stops_with_exit_9_and_writes_nothing(tmp_path):
+    result = _train(
+        tmp_path,
+        "--epochs",
+        "2",
+        "--name",
+        "n",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e12",
+        "--loss",
+        "mse",
+        "--scheduler",
+        "none",
+    )
+    assert result.exit_code == 9, result.output
+    assert "non-finite" in result.stderr and "--lr" in result.stderr
+    assert not (tmp_path / "n" / "last.pt").exists()
+    assert not (tmp_path / "n" / "best.pt").exists()
+
+
+def test_manual_sgd_matches_torch_sgd():
+    from lenet_cli.optim import build_optimizer
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 32, 32), torch.randint(0, 10, (8,))
+    weights = []
+    for name in ("manual-sgd", "sgd"):
+        torch.manual_seed(1)
+        from lenet_cli.model import build_model
+
+        model = build_model("tutorial")
+        opt = build_optimizer(name, model.parameters(), lr=0.01, momentum=0.0, weight_decay=0.0)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(
+                model(x), torch.nn.functional.one_hot(y, 10).float()
+            ).backward()
+            opt.step()
+        weights.append(model.state_dict())
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=0, atol=1e-7)
+
+
+def test_initial_cross_entropy_is_about_ln_10(tmp_path):
+    result = _train(
+        tmp_path,
+        "--max-steps",
+        "1",
+        "--name",
+        "l",
+        "--json",
+        "--lr",
+        "1e-9",
+        "--optimizer",
+        "sgd",
+        "--scheduler",
+        "none",
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads((tmp_path / "l" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["partial"] and abs(row["train_loss"] - 2.3026) < 0.1
+
+
+def test_auto_progress_off_a_terminal_is_plain_lines(tmp_path):
+    result = _train(tmp_path, "--epochs", "2", "--name", "auto")
+    assert result.exit_code == 0, result.output
+    assert len([ln for ln in result.stderr.splitlines() if ln.startswith("epoch ")]) == 2
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr
+    assert "final test accuracy" in result.stdout and "saved in" in result.stdout
+
+
+def test_validation_split_picks_best_on_validation(tmp_path):
+    result = _train(
+        tmp_path,
+        "--epochs",
+        "4",
+        "--val-split",
+        "0.25",
+        "--early-stop",
+        "1",
+        "--name",
+        "v",
+        "--json",
+        "--progress",
+        "none",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["best"]["selected_on"] == "val"
+    assert summary["final"]["val_acc"] is not None
+    assert summary["stopped"] in ("epochs", "early_stop")
+    if summary["stopped"] == "early_stop":
+        assert summary["epochs"] < 4
+    assert result.stderr == ""  # --progress none: nothing for people on stderr
