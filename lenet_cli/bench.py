@@ -4,7 +4,7 @@
 - data: ``images`` random normalised-like images and labels, made once on the device (in the
   chosen layout, so batches are views or one index_select, as in training);
 - training is lenet's own path: ``data.batches`` (a seeded randperm per pass) and
-  ``train.train_step`` (``speed.step_mixed`` for mixed precision), SGD with momentum (foreach);
+  ``train.train_step`` (autocast for mixed precision), SGD with momentum as ``optim`` builds it;
 - for each (threads, batch size): one warm-up pass (not timed; it holds any compile time and
   cuDNN autotuning, reported as ``warmup_s``), then ``repeats`` timed passes over all the
   images, each ended by a device synchronize; the figure is the median pass;
@@ -30,6 +30,7 @@ from lenet_cli.device import set_threads, synchronize
 from lenet_cli.errors import UsageError
 from lenet_cli.losses import build_loss
 from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
+from lenet_cli.optim import build_optimizer
 from lenet_cli.train import train_step
 
 Event = Callable[[dict], None]
@@ -102,27 +103,15 @@ def bench_one(
     loss_fn = build_loss("cross-entropy")
     row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
     if do_train:
-        # fused on CUDA: one kernel for the whole update (foreach is the CPU's faster choice)
-        impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, **impl)
+        optimizer = build_optimizer(
+            "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
+        )  # as `lenet train` builds it: fused on CUDA, foreach on the CPU
         scaler = speed.grad_scaler(device, precision)
         order = torch.Generator().manual_seed(seed)
 
         def train_pass() -> None:
             for x, y in batches(x_all, y_all, batch_size, generator=order):
-                if precision == "fp32":
-                    train_step(run, optimizer, loss_fn, x, y)
-                else:
-                    speed.step_mixed(
-                        run,
-                        optimizer,
-                        loss_fn,
-                        x,
-                        y,
-                        device=device,
-                        precision=precision,
-                        scaler=scaler,
-                    )
+                train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
 
         model.train()
         warm, rate, secs = _median_rate(train_pass, device, images, repeats)

@@ -25,6 +25,7 @@ DataName = Literal["random", "mnist", "mnist-sample", "fashion-mnist", "kmnist"]
 OptimizerName = Literal["manual-sgd", "sgd", "adam", "adamw", "rmsprop", "adadelta"]
 SchedulerName = Literal["none", "step", "cosine", "onecycle"]
 ProgressMode = Literal["auto", "rich", "plain", "none"]
+Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
 
 ARCHES: tuple[str, ...] = get_args(Arch)
 LOSSES: tuple[str, ...] = get_args(LossName)
@@ -32,6 +33,7 @@ DATA_NAMES: tuple[str, ...] = get_args(DataName)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class TrainConfig:
     out: str = "runs"
     name: str | None = None
     early_stop: int | None = None
+    # speed
+    precision: Precision = "fp32"
+    channels_last: bool | None = None  # None: the faster layout for the device (speed.py)
+    compile: bool = False
     # output
     progress: ProgressMode = "auto"
 

@@ -44,16 +44,16 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer ``name``; ``foreach`` where torch offers it (fewer kernel launches)."""
     params = list(params)
+    # One fused kernel per step on CUDA; on the CPU, foreach (fused measured no faster there).
+    fast = {"fused": True} if params and params[0].is_cuda else {"foreach": True}
     if name == "manual-sgd":
         return ManualSGD(params, lr=lr)
     if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True
-        )
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fast)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fast)
     if name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16-mixed", "fp16-mixed")
+from lenet_cli.config import PRECISIONS
+
 _AMP_DTYPES = {"bf16-mixed": torch.bfloat16, "fp16-mixed": torch.float16}
 # Below this many images per batch NCHW beats channels_last at inference (measured at batch 1).
 CHANNELS_LAST_MIN_BATCH = 8
@@ -154,28 +155,3 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """
     enabled = precision == "fp16-mixed" and device.type == "cuda"
     return torch.amp.GradScaler(device.type if enabled else "cpu", enabled=enabled)
-
-
-def step_mixed(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    device: torch.device,
-    precision: str,
-    scaler: torch.amp.GradScaler,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``train.train_step`` with autocast and loss scaling; the same (loss, correct) tensors.
-
-    No sync: the loss is detached and the correct count stays on the device.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with autocast(device, precision):
-        scores = model(x)
-        loss = loss_fn(scores.float(), y)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()

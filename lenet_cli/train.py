@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from lenet_cli import speed
 from lenet_cli.checkpoint import restore_rng, rng_states, save_checkpoint
 from lenet_cli.config import TrainConfig, to_toml
 from lenet_cli.data import batches, load_dataset, split_validation
-from lenet_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, LenetError, NonFiniteLossError
+from lenet_cli.errors import NonFiniteLossError
 from lenet_cli.evaluate import evaluate_tensors
+from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.metrics import RunLog, RunState, env_info
 from lenet_cli.model import build_model
@@ -41,58 +42,33 @@ from lenet_cli.optim import build_optimizer, build_scheduler
 Event = Callable[[dict], None]
 
 
-class TrainingInterrupted(LenetError):
-    """SIGINT or SIGTERM arrived; last.pt was saved first. Exit 130 / 143."""
-
-    def __init__(self, signum: int, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
-
-
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     x: torch.Tensor,
     y: torch.Tensor,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step. Returns (loss, correct count) as device tensors: no sync here."""
+    """One optimisation step. Returns (loss, correct count) as device tensors: no sync here.
+
+    ``precision`` other than fp32 runs the forward pass under autocast; ``scaler`` (fp16 on CUDA)
+    scales the loss. With fp32 and no scaler this is the plain zero_grad/backward/step.
+    """
     optimizer.zero_grad(set_to_none=True)
-    scores = model(x)
-    loss = loss_fn(scores, y)
-    loss.backward()
-    optimizer.step()
+    with speed.autocast(x.device, precision):
+        scores = model(x)
+        loss = loss_fn(scores.float(), y)  # float() is a no-op in fp32
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skips the step when a gradient is inf/nan, without a sync
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
     return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
-
-
-class _Signals:
-    """Turns SIGINT/SIGTERM into a flag while training (main thread only)."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # a second signal: stop now
-            self.restore()
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __enter__(self) -> _Signals:
-        try:
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return self
-
-    def restore(self) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        self._old.clear()
-
-    def __exit__(self, *exc: object) -> None:
-        self.restore()
 
 
 def _emit(on_event: Event | None, **event: Any) -> None:
@@ -146,8 +122,17 @@ def train(
         test=len(test_ds),
     )
 
+    speed.check_precision(device, cfg.precision)
+    speed.configure_backends(device)
+    layout = speed.channels_last_default(device) if cfg.channels_last is None else cfg.channels_last
+    for ds in (train_ds, val_ds, test_ds):
+        if ds is not None:  # stored once in the fast layout; batches keep it
+            ds.images = speed.prepare_inputs(ds.images, layout)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch).to(device)
+    model = build_model(cfg.arch)
+    # `net` is what runs (maybe compiled); `model` is what is saved and restored.
+    net = speed.prepare_model(model, device, channels_last=layout, compile=cfg.compile)
+    scaler = speed.grad_scaler(device, cfg.precision)
     loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
     eval_loss = build_loss(cfg.loss)
     optimizer = build_optimizer(
@@ -175,6 +160,8 @@ def train(
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
         scheduler.load_state_dict(resume["scheduler"])
         state = RunState.from_dict(resume["state"])
         generator.set_state(resume["rng"]["data_generator"])
@@ -204,6 +191,7 @@ def train(
             **meta,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),  # empty unless fp16 on CUDA
             "scheduler": scheduler.state_dict(),
             "epoch": state.epoch,
             "step": state.step,
@@ -212,7 +200,7 @@ def train(
         }
 
     def evaluate(ds):
-        return evaluate_tensors(model, ds.images, ds.labels, eval_loss, cfg.eval_batch_size)
+        return evaluate_tensors(net, ds.images, ds.labels, eval_loss, cfg.eval_batch_size)
 
     _emit(
         on_event,
@@ -230,7 +218,7 @@ def train(
     stop_reason = "epochs"
     if cfg.max_steps is not None and state.step >= cfg.max_steps:
         stop_reason = "max_steps"
-    with _Signals() as signals:
+    with Signals() as signals:
         while state.epoch < cfg.epochs and stop_reason == "epochs":
             epoch_gen = generator.get_state()  # the permutation of this epoch comes from here
             _emit(
@@ -247,7 +235,9 @@ def train(
                     continue
                 if signals.received is not None:
                     break
-                loss, hits = train_step(model, optimizer, loss_fn, x, y)
+                loss, hits = train_step(
+                    net, optimizer, loss_fn, x, y, precision=cfg.precision, scaler=scaler
+                )
                 scheduler.step()
                 acc.add(loss, hits, int(y.shape[0]))
                 state.step += 1
@@ -270,7 +260,7 @@ def train(
             partial = state.batch_in_epoch < steps_per_epoch
             if signals.received is not None and partial:
                 path = save_checkpoint(run_dir / "last.pt", payload(epoch_gen))
-                _raise_interrupted(signals.received, state, path, run_dir)
+                raise_interrupted(signals.received, state.epoch + 1, state.step, path, run_dir)
             val = evaluate(val_ds) if val_ds is not None else None
             row = state.row(partial, optimizer.param_groups[0]["lr"], val, evaluate(test_ds))
             if not partial:
@@ -283,7 +273,9 @@ def train(
                 save_checkpoint(run_dir / "best.pt", payload(resume_gen))
             _emit(on_event, event="epoch_end", row=row, best=improved)
             if signals.received is not None:
-                _raise_interrupted(signals.received, state, run_dir / "last.pt", run_dir)
+                raise_interrupted(
+                    signals.received, state.epoch + 1, state.step, run_dir / "last.pt", run_dir
+                )
             if cfg.early_stop and state.epochs_since_best >= cfg.early_stop:
                 stop_reason = "early_stop"
     wall = time.perf_counter() - started
@@ -331,12 +323,3 @@ class _Accumulator:
             "loss": self.state.loss_sum / max(1, self.seen),
             "images_per_s": self.fresh / max(1e-9, now - self.t0),
         }
-
-
-def _raise_interrupted(signum: int, state: RunState, path: Path, run_dir: Path) -> None:
-    name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
-    raise TrainingInterrupted(
-        signum,
-        f"interrupted by {name} in epoch {state.epoch + 1} after step {state.step}; saved {path}",
-        hint=f"continue with `lenet train --resume {run_dir}`",
-    )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app
+from lenet_cli.config import Precision
 from lenet_cli.errors import UsageError
-
-# Kept equal to speed.PRECISIONS (tests/test_speed.py checks); here so that help needs no torch.
-Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
 
 
 def _int_list(text: str, flag: str) -> list[int]:

@@ -13,10 +13,9 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, SeedOpt
+from lenet_cli.config import DataName
 from lenet_cli.errors import DataError, OutputExistsError, UsageError
 
-# The same names as lenet_cli.data.SOURCES (kept here so the CLI need not import torch).
-DataName = Literal["random", "mnist", "mnist-sample", "fashion-mnist", "kmnist"]
 FileName = Literal["mnist", "fashion-mnist", "kmnist"]  # the sources with files to fetch
 Split = Literal["train", "test"]
 

@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SOURCES: tuple[str, ...] = ("random", "mnist", "mnist-sample", "fashion-mnist", "kmnist")
+from lenet_cli.config import DATA_NAMES
+
+SOURCES: tuple[str, ...] = DATA_NAMES  # one list of names for the CLI, configs and this layer
 IDX_SOURCES: tuple[str, ...] = ("mnist", "mnist-sample", "fashion-mnist", "kmnist")
 SPLITS: tuple[str, ...] = ("train", "test")
 # Stem of each file, per split: (images, labels); found as STEM.gz, STEM, or with '.idx' (Kaggle).

@@ -1,0 +1,61 @@
+"""SIGINT and SIGTERM during training: a flag, checked between steps, then a clean exit.
+
+The handler only records the signal; the training loop saves ``last.pt`` at the next step
+boundary and raises TrainingInterrupted, which the CLI turns into exit 130 (SIGINT) or 143
+(SIGTERM). A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from lenet_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, LenetError
+
+
+class TrainingInterrupted(LenetError):
+    """SIGINT or SIGTERM arrived; last.pt was saved first. Exit 130 / 143."""
+
+    def __init__(self, signum: int, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
+
+
+class Signals:
+    """Turns SIGINT/SIGTERM into a flag while training (main thread only)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # a second signal: stop now
+            self.restore()
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> Signals:
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def restore(self) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        self._old.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+def raise_interrupted(signum: int, epoch: int, step: int, path: Path, run_dir: Path) -> None:
+    name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    raise TrainingInterrupted(
+        signum,
+        f"interrupted by {name} in epoch {epoch} after step {step}; saved {path}",
+        hint=f"continue with `lenet train --resume {run_dir}`",
+    )
