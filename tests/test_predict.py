@@ -125,7 +125,10 @@ def test_predict_json_and_preview(tmp_path, checkpoint):
         ["predict", str(image), "--checkpoint", str(checkpoint), "--device", "cpu", "--preview"],
     )
     assert shown.exit_code == 0 and "seven [1].png" in shown.stdout
-    assert len([ln for ln in shown.stdout.splitlines() if len(ln) == 66]) == 32
+    # The preview: 32 pixel columns, two pixel rows per text line, ink drawn in shade characters.
+    rows = [ln for ln in shown.stdout.splitlines() if len(ln) == 32]
+    assert len(rows) == 16 + 1  # 16 lines of pixels, then the caption
+    assert any(set(ln) - {" "} for ln in rows[:16]) and rows[0].strip() == ""
 
 
 def test_forward_image_goes_through_predict(tmp_path, checkpoint):

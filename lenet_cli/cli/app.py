@@ -41,8 +41,8 @@ class LenetGroup(TyperGroup):
                 raise
             ui.error_line("interrupted")
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # BrokenPipeError (`lenet ... | head`): Typer's main ends quietly, exit 1
         except Exception as e:  # a bug: still no traceback unless asked for
             if _debug() or type(e).__module__.startswith(("click", "typer")):
                 raise

@@ -189,8 +189,7 @@ def show_cmd(
             }
         )
         return
-    ui.render_digits(
-        chosen.tolist(), chosen_labels, pick.tolist(), title=f"{name} {split} ({source})"
-    )
+    captions = [f"label {lab} (#{i})" for lab, i in zip(chosen_labels, pick.tolist(), strict=True)]
+    ui.render_digits(chosen.tolist(), captions, title=f"{name} {split} ({source})")
     if out is not None:
         ui.note(f"wrote {out}")

@@ -1,0 +1,44 @@
+"""Rich rendering, and nothing else (layer 5). No torch at import time.
+
+stdout carries data (tables, JSON); stderr carries notes, progress and errors. Rich drops colour
+and animation when the stream is not a terminal, and honours NO_COLOR. One module per family of
+commands; this package re-exports them so callers write ``ui.render_...``.
+"""
+
+from lenet_cli.ui.bench import render_bench
+from lenet_cli.ui.console import err, error_line, fmt_int, note, out, print_json
+from lenet_cli.ui.data import download_progress, render_data_list, render_digits, render_verify
+from lenet_cli.ui.model import render_forward, render_model_facts, render_step
+from lenet_cli.ui.train import (
+    TrainProgress,
+    epoch_line,
+    progress_mode,
+    render_config,
+    render_evaluation,
+    render_prediction,
+    render_train_summary,
+)
+
+__all__ = [
+    "err",
+    "error_line",
+    "fmt_int",
+    "note",
+    "out",
+    "print_json",
+    "render_model_facts",
+    "render_forward",
+    "render_step",
+    "render_data_list",
+    "render_verify",
+    "render_digits",
+    "download_progress",
+    "progress_mode",
+    "epoch_line",
+    "TrainProgress",
+    "render_train_summary",
+    "render_config",
+    "render_evaluation",
+    "render_prediction",
+    "render_bench",
+]

@@ -1,0 +1,44 @@
+"""Rendering of `lenet bench`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from lenet_cli.ui.console import fmt_int, out
+
+
+def render_bench(result: dict[str, Any]) -> None:
+    """The `lenet bench` table: one row per (threads, batch size)."""
+    layout = "channels_last" if result["channels_last"] else "NCHW"
+    title = (
+        f"{result['arch']} on {result['device']} ({result['device_name']}), "
+        f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}; "
+        f"median of {result['repeats']} passes of {result['images']:,} images"
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for col in (
+        "threads",
+        "batch",
+        "train img/s",
+        "epoch (60k)",
+        "infer img/s",
+        "infer us/batch",
+        "load 1m",
+    ):
+        table.add_column(col, justify="right")
+    for r in result["results"]:
+        train = "train_images_per_s" in r
+        infer = "infer_images_per_s" in r
+        table.add_row(
+            str(r["threads"]),
+            str(r["batch_size"]),
+            fmt_int(round(r["train_images_per_s"])) if train else "-",
+            f"{r['train_epoch_s']:.2f} s" if train else "-",
+            fmt_int(round(r["infer_images_per_s"])) if infer else "-",
+            f"{r['infer_us_per_batch']:.0f}" if infer else "-",
+            f"{r['load'][0]:.1f}" if r.get("load") else "-",
+        )
+    out().print(table)

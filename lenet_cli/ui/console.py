@@ -1,0 +1,47 @@
+"""Console handles and the plain messages every command uses (stdout data, stderr people)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    """Console on stdout (created on first use, so tests that swap sys.stdout see it)."""
+    global _out
+    if _out is None or _out.file is not sys.stdout:
+        _out = Console(file=sys.stdout, highlight=False)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None or _err.file is not sys.stderr:
+        _err = Console(file=sys.stderr, highlight=False)
+    return _err
+
+
+def print_json(doc: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A message for people, on stderr (the message is escaped: it may hold user paths)."""
+    err().print(escape(message), soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    err().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"

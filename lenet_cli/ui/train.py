@@ -1,0 +1,201 @@
+"""Rendering of train, evaluate and predict: progress, epoch lines, summaries, tables."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from lenet_cli.ui.console import err, note, out
+from lenet_cli.ui.data import render_digits
+
+
+def progress_mode(requested: str) -> str:
+    """auto -> rich on a terminal (stderr), plain otherwise (CI, pipes, nohup, TERM=dumb)."""
+    import os
+
+    if requested != "auto":
+        return requested
+    dumb = os.environ.get("TERM", "") == "dumb" or bool(os.environ.get("CI"))
+    return "rich" if sys.stderr.isatty() and not dumb else "plain"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _loss(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
+    """One plain line per epoch (no control characters)."""
+    parts = [
+        f"epoch {row['epoch']}/{epochs}" + (" (partial)" if row.get("partial") else ""),
+        f"train loss {_loss(row['train_loss'])} acc {_pct(row['train_acc'])}",
+    ]
+    if row.get("val_acc") is not None:
+        parts.append(f"val loss {_loss(row['val_loss'])} acc {_pct(row['val_acc'])}")
+    parts += [
+        f"test loss {_loss(row['test_loss'])} acc {_pct(row['test_acc'])}",
+        f"lr {row['lr']:.3g}",
+        f"{row['images_per_s']:,.0f} img/s",
+        f"{row['seconds']:.1f} s" + (" *" if best else ""),
+    ]
+    return "  ".join(parts)
+
+
+class TrainProgress:
+    """Renders the training engine's events on stderr: Rich bars, plain lines, or nothing."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.epochs = 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def _plain(self, line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e.get("event")
+        if kind == "fallback":
+            note(e["notice"])
+        elif kind == "download":
+            note(f"downloading {e.get('file', '')} from {e.get('url', '')}")
+        elif kind == "data" and self.mode != "none":
+            val = f", {e['val']:,} validation" if e["val"] else ""
+            note(
+                f"data: {e['name']} ({e['source']}): {e['train']:,} training{val}, "
+                f"{e['test']:,} test images"
+            )
+        elif kind == "start":
+            self.epochs = e["epochs"]
+            if self.mode != "none":
+                at = f", resuming after step {e['step']}" if e["step"] else ""
+                threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
+                note(
+                    f"training on {e['device']} ({threads}), "
+                    f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
+                )
+            if self.mode == "rich":
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+
+                self._progress = Progress(
+                    TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}"),
+                    TextColumn("{task.fields[speed]}"),
+                    TimeElapsedColumn(),
+                    console=err(),
+                )
+                self._progress.start()
+        elif kind == "epoch_start" and self._progress is not None:
+            self._task = self._progress.add_task(
+                "",
+                total=e["batches"],
+                completed=e["done"],
+                epoch=e["epoch"],
+                epochs=self.epochs,
+                loss="-",
+                speed="",
+            )
+        elif kind == "progress" and self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task,
+                completed=e["batch"],
+                loss=f"{e['loss']:.4f}",
+                speed=f"{e['images_per_s']:,.0f} img/s",
+            )
+        elif kind == "epoch_end":
+            line = epoch_line(e["row"], self.epochs, e["best"])
+            if self._progress is not None:
+                if self._task is not None:
+                    self._progress.remove_task(self._task)
+                    self._task = None
+                self._progress.console.print(escape(line), soft_wrap=True)
+            elif self.mode == "plain":
+                self._plain(line)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def render_train_summary(s: dict[str, Any]) -> None:
+    c = out()
+    final, best = s["final"], s.get("best")
+    c.print(
+        f"final test accuracy {_pct(final.get('test_acc'))} "
+        f"(loss {_loss(final.get('test_loss'))}) after {s['epochs']} epochs, "
+        f"{s['steps']:,} steps, {s['seconds']:.1f} s, {s['images_per_s']:,.0f} img/s",
+        soft_wrap=True,
+    )
+    if best:
+        on = (
+            "validation"
+            if best["selected_on"] == "val"
+            else "test set, so optimistic: use --val-split for an honest pick"
+        )
+        c.print(
+            f"best test accuracy {_pct(best['test_acc'])} at epoch {best['epoch']} "
+            f"(best.pt, picked on the {on})",
+            soft_wrap=True,
+        )
+    if s["stopped"] != "epochs":
+        c.print(f"stopped early: {s['stopped'].replace('_', ' ')}")
+    c.print(f"saved in {escape(s['run_dir'])}", soft_wrap=True)
+
+
+def render_config(rows: list[tuple[str, str]]) -> None:
+    """--print-config: TOML lines, each followed by where its value came from (stdout)."""
+    width = max(len(line) for line, _ in rows)
+    for line, source in rows:
+        sys.stdout.write(f"{line:<{width}}  # {source}\n")
+
+
+def render_evaluation(r: dict[str, Any]) -> None:
+    c = out()
+    c.print(
+        f"{escape(r['checkpoint'])} on {r['data']} {r['split']} ({r['count']:,} images): "
+        f"loss {_loss(r['loss'])} ({r['loss_name']}), accuracy {_pct(r['accuracy'])}"
+    )
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)", title_justify="left"
+    )
+    table.add_column("true", justify="right")
+    for k in range(10):
+        table.add_column(str(k), justify="right")
+    table.add_column("count", justify="right")
+    table.add_column("accuracy", justify="right")
+    for k, row in enumerate(r["confusion"]):
+        cells = [
+            f"[bold]{n}[/]" if j == k else (str(n) if n else "[dim]0[/]") for j, n in enumerate(row)
+        ]
+        pc = r["per_class"][k]
+        table.add_row(str(k), *cells, f"{pc['count']:,}", _pct(pc["accuracy"]))
+    c.print(table)
+
+
+def render_prediction(results: list[dict[str, Any]], preview: bool) -> None:
+    c = out()
+    for r in results:
+        c.print(
+            f"{escape(r['file'])}: [bold]{r['predicted']}[/] "
+            f"(probability {r['probabilities'][r['predicted']]:.3f})"
+        )
+        c.print("  " + "  ".join(f"{k}: {p:.3f}" for k, p in enumerate(r["probabilities"])))
+        if preview:
+            picture = [[round(v * 255) for v in row] for row in r["input"]]
+            render_digits([picture], ["the 32x32 input the network saw"])
