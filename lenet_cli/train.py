@@ -98,17 +98,24 @@ def train(
     def data_event(e: dict) -> None:
         _emit(on_event, **e)
 
-    train_ds, test_ds = (
-        load_dataset(
-            cfg.data,
-            split,
-            data_dir=cfg.data_dir,
-            device=device,
-            explicit=data_explicit,
-            seed=cfg.seed,
-            on_event=data_event,
-        )
-        for split in ("train", "test")
+    train_ds = load_dataset(
+        cfg.data,
+        "train",
+        data_dir=cfg.data_dir,
+        device=device,
+        explicit=data_explicit,
+        seed=cfg.seed,
+        on_event=data_event,
+    )
+    # The test split comes from wherever the training split was found (after any fallback).
+    test_ds = load_dataset(
+        train_ds.name,
+        "test",
+        data_dir=cfg.data_dir,
+        device=device,
+        explicit=True,
+        seed=cfg.seed,
+        on_event=data_event,
     )
     train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
     _emit(

@@ -244,6 +244,10 @@ def train_cmd(
             on_event=render,
             progress_interval=0.2 if render.mode == "rich" else None,
         )
+    except BaseException:
+        if payload is None and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # failed before writing anything (bad data, say): leave no empty run
+        raise
     finally:
         render.close()
     if json_out:

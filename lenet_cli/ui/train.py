@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -169,22 +170,29 @@ def render_evaluation(r: dict[str, Any]) -> None:
     c = out()
     c.print(
         f"{escape(r['checkpoint'])} on {r['data']} {r['split']} ({r['count']:,} images): "
-        f"loss {_loss(r['loss'])} ({r['loss_name']}), accuracy {_pct(r['accuracy'])}"
+        f"loss {_loss(r['loss'])} ({r['loss_name']}), accuracy {_pct(r['accuracy'])}",
+        soft_wrap=True,
     )
     table = Table(
-        title="confusion matrix (rows: true class, columns: predicted)", title_justify="left"
+        title="confusion matrix (rows: true class, columns: predicted)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # 13 columns of up to 4 digits fit 80 characters without rules
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
     )
     table.add_column("true", justify="right")
     for k in range(10):
         table.add_column(str(k), justify="right")
-    table.add_column("count", justify="right")
-    table.add_column("accuracy", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("acc %", justify="right")
     for k, row in enumerate(r["confusion"]):
         cells = [
             f"[bold]{n}[/]" if j == k else (str(n) if n else "[dim]0[/]") for j, n in enumerate(row)
         ]
         pc = r["per_class"][k]
-        table.add_row(str(k), *cells, f"{pc['count']:,}", _pct(pc["accuracy"]))
+        acc = "-" if pc["accuracy"] is None else f"{100 * pc['accuracy']:.1f}"
+        table.add_row(str(k), *cells, str(pc["count"]), acc)
     c.print(table)
 
 
@@ -195,7 +203,8 @@ def render_prediction(results: list[dict[str, Any]], preview: bool) -> None:
             f"{escape(r['file'])}: [bold]{r['predicted']}[/] "
             f"(probability {r['probabilities'][r['predicted']]:.3f})"
         )
-        c.print("  " + "  ".join(f"{k}: {p:.3f}" for k, p in enumerate(r["probabilities"])))
+        c.print("  digit " + " ".join(f"{k:>5}" for k in range(10)))
+        c.print("  prob. " + " ".join(f"{p:.3f}" for p in r["probabilities"]))
         if preview:
             picture = [[round(v * 255) for v in row] for row in r["input"]]
             render_digits([picture], ["the 32x32 input the network saw"])
