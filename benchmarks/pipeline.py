@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ from lenet_cli import speed  # noqa: E402
 from lenet_cli.data import batches, load_dataset, read_idx_pair, resolve_source  # noqa: E402
 from lenet_cli.evaluate import evaluate_tensors  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
-from lenet_cli.model import build_model  # noqa: E402
+from lenet_cli.model import build_model, tutorial_forward  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
 
@@ -99,6 +100,7 @@ def main() -> None:
 
     usual = build_model("tutorial")
     usual.load_state_dict(init)
+    usual.forward = types.MethodType(tutorial_forward, usual)  # the tutorial's ReLU-then-pool
     usual_opt = sgd(usual, a.lr)
     loader = torch.utils.data.DataLoader(
         UsualDataset(raw_images, raw_labels, train.mean, train.std),

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from lenet_cli.model import Net, build_model
+from lenet_cli.model import Net, build_model, tutorial_forward
 from lenet_cli.summary import model_facts
 
 TUTORIAL_SHAPES = [
@@ -60,12 +59,6 @@ def test_pool_before_relu_matches_the_tutorials_order_exactly():
     torch.manual_seed(1)
     net = Net()
     x = torch.randn(8, 1, 32, 32)
-
-    def tutorial_forward(m, x):
-        x = F.max_pool2d(F.relu(m.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(m.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        return m.fc3(F.relu(m.fc2(F.relu(m.fc1(x)))))
 
     ours = net(x)
     ours.sum().backward()

@@ -23,8 +23,26 @@ def _debug() -> bool:
     return _state["debug"] or os.environ.get("LENET_DEBUG", "") not in ("", "0")
 
 
+# The order `lenet --help` lists commands in: the tutorial's steps first, then training.
+COMMAND_ORDER = (
+    "inspect-params",
+    "forward",
+    "step",
+    "train",
+    "evaluate",
+    "predict",
+    "data",
+    "bench",
+)
+
+
 class LenetGroup(TyperGroup):
     """Catches LenetError once, at the edge: one line on stderr, the error's exit code."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
     def invoke(self, ctx: typer.Context) -> Any:
         from lenet_cli import ui
