@@ -169,8 +169,12 @@ def run_bench(
         speed.check_precision(device, precision)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if channels_last is None:
-        channels_last = speed.channels_last_default(device)
+
+    def layout(bs: int) -> bool:  # auto: the faster layout for the device, NCHW for tiny batches
+        if channels_last is not None:
+            return channels_last
+        return speed.channels_last_default(device) and bs >= speed.CHANNELS_LAST_MIN_BATCH
+
     backends = speed.configure_backends(device)
     before = torch.get_num_threads()
     rows = []
@@ -187,13 +191,14 @@ def run_bench(
                     repeats=repeats,
                     arch=arch,
                     precision=precision,
-                    channels_last=channels_last,
+                    channels_last=layout(bs),
                     compile=compile,
                     seed=seed,
                     do_train=train,
                     do_infer=infer,
                 )
                 row["load"] = load
+                row["channels_last"] = layout(bs)
                 rows.append(row)
                 _emit(on_event, event="cell_done", row=row)
     finally:
@@ -205,7 +210,8 @@ def run_bench(
         "torch": torch.__version__,
         "arch": arch,
         "precision": precision,
-        "channels_last": channels_last,
+        "channels_last": "auto" if channels_last is None else channels_last,
+        "channels_last_min_batch": speed.CHANNELS_LAST_MIN_BATCH,
         "compile": compile,
         "images": images,
         "repeats": repeats,

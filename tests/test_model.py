@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from lenet_cli.model import Net, build_model, tutorial_forward
+from lenet_cli.model import Net, build_model, max_pool2, tutorial_forward
 from lenet_cli.summary import model_facts
 
 TUTORIAL_SHAPES = [
@@ -82,3 +83,27 @@ def test_shape_trace_shows_the_arithmetic():
     assert macs["conv1"] == 6 * 30 * 30 * 9
     assert macs["fc1"] == 576 * 120
     assert facts["parameter_bytes"] == 81_194 * 4
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 30, 30), (3, 16, 13, 13), (1, 2, 5, 4)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool2_without_grad_is_max_pool2d_exactly(shape, channels_last):
+    x = torch.randn(*shape)
+    x[0, 0, :2, :2] = 0.0  # a window of ties
+    x[-1, -1, 0, 1] = float("nan")  # NaN wins, as in max_pool2d
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ours = max_pool2(x)
+    assert torch.equal(ours.isnan(), F.max_pool2d(x, 2).isnan())
+    assert torch.equal(ours.nan_to_num(), F.max_pool2d(x, 2).nan_to_num())
+
+
+def test_inference_output_equals_training_output_bit_for_bit():
+    torch.manual_seed(4)
+    net = Net()
+    x = torch.randn(64, 1, 32, 32)
+    with_grad = net(x)
+    with torch.inference_mode():
+        without = net(x)
+    assert torch.equal(with_grad.detach(), without)

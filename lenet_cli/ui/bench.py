@@ -12,7 +12,11 @@ from lenet_cli.ui.console import fmt_int, out
 
 def render_bench(result: dict[str, Any]) -> None:
     """The `lenet bench` table: one row per (threads, batch size)."""
-    layout = "channels_last" if result["channels_last"] else "NCHW"
+    layout = {
+        "auto": f"channels_last from batch {result.get('channels_last_min_batch')} (NCHW below)",
+        True: "channels_last",
+        False: "NCHW",
+    }[result["channels_last"]]
     title = (
         f"{result['arch']} on {result['device']} ({result['device_name']}), "
         f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}; "
