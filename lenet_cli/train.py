@@ -17,6 +17,7 @@ Design notes (the *why*):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import time
@@ -98,25 +99,11 @@ def train(
     def data_event(e: dict) -> None:
         _emit(on_event, **e)
 
-    train_ds = load_dataset(
-        cfg.data,
-        "train",
-        data_dir=cfg.data_dir,
-        device=device,
-        explicit=data_explicit,
-        seed=cfg.seed,
-        on_event=data_event,
+    load = functools.partial(
+        load_dataset, data_dir=cfg.data_dir, device=device, seed=cfg.seed, on_event=data_event
     )
-    # The test split comes from wherever the training split was found (after any fallback).
-    test_ds = load_dataset(
-        train_ds.name,
-        "test",
-        data_dir=cfg.data_dir,
-        device=device,
-        explicit=True,
-        seed=cfg.seed,
-        on_event=data_event,
-    )
+    train_ds = load(cfg.data, "train", explicit=data_explicit)
+    test_ds = load(train_ds.name, "test")  # from where the training split was found (fallback)
     train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
     _emit(
         on_event,

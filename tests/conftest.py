@@ -16,6 +16,20 @@ def _isolated_data_env(tmp_path_factory, monkeypatch):
     return cache
 
 
+@pytest.fixture(scope="session")
+def random_run(tmp_path_factory):
+    """The run directory of one short training run on random data (for evaluate and predict)."""
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    out = tmp_path_factory.mktemp("runs")
+    args = "train --data random --device cpu --threads 1 --epochs 1 --batch-size 256"
+    result = CliRunner().invoke(app, [*args.split(), "--out", str(out), "--name", "r"])
+    assert result.exit_code == 0, result.output
+    return out / "r"
+
+
 def write_idx(path, array, magic: int, gz: bool | None = None) -> None:
     """Write ``array`` (uint8) as an IDX file; gzip when the name ends in .gz (or gz=True)."""
     import gzip

@@ -10,38 +10,9 @@ from typer.testing import CliRunner
 from lenet_cli.cli import app
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
+def test_evaluate_json(random_run):
     result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--data",
-            "random",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "256",
-            "--out",
-            str(out),
-            "--name",
-            "r",
-            "--progress",
-            "none",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return out / "r"
-
-
-def test_evaluate_json(run_dir):
-    result = CliRunner().invoke(
-        app, ["evaluate", "--checkpoint", str(run_dir), "--device", "cpu", "--json"]
+        app, ["evaluate", "--checkpoint", str(random_run), "--device", "cpu", "--json"]
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -53,13 +24,13 @@ def test_evaluate_json(run_dir):
     assert doc["checkpoint"].endswith("best.pt")
 
 
-def test_evaluate_table_and_train_split(run_dir):
+def test_evaluate_table_and_train_split(random_run):
     result = CliRunner().invoke(
         app,
         [
             "evaluate",
             "--checkpoint",
-            str(run_dir / "last.pt"),
+            str(random_run / "last.pt"),
             "--device",
             "cpu",
             "--split",
@@ -70,8 +41,8 @@ def test_evaluate_table_and_train_split(run_dir):
     assert "confusion matrix" in result.stdout and "1,024 images" in result.stdout
 
 
-def test_evaluate_refuses_a_corrupt_checkpoint(tmp_path, run_dir):
-    data = bytearray((run_dir / "last.pt").read_bytes())
+def test_evaluate_refuses_a_corrupt_checkpoint(tmp_path, random_run):
+    data = bytearray((random_run / "last.pt").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (tmp_path / "bad.pt").write_bytes(bytes(data))
     result = CliRunner().invoke(

@@ -66,40 +66,13 @@ def test_bad_images_are_clear_errors(tmp_path):
             prepare_image(tmp_path / name, 0.0, 1.0)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--data",
-            "random",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--max-steps",
-            "2",
-            "--out",
-            str(out),
-            "--name",
-            "r",
-            "--progress",
-            "none",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return out / "r"
-
-
 def _digit_png(tmp_path: Path) -> Path:
     path = tmp_path / "seven [1].png"  # '[' would be Rich markup if not escaped
     Image.fromarray(255 - _mnist_test_digits(1)[0]).save(path)
     return path
 
 
-def test_predict_json_and_preview(tmp_path, checkpoint):
+def test_predict_json_and_preview(tmp_path, random_run):
     image = _digit_png(tmp_path)
     result = CliRunner().invoke(
         app,
@@ -108,7 +81,7 @@ def test_predict_json_and_preview(tmp_path, checkpoint):
             str(image),
             str(image),
             "--checkpoint",
-            str(checkpoint),
+            str(random_run),
             "--device",
             "cpu",
             "--json",
@@ -122,7 +95,7 @@ def test_predict_json_and_preview(tmp_path, checkpoint):
     assert doc["results"][0]["predicted"] == int(np.argmax(probs))
     shown = CliRunner().invoke(
         app,
-        ["predict", str(image), "--checkpoint", str(checkpoint), "--device", "cpu", "--preview"],
+        ["predict", str(image), "--checkpoint", str(random_run), "--device", "cpu", "--preview"],
     )
     assert shown.exit_code == 0 and "seven [1].png" in shown.stdout
     # The preview: 32 pixel columns, two pixel rows per text line, ink drawn in shade characters.
@@ -131,7 +104,7 @@ def test_predict_json_and_preview(tmp_path, checkpoint):
     assert any(set(ln) - {" "} for ln in rows[:16]) and rows[0].strip() == ""
 
 
-def test_forward_image_goes_through_predict(tmp_path, checkpoint):
+def test_forward_image_goes_through_predict(tmp_path, random_run):
     image = _digit_png(tmp_path)
     result = CliRunner().invoke(
         app,
@@ -140,7 +113,7 @@ def test_forward_image_goes_through_predict(tmp_path, checkpoint):
             "--image",
             str(image),
             "--checkpoint",
-            str(checkpoint),
+            str(random_run),
             "--device",
             "cpu",
             "--json",
@@ -152,10 +125,10 @@ def test_forward_image_goes_through_predict(tmp_path, checkpoint):
     assert bare.exit_code == 2 and "--checkpoint" in bare.stderr
 
 
-def test_predict_not_an_image_exit_8(tmp_path, checkpoint):
+def test_predict_not_an_image_exit_8(tmp_path, random_run):
     (tmp_path / "x.jpg").write_text("hello")
     result = CliRunner().invoke(
         app,
-        ["predict", str(tmp_path / "x.jpg"), "--checkpoint", str(checkpoint), "--device", "cpu"],
+        ["predict", str(tmp_path / "x.jpg"), "--checkpoint", str(random_run), "--device", "cpu"],
     )
     assert result.exit_code == 8 and "x.jpg" in result.stderr
