@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lenet_cli.atomic import atomic_write
 from lenet_cli.errors import CheckpointError, NonFiniteLossError
 from lenet_cli.model import build_model
 
@@ -63,23 +63,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     data = buffer.getvalue()
     data += _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # directories cannot be opened on Windows
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 

@@ -10,13 +10,11 @@ unreadable entry is rebuilt from the source files; a cache that cannot be writte
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from lenet_cli.data.fetch import fsync_dir
+from lenet_cli.atomic import atomic_write
 from lenet_cli.data.idx import ROWS, read_idx_pair
 from lenet_cli.data.sources import Located, cache_root
 
@@ -84,16 +82,8 @@ def _load(path: Path) -> dict | None:
 def _save(path: Path, entry: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                torch.save(entry, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_write(path) as out:
+            torch.save(entry, out)
         # Drop entries for the same name and split built from older files: same prefix, same
         # suffix, another key (keys are 20 hex digits).
         prefix, rest = path.name.rsplit("-", 1)

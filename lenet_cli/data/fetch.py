@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lenet_cli.atomic import atomic_write
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
 from lenet_cli.errors import DataNotFoundError, UsageError
 
@@ -45,48 +45,26 @@ def md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _fetch(url: str, dest: Path, md5: str, on_progress: Callable[[int, int | None], None] | None):
     """Download ``url`` to ``dest`` atomically; raise OSError, ValueError or HTTPException."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            digest = hashlib.md5(usedforsecurity=False)
-            done = 0
+    with atomic_write(dest) as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        digest = hashlib.md5(usedforsecurity=False)
+        done = 0
+        if on_progress:
+            on_progress(0, total)
+        while block := resp.read(_BLOCK):
+            out.write(block)
+            digest.update(block)
+            done += len(block)
             if on_progress:
-                on_progress(0, total)
-            while block := resp.read(_BLOCK):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if on_progress:
-                    on_progress(done, total)
-            if total is not None and done != total:
-                raise ValueError(f"transfer cut off after {done:,} of {total:,} bytes")
-            if digest.hexdigest() != md5:
-                raise ValueError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+                on_progress(done, total)
+        if total is not None and done != total:
+            raise ValueError(f"transfer cut off after {done:,} of {total:,} bytes")
+        if digest.hexdigest() != md5:
+            raise ValueError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
 
 
 def download(

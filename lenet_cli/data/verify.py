@@ -8,13 +8,12 @@ sample) hold the same content in different bytes. Downloads, by contrast, must m
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lenet_cli.data.fetch import fsync_dir, md5_file
+from lenet_cli.atomic import atomic_write
+from lenet_cli.data.fetch import md5_file
 from lenet_cli.data.idx import read_header, read_idx_pair
 from lenet_cli.data.sources import (
     FILES,
@@ -108,18 +107,6 @@ def verify(name: str, data_dir: str | Path | None = None) -> dict:
     return check_located(located)
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def import_source(
     name: str, directory: str | Path, *, on_event: Callable[[dict], None] | None = None
 ) -> dict:
@@ -144,10 +131,10 @@ def import_source(
                 dest = target / (stem + (".gz" if gz else ""))
                 if on_event:
                     on_event({"event": "import", "file": str(src), "dest": str(dest)})
-                _copy_atomic(src, dest)
+                with atomic_write(dest) as out, open(src, "rb") as inp:
+                    shutil.copyfileobj(inp, out, 1 << 20)
                 other = target / (stem if gz else stem + ".gz")
                 other.unlink(missing_ok=True)  # the other form would shadow or confuse
-        fsync_dir(target)
     except OSError as exc:
         raise DataNotFoundError(f"cannot write into {target}: {exc.strerror or exc}") from None
     imported, _ = locate(name)
