@@ -161,3 +161,27 @@ def test_debug_shows_the_traceback():
         text=True,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_inspect_params_of_a_trained_checkpoint_adds_statistics(random_run):
+    r = run("inspect-params", "--checkpoint", str(random_run), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["total"] == 81_194
+    first = doc["parameters"][0]
+    assert {"mean", "std", "min", "max"} <= set(first) and first["min"] <= first["max"]
+    fresh = json.loads(run("inspect-params", "--json").stdout)["parameters"][0]
+    assert "mean" not in fresh
+
+
+def test_forward_random_through_a_checkpoint(random_run):
+    a = run("forward", "--random", "--checkpoint", str(random_run), "--device", "cpu", "--json")
+    b = run("forward", "--random", "--device", "cpu", "--json")
+    assert a.exit_code == 0, a.output
+    assert json.loads(a.stdout)["output"] != json.loads(b.stdout)["output"]
+
+
+def test_a_missing_checkpoint_is_one_line_exit_6(tmp_path):
+    r = run("inspect-params", "--checkpoint", str(tmp_path / "nope.pt"))
+    assert r.exit_code == 6
+    assert len(r.stderr.strip().splitlines()) == 1 and "nope.pt" in r.stderr
