@@ -165,10 +165,7 @@ def run_bench(
         raise UsageError(
             f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
         )
-    try:
-        speed.check_precision(device, precision)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    speed.check_precision(device, precision)
 
     def layout(bs: int) -> bool:  # auto: the faster layout for the device, NCHW for tiny batches
         if channels_last is not None:

@@ -22,13 +22,19 @@ import torch
 from torch import nn
 
 from lenet_cli.atomic import atomic_write
-from lenet_cli.errors import CheckpointError, NonFiniteLossError
+from lenet_cli.config import validate
+from lenet_cli.errors import CheckpointError, ConfigError, NonFiniteLossError
 from lenet_cli.model import build_model
 
 FORMAT = "lenet-cli-checkpoint"
 VERSION = 1
 _MAGIC = b"\nLENET-SHA256:"
 _TRAILER_LEN = len(_MAGIC) + 64 + 1
+
+
+def _gist(e: Exception) -> str:
+    """The first two lines of an error on one line ("Error(s) in loading..." + the first one)."""
+    return " ".join(line.strip() for line in str(e).splitlines()[:2])[:300]
 
 
 def resolve_path(path: str | Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> Path:
@@ -110,6 +116,31 @@ def load_checkpoint(
     return payload
 
 
+RESUME_KEYS = ("config", "model", "optimizer", "scheduler", "state", "rng")
+
+
+def load_for_resume(path: str | Path) -> dict[str, Any]:
+    """A checkpoint (a run directory's last.pt first) checked to hold what resuming needs."""
+    payload = load_checkpoint(path, prefer=("last.pt",))
+    where = payload["path"]
+    missing = [k for k in RESUME_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {where} cannot be resumed: it lacks {', '.join(missing)}",
+            hint="resume from a last.pt written by `lenet train`",
+        )
+    try:
+        config = validate(payload["config"], f"{where} (config)")
+        build_model(config.get("arch", "tutorial")).load_state_dict(payload["model"])
+    except (ConfigError, AttributeError, ValueError, KeyError, RuntimeError) as e:
+        text = e.message if isinstance(e, ConfigError) else _gist(e)
+        raise CheckpointError(
+            f"checkpoint {where} cannot be resumed: {text}",
+            hint="resume from a last.pt written by `lenet train`",
+        ) from None
+    return payload
+
+
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...)."""
     payload = load_checkpoint(path)
@@ -119,8 +150,7 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[
         model.load_state_dict(payload["model"])
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(
-            f"checkpoint {payload['path']} does not hold a valid {arch!r} "
-            f"model: {str(e).splitlines()[0][:200]}"
+            f"checkpoint {payload['path']} does not hold a valid {arch!r} model: {_gist(e)}"
         ) from None
     model.to(device).eval()
     meta = {

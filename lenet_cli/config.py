@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Literal, get_args
 
 import tomllib
 
-from lenet_cli.errors import ConfigError
+from lenet_cli.errors import ConfigError, UsageError
 
 Arch = Literal["tutorial", "lenet5", "classic"]
 LossName = Literal["cross-entropy", "mse"]
@@ -80,6 +81,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _HINTS = typing.get_type_hints(TrainConfig)
 # Checked after types: (test, message). Each names the key.
@@ -98,6 +100,11 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "eval_batch_size": (lambda v: v >= 1, "must be at least 1"),
     "threads": (lambda v: v is None or v >= 1, "must be at least 1"),
     "early_stop": (lambda v: v is None or v >= 1, "must be at least 1"),
+    # a directory name inside --out: a path would escape it, and "" / "." / ".." are no new run
+    "name": (
+        lambda v: v is None or (v not in ("", ".", "..") and "/" not in v and "\\" not in v),
+        "must be a plain directory name (no /, not empty, '.' or '..')",
+    ),
 }
 
 
@@ -137,8 +144,31 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(FIELDS)
             raise ConfigError(f"{where}: unknown key {raw_key!r}", hint=hint)
         value = _check_type(key, value, where)
-        if key in _RANGES and value is not None and not _RANGES[key][0](value):
-            raise ConfigError(f"{where}: {key} = {value!r} {_RANGES[key][1]}")
+        problem = _range_problem(key, value)
+        if problem:
+            raise ConfigError(f"{where}: {key} = {value!r} {problem}")
+        clean[key] = value
+    return clean
+
+
+def _range_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a value of the right type, or None."""
+    # TOML and flags accept inf and nan; torch stores lr & co. as float32 in its kernels
+    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+        return "must be a finite number (at most 3.4e38, float32's largest)"
+    if key in _RANGES and value is not None and not _RANGES[key][0](value):
+        return _RANGES[key][1]
+    return None
+
+
+def validate_flags(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``validate`` for command-line flags: a bad value is a usage error (exit 2) naming --flag."""
+    clean: dict[str, Any] = {}
+    for key, value in values.items():  # keys are field names: the CLI builds this mapping
+        value = _check_type(key, value, "flag")
+        problem = _range_problem(key, value)
+        if problem:
+            raise UsageError(f"--{key.replace('_', '-')} {problem}, got {value!r}")
         clean[key] = value
     return clean
 
@@ -186,11 +216,10 @@ def resolve(
     """defaults < file < flags. Flags set to None were not given. Everything is validated."""
     values = defaults.to_dict()
     sources = dict.fromkeys(values, defaults_name)
-    for layer, name in (
-        (file or {}, file_name),
-        ({k: v for k, v in flags.items() if v is not None}, "flag"),
-    ):
-        for key, value in validate(layer, name).items():
+    given = {k: v for k, v in flags.items() if v is not None}
+    layers = ((validate(file or {}, file_name), file_name), (validate_flags(given), "flag"))
+    for clean, name in layers:
+        for key, value in clean.items():
             values[key] = value
             sources[key] = name
     return Resolved(TrainConfig(**values), sources)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lenet_cli import __version__
+from lenet_cli.errors import OutputExistsError
 
 COLUMNS: tuple[str, ...] = (
     "epoch",
@@ -53,7 +54,7 @@ def env_info(device: torch.device, threads: int, seed: int, deterministic: bool)
         "platform": platform.platform(),
         "device": str(device),
         "threads": threads,
-        "threads_note": "default --threads is os.cpu_count() (logical CPUs)",
+        "threads_note": "default --threads is the physical cores (speed.default_threads)",
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "deterministic": deterministic,
@@ -69,6 +70,30 @@ def _json_number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def resume_dir(checkpoint: Path) -> Path:
+    """The run directory that resuming ``checkpoint`` continues in, if that overwrites nothing.
+
+    Resuming writes last.pt, config.toml, env.json and the metrics next to the checkpoint: from an
+    older checkpoint (best.pt) of a run that has a last.pt, that would overwrite later work; in a
+    directory that is not a run directory, it could overwrite the user's own files.
+    """
+    run_dir = checkpoint.parent
+    if checkpoint.name != "last.pt" and (run_dir / "last.pt").is_file():
+        raise OutputExistsError(
+            f"resuming from {checkpoint} would overwrite the run's later {run_dir / 'last.pt'}",
+            hint=f"resume the run itself (--resume {run_dir}), or copy {checkpoint.name} into a "
+            "new directory and resume it there",
+        )
+    foreign = [p.name for p in run_dir.iterdir() if p.suffix != ".pt"]
+    if foreign and not (run_dir / "metrics.jsonl").is_file():
+        raise OutputExistsError(
+            f"{run_dir} is not a run directory of `lenet train` (it holds {', '.join(foreign[:3])})"
+            "; resuming there would write config.toml, env.json and metrics beside them",
+            hint="copy the checkpoint into an empty directory and resume it there",
+        )
+    return run_dir
 
 
 class RunLog:

@@ -24,6 +24,8 @@ BOX, FIELD, PAD = 20, 28, 2
 
 def _read(path: Path) -> np.ndarray:
     """The image as float32 [H, W] in [0, 1], ink light on a dark background."""
+    if path.is_dir():
+        raise ImageError(f"image {path} is a directory", hint="pass the image files in it")
     if not path.is_file():
         raise ImageError(f"image {path} does not exist", hint="check the path")
     if path.stat().st_size == 0:
@@ -41,8 +43,7 @@ def _read(path: Path) -> np.ndarray:
                     )
                 img = ImageOps.exif_transpose(img)
                 if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                    rgba = img.convert("RGBA")  # transparent background -> white paper
-                    img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                    img = _on_paper(img.convert("RGBA"))
                 gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except ImageError:
         raise
@@ -66,6 +67,20 @@ def _read(path: Path) -> np.ndarray:
         gray = 1.0 - gray
         border = 1.0 - border
     return np.clip(gray - float(np.median(border)), 0.0, 1.0)  # background to 0
+
+
+def _on_paper(rgba: Image.Image) -> Image.Image:
+    """A picture with transparency laid on paper that contrasts with what is drawn.
+
+    Dark strokes on a transparent canvas go on white paper, light strokes (a dark-mode drawing
+    app's) on black: on white they would vanish.
+    """
+    pixels = np.asarray(rgba, dtype=np.float32)
+    alpha = pixels[..., 3]
+    drawn = float(alpha.sum())
+    light = drawn > 0 and float((pixels[..., :3].mean(axis=2) * alpha).sum() / drawn) > 127.5
+    paper = Image.new("RGBA", rgba.size, "black" if light else "white")
+    return Image.alpha_composite(paper, rgba)
 
 
 def prepare_array(ink: np.ndarray, name: str = "image") -> np.ndarray:

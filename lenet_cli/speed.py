@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lenet_cli.config import PRECISIONS
+from lenet_cli.errors import UsageError
 
 _AMP_DTYPES = {"bf16-mixed": torch.bfloat16, "fp16-mixed": torch.float16}
 # Below this many images per batch NCHW beats channels_last at inference (measured at batch 1).
@@ -123,11 +124,11 @@ def prepare_inputs(x: torch.Tensor, channels_last: bool | str) -> torch.Tensor:
 
 
 def check_precision(device: torch.device, precision: str) -> None:
-    """Raise ValueError for a precision this device cannot run (the CLI maps it to a UsageError)."""
+    """Refuse (UsageError, exit 2) a precision this device cannot run."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose " + ", ".join(PRECISIONS))
+        raise UsageError(f"unknown precision {precision!r}; choose " + ", ".join(PRECISIONS))
     if precision == "fp16-mixed" and device.type not in ("cuda", "mps"):
-        raise ValueError(
+        raise UsageError(
             "fp16-mixed needs a GPU (on the CPU, float16 matmuls are slow and unscaled fp16 "
             "gradients underflow); use bf16-mixed or fp32 there"
         )

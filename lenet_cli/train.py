@@ -91,6 +91,7 @@ def train(
 ) -> dict[str, Any]:
     """Train as ``config`` says, logging into ``run_dir``; ``resume`` is a loaded checkpoint."""
     cfg = config
+    speed.check_precision(device, cfg.precision)  # before any data is loaded
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
     torch.manual_seed(cfg.seed)
@@ -116,7 +117,6 @@ def train(
         test=len(test_ds),
     )
 
-    speed.check_precision(device, cfg.precision)
     speed.configure_backends(device)
     layout = speed.channels_last_default(device) if cfg.channels_last is None else cfg.channels_last
     for ds in (train_ds, val_ds, test_ds):
@@ -257,6 +257,7 @@ def train(
                 raise_interrupted(signals.received, state.epoch + 1, state.step, path, run_dir)
             val = evaluate(val_ds) if val_ds is not None else None
             row = state.row(partial, optimizer.param_groups[0]["lr"], val, evaluate(test_ds))
+            _check_finite_eval(row, state.epoch + 1, cfg.lr)  # finite weights, NaN outputs
             if not partial:
                 state.next_epoch()
             log.append(row)
@@ -317,3 +318,15 @@ class _Accumulator:
             "loss": self.state.loss_sum / max(1, self.seen),
             "images_per_s": self.fresh / max(1e-9, now - self.t0),
         }
+
+
+def _check_finite_eval(row: dict[str, Any], epoch: int, lr: float) -> None:
+    """Stop before saving when the weights are finite but evaluating them is not."""
+    for key in ("val_loss", "test_loss"):
+        value = row.get(key)
+        if value is not None and not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the {key.split('_')[0]} loss became non-finite in epoch {epoch}; training "
+                "stopped and no checkpoint was written for it",
+                hint=f"lower --lr (now {lr})",
+            )

@@ -145,3 +145,41 @@ def test_sigkill_while_saving_leaves_previous_checkpoint_loadable(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert load_checkpoint(path)["n"] >= 0
+
+
+def _raw_checkpoint(path, payload: dict) -> None:
+    """A checkpoint with a valid trailer but any payload (save_checkpoint checks too much)."""
+    import hashlib
+
+    from lenet_cli.checkpoint import _MAGIC
+
+    buffer = io.BytesIO()
+    torch.save({"format": "lenet-cli-checkpoint", "version": 1, **payload}, buffer)
+    data = buffer.getvalue()
+    path.write_bytes(data + _MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+
+def test_resume_from_an_incomplete_or_mismatched_checkpoint_is_exit_6(tmp_path):
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    payload = _payload()
+    lenet5 = {"arch": "lenet5", "data": "random", "batch_size": 64}
+    cases = {
+        "no-keys.pt": {},
+        "other-arch.pt": {  # the config says lenet5, the weights are the tutorial's
+            **payload,
+            "config": lenet5,
+            "optimizer": {},
+            "scheduler": {},
+            "state": {},
+        },
+    }
+    for name, content in cases.items():
+        _raw_checkpoint(tmp_path / name, content)
+        result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / name)])
+        assert result.exit_code == 6, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0] and "cannot be resumed" in lines[0]
+        assert "internal error" not in result.stderr

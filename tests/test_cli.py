@@ -185,3 +185,38 @@ def test_a_missing_checkpoint_is_one_line_exit_6(tmp_path):
     r = run("inspect-params", "--checkpoint", str(tmp_path / "nope.pt"))
     assert r.exit_code == 6
     assert len(r.stderr.strip().splitlines()) == 1 and "nope.pt" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["forward", "--random", "--batch-size", "0"], ["--batch-size", "lenet forward --help"]),
+        (["inspect-params", "--arch", "alexnet"], ["--arch", "alexnet"]),
+        (["predict"], ["Missing argument"]),
+        (["--bogus"], ["--bogus", "lenet --help"]),
+        (["nosuch"], ["nosuch"]),
+    ],
+)
+def test_typer_usage_errors_are_one_line_exit_2(args, words):
+    r = run(*args)
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for word in words:
+        assert word in lines[0]
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "1e308", "-1"])
+def test_step_refuses_an_lr_it_cannot_use(lr):
+    r = run("step", "--device", "cpu", "--json", "--lr", lr)
+    assert r.exit_code == 2
+    assert "--lr" in r.stderr and "internal error" not in r.stderr and r.stdout == ""
+
+
+def test_print_json_writes_non_finite_numbers_as_null(capsys):
+    from lenet_cli import ui
+
+    ui.print_json({"loss": float("nan"), "rows": [[1.0, float("inf")]], "n": 3})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"loss": None, "rows": [[1.0, None]], "n": 3}

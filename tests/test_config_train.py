@@ -105,3 +105,42 @@ def test_print_config_shows_sources(tmp_path):
     lines = {line.split(" = ")[0]: line for line in result.stdout.splitlines()}
     assert lines["lr"].endswith(f"# {path}") and "0.5" in lines["lr"]
     assert lines["epochs"].endswith("# flag") and lines["seed"].endswith("# default")
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--lr", "-1"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "1e308"], "--lr"),  # beyond float32: torch's kernels would overflow
+        (["--batch-size", "0"], "--batch-size"),
+        (["--val-split", "1.5"], "--val-split"),
+        (["--threads", "0"], "--threads"),
+        (["--name", "a/b"], "--name"),
+        (["--name", "../escape"], "--name"),
+        (["--name", ".."], "--name"),
+        (["--name", ""], "--name"),
+    ],
+)
+def test_bad_flag_value_is_a_usage_error_naming_the_flag(tmp_path, args, flag):
+    result = CliRunner().invoke(
+        app, ["train", "--data", "random", "--out", str(tmp_path / "runs"), *args]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("lr = inf\n", ["lr", "finite"]), ('name = "../x"\n', ["name", "plain directory name"])],
+)
+def test_non_finite_number_or_path_as_name_in_config_exit_7(tmp_path, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["train", "--config", str(path)])
+    assert result.exit_code == 7
+    for word in words:
+        assert word in result.stderr

@@ -132,3 +132,25 @@ def test_predict_not_an_image_exit_8(tmp_path, random_run):
         ["predict", str(tmp_path / "x.jpg"), "--checkpoint", str(random_run), "--device", "cpu"],
     )
     assert result.exit_code == 8 and "x.jpg" in result.stderr
+
+
+def test_a_directory_is_not_called_missing(tmp_path, random_run):
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path), "--checkpoint", str(random_run), "--device", "cpu"]
+    )
+    assert result.exit_code == 8
+    assert "is a directory" in result.stderr and "does not exist" not in result.stderr
+
+
+def test_light_strokes_on_a_transparent_canvas_are_ink(tmp_path):
+    # a dark-mode drawing app's export: white strokes, transparent background
+    for name, ink in (("light.png", (255, 255, 255, 255)), ("dark.png", (0, 0, 0, 255))):
+        img = Image.new("RGBA", (28, 28), (ink[0], ink[1], ink[2], 0))
+        for y in range(5, 23):
+            for x in range(12, 16):
+                img.putpixel((x, y), ink)
+        img.save(tmp_path / name)
+    _, light = prepare_image(tmp_path / "light.png", 0.0, 1.0)
+    _, dark = prepare_image(tmp_path / "dark.png", 0.0, 1.0)
+    assert light.max() == 1.0
+    np.testing.assert_array_equal(light, dark)

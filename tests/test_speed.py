@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lenet_cli import speed
+from lenet_cli.errors import UsageError
 from lenet_cli.model import build_model
 from lenet_cli.train import train_step
 
@@ -113,9 +114,9 @@ def test_bf16_mixed_on_cpu_is_close():
 
 
 def test_fp16_on_cpu_is_refused():
-    with pytest.raises(ValueError, match="fp16-mixed needs a GPU"):
+    with pytest.raises(UsageError, match="fp16-mixed needs a GPU"):
         speed.check_precision(torch.device("cpu"), "fp16-mixed")
-    with pytest.raises(ValueError, match="unknown precision"):
+    with pytest.raises(UsageError, match="unknown precision"):
         speed.check_precision(torch.device("cpu"), "int8")
 
 

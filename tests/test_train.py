@@ -108,6 +108,26 @@ def test_resume_via_cli_continues_and_appends(tmp_path):
     assert changed.exit_code == 2 and "arch" in changed.stderr
 
 
+def test_resume_never_overwrites_later_work_or_foreign_files(tmp_path):
+    assert _train(tmp_path, "--epochs", "2", "--name", "r").exit_code == 0
+    run = tmp_path / "r"
+    last_before = (run / "last.pt").read_bytes()
+    older = _train(tmp_path, "--resume", str(run / "best.pt"), "--epochs", "3")
+    assert older.exit_code == 10 and "last.pt" in older.stderr
+    assert (run / "last.pt").read_bytes() == last_before  # untouched
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    (elsewhere / "config.toml").write_text("# the user's own file\n")
+    (elsewhere / "last.pt").write_bytes(last_before)
+    foreign = _train(tmp_path, "--resume", str(elsewhere / "last.pt"), "--epochs", "3")
+    assert foreign.exit_code == 10 and "not a run directory" in foreign.stderr
+    assert (elsewhere / "config.toml").read_text() == "# the user's own file\n"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "last.pt").write_bytes(last_before)  # a checkpoint on its own resumes fine
+    assert _train(tmp_path, "--resume", str(alone), "--epochs", "3").exit_code == 0
+
+
 def test_nan_loss_stops_with_exit_9_and_writes_nothing(tmp_path):
     result = _train(
         tmp_path,
@@ -204,3 +224,31 @@ def test_validation_split_picks_best_on_validation(tmp_path):
     if summary["stopped"] == "early_stop":
         assert summary["epochs"] < 4
     assert result.stderr == ""  # --progress none: nothing for people on stderr
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "file").write_text("keep me")
+    result = CliRunner().invoke(
+        app, ["train", *FAST, "--max-steps", "1", "--out", str(tmp_path / "file")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot create run directory" in result.stderr and "--out" in result.stderr
+    assert "internal error" not in result.stderr and result.stdout == ""
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
+def test_fp16_on_the_cpu_is_a_usage_error_before_any_data_or_run_dir(tmp_path):
+    result = _train(tmp_path, "--precision", "fp16-mixed", "--name", "fp16")
+    assert result.exit_code == 2, result.output
+    assert "fp16-mixed" in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / "fp16").exists()
+
+
+def test_finite_weights_with_a_non_finite_test_loss_stop_with_exit_9(tmp_path):
+    # lr 1e30: after one step the weights are finite but the test loss is not
+    result = _train(
+        tmp_path, "--optimizer", "manual-sgd", "--lr", "1e30", "--max-steps", "1", "--name", "x"
+    )
+    assert result.exit_code == 9, result.output
+    assert "test loss became non-finite" in result.stderr
+    assert not (tmp_path / "x" / "last.pt").exists() and result.stdout == ""

@@ -17,6 +17,9 @@ from lenet_cli.config import Arch
 from lenet_cli.errors import LenetError
 
 _state = {"debug": False}
+# Typer's (vendored click's) UsageError, reached through Typer's public BadParameter: a bad
+# option or argument that Typer found while parsing.
+_ParseError = typer.BadParameter.__base__
 
 
 def _debug() -> bool:
@@ -36,8 +39,29 @@ COMMAND_ORDER = (
 )
 
 
+def _parse_error_exit(e: Exception) -> typer.Exit:
+    """Typer's usage error as one line on stderr (not a boxed panel), and its exit code 2."""
+    from lenet_cli import ui
+
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    ui.error_line(" ".join(e.format_message().split()) + hint)
+    return typer.Exit(getattr(e, "exit_code", 2))
+
+
 class LenetGroup(TyperGroup):
-    """Catches LenetError once, at the edge: one line on stderr, the error's exit code."""
+    """Catches LenetError once, at the edge: one line on stderr, the error's exit code.
+
+    Typer's own usage errors (a bad choice, a missing argument...) become one line there too.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _ParseError as e:  # the root's own options (`lenet --bogus`)
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `lenet`: the help, as Typer does
+                raise
+            raise _parse_error_exit(e) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -59,6 +83,10 @@ class LenetGroup(TyperGroup):
                 raise
             ui.error_line("interrupted")
             raise typer.Exit(130) from None
+        except _ParseError as e:  # a subcommand's options and arguments
+            if type(e).__name__ == "NoArgsIsHelpError" or _debug():
+                raise
+            raise _parse_error_exit(e) from None
         except (typer.Exit, typer.Abort, BrokenPipeError):
             raise  # BrokenPipeError (`lenet ... | head`): Typer's main ends quietly, exit 1
         except Exception as e:  # a bug: still no traceback unless asked for

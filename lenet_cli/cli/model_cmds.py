@@ -67,7 +67,7 @@ def forward(
         ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Rows of the random input.")
+        int, typer.Option("--batch-size", min=1, max=65536, help="Rows of the random input.")
     ] = 1,
     seed: SeedOpt = 0,
     arch: ArchOpt = "tutorial",
@@ -112,11 +112,12 @@ def step(
     json_out: JsonOpt = False,
 ) -> None:
     """Run the tutorial's steps 3-8 on one random input: forward, backward, loss, update."""
+    from lenet_cli.config import FLOAT32_MAX
     from lenet_cli.device import resolve_device
     from lenet_cli.walkthrough import tutorial_step
 
-    if not lr > 0:
-        raise UsageError(f"--lr must be positive, got {lr}")
+    if not 0 < lr <= FLOAT32_MAX:  # also refuses nan and inf
+        raise UsageError(f"--lr must be positive and at most 3.4e38 (float32's largest), got {lr}")
     chosen = resolve_device(device)
     if chosen.note:
         ui.note(chosen.note)

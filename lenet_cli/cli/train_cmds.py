@@ -199,9 +199,9 @@ def train_cmd(
     file_values = load_toml(config) if config is not None else None
     base, base_name, payload = D, "default", None
     if resume is not None:
-        from lenet_cli.checkpoint import load_checkpoint
+        from lenet_cli.checkpoint import load_for_resume
 
-        payload = load_checkpoint(resume, prefer=("last.pt",))
+        payload = load_for_resume(resume)
         base = TrainConfig(**validate(payload["config"], f"{payload['path']} (config)"))
         base_name = "checkpoint"
     resolved = resolve(base, file_values, flags, file_name=str(config), defaults_name=base_name)
@@ -219,7 +219,9 @@ def train_cmd(
                 f"--resume cannot change {', '.join(changed)}",
                 hint="drop those options, or start a new run",
             )
-        run_dir = Path(payload["path"]).parent
+        from lenet_cli.metrics import resume_dir
+
+        run_dir = resume_dir(Path(payload["path"]))
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.out) / (cfg.name or f"{cfg.data}-{cfg.arch}-{stamp}")
@@ -231,7 +233,17 @@ def train_cmd(
     dev, n_threads = _setup_device(cfg.device, cfg.threads)
     from lenet_cli.train import train
 
-    run_dir.mkdir(parents=True, exist_ok=payload is not None)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=payload is not None)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"run directory {run_dir} already exists", hint="choose another --name"
+        ) from None
+    except OSError as e:  # --out is a file, or a place this user cannot write
+        raise UsageError(
+            f"cannot create run directory {run_dir}: {e.strerror}",
+            hint="choose a writable --out directory",
+        ) from None
     render = ui.TrainProgress(ui.progress_mode(cfg.progress))
     try:
         summary = train(
