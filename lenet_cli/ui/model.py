@@ -79,9 +79,10 @@ def render_step(s: dict[str, Any]) -> None:
     c.print(f"   {_vec(s['random_backward_conv1_bias_grad'])}")
     target = "torch.randn(10).view(1, -1)" if s["loss_name"] == "mse" else "a random class"
     c.print(
-        f"[bold]5. loss[/] {s['loss_name']}(output {s['output_shape']}, target "
-        f"{s['target_shape']}), target = {target}:"
+        f"[bold]5. loss[/] {s['loss_name']}(output, target), shapes {s['output_shape']} and "
+        f"{s['target_shape']};"
     )
+    c.print(f"   target = {target}; loss:")
     c.print(f"   {s['loss_before']:.6f}")
     if "ln_10" in s:
         c.print(f"   (cross-entropy at initialisation is close to ln 10 = {s['ln_10']:.4f})")
