@@ -9,7 +9,8 @@ shuffling DataLoader (num_workers=0 by default: on 2 cores a worker competes wit
 threads), the tutorial's NCHW model, and ``loss.item()`` each step as the tutorials do.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
 slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``.
-Both start from the same initial weights and use SGD (momentum 0.9, foreach) at the same lr.
+Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
+defaults for the usual path, as `lenet train` builds it (fused) for lenet's.
 Epochs are interleaved (usual 1, lenet 1, usual 2, ...) so that load from other processes hits
 both alike; images/s is the training images over the training seconds (evaluation excluded).
 Test accuracy after the last epoch is computed by the same evaluator for both.
@@ -35,6 +36,7 @@ from lenet_cli.data import batches, load_dataset, read_idx_pair, resolve_source 
 from lenet_cli.evaluate import evaluate_tensors  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model, tutorial_forward  # noqa: E402
+from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
 
@@ -95,13 +97,10 @@ def main() -> None:
     init = build_model("tutorial").state_dict()
     loss_fn = build_loss("cross-entropy")
 
-    def sgd(model, lr):
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, foreach=True)
-
     usual = build_model("tutorial")
     usual.load_state_dict(init)
     usual.forward = types.MethodType(tutorial_forward, usual)  # the tutorial's ReLU-then-pool
-    usual_opt = sgd(usual, a.lr)
+    usual_opt = torch.optim.SGD(usual.parameters(), lr=a.lr, momentum=0.9)  # as tutorials write it
     loader = torch.utils.data.DataLoader(
         UsualDataset(raw_images, raw_labels, train.mean, train.std),
         batch_size=a.batch_size,
@@ -113,7 +112,9 @@ def main() -> None:
     lenet = build_model("tutorial")
     lenet.load_state_dict(init)
     lenet = speed.prepare_model(lenet, torch.device("cpu"), channels_last=cl)
-    lenet_opt = sgd(lenet, lenet_lr)
+    lenet_opt = build_optimizer(
+        "sgd", lenet.parameters(), lr=lenet_lr, momentum=0.9, weight_decay=0
+    )
     images = speed.prepare_inputs(train.images, cl)
     order = torch.Generator().manual_seed(a.seed)
 

@@ -105,7 +105,7 @@ def bench_one(
     if do_train:
         optimizer = build_optimizer(
             "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
-        )  # as `lenet train` builds it: fused on CUDA, foreach on the CPU
+        )  # as `lenet train` builds it (fused)
         scaler = speed.grad_scaler(device, precision)
         order = torch.Generator().manual_seed(seed)
 

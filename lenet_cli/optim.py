@@ -42,10 +42,12 @@ class ManualSGD(torch.optim.Optimizer):
 def build_optimizer(
     name: str, params: Iterable[nn.Parameter], *, lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """The optimizer ``name``; ``foreach`` where torch offers it (fewer kernel launches)."""
+    """The optimizer ``name``; fused or foreach where torch offers it (fewer kernels per step)."""
     params = list(params)
-    # One fused kernel per step on CUDA; on the CPU, foreach (fused measured no faster there).
-    fast = {"fused": True} if params and params[0].is_cuda else {"foreach": True}
+    # One fused kernel per step on CPU and CUDA: on this 2-core CPU a fused AdamW step took
+    # 141-143 us against foreach's 405-416 us, SGD with momentum 68-70 against 162-165 us.
+    fused = bool(params) and params[0].device.type in ("cpu", "cuda")
+    fast = {"fused": True} if fused else {"foreach": True}
     if name == "manual-sgd":
         return ManualSGD(params, lr=lr)
     if name == "sgd":
