@@ -32,7 +32,7 @@ from lenet_cli import speed
 from lenet_cli.checkpoint import restore_rng, rng_states, save_checkpoint
 from lenet_cli.config import TrainConfig, to_toml
 from lenet_cli.data import batches, load_dataset, split_validation
-from lenet_cli.errors import NonFiniteLossError
+from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.evaluate import evaluate_tensors
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
@@ -222,7 +222,7 @@ def train(
                 batches=steps_per_epoch,
                 done=state.batch_in_epoch,
             )
-            acc = _Accumulator(state, device, cfg.lr, run_dir)
+            acc = EpochSums(state, device, cfg.lr, run_dir)
             order = batches(train_ds.images, train_ds.labels, cfg.batch_size, generator=generator)
             for i, (x, y) in enumerate(order):
                 if i < acc.skip:  # resuming mid-epoch: the same permutation, minus what was done
@@ -257,7 +257,7 @@ def train(
                 raise_interrupted(signals.received, state.epoch + 1, state.step, path, run_dir)
             val = evaluate(val_ds) if val_ds is not None else None
             row = state.row(partial, optimizer.param_groups[0]["lr"], val, evaluate(test_ds))
-            _check_finite_eval(row, state.epoch + 1, cfg.lr)  # finite weights, NaN outputs
+            check_finite_eval(row, state.epoch + 1, cfg.lr)  # finite weights, NaN outputs
             if not partial:
                 state.next_epoch()
             log.append(row)
@@ -275,58 +275,3 @@ def train(
                 stop_reason = "early_stop"
     wall = time.perf_counter() - started
     return state.summary(run_dir, cfg.data, cfg.arch, stop_reason, wall)
-
-
-class _Accumulator:
-    """The open epoch's loss sum and correct count, kept on the device between syncs."""
-
-    def __init__(self, state: RunState, device: torch.device, lr: float, run_dir: Path) -> None:
-        self.state, self.lr, self.run_dir = state, lr, run_dir
-        self.skip = state.batch_in_epoch
-        self.loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=device)
-        self.correct = torch.tensor(state.correct, dtype=torch.int64, device=device)
-        self.seen, self.base_seconds = state.seen, state.seconds
-        self.fresh = 0  # images trained in this session's part of the epoch
-        self.t0 = self.last_report = time.perf_counter()
-
-    def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
-        self.loss_sum += loss.double() * n  # a batch's mean loss, weighted by its size
-        self.correct += hits
-        self.seen += n
-        self.fresh += n
-
-    def due(self, interval: float) -> bool:
-        return time.perf_counter() - self.last_report >= interval
-
-    def sync(self) -> None:
-        """Copy the sums into the run state (a device sync) and stop on a non-finite loss."""
-        s = self.state
-        s.loss_sum, s.correct, s.seen = self.loss_sum.item(), int(self.correct), self.seen
-        s.seconds = self.base_seconds + time.perf_counter() - self.t0
-        if not math.isfinite(s.loss_sum):
-            raise NonFiniteLossError(
-                f"the training loss became non-finite in epoch {s.epoch + 1} (at or before "
-                f"step {s.step}); training stopped and no checkpoint was written for it",
-                hint=f"lower --lr (now {self.lr}) or warm up with --scheduler onecycle; the last "
-                f"good checkpoint, if any, is {self.run_dir / 'last.pt'}",
-            )
-
-    def report(self) -> dict[str, float]:
-        self.sync()
-        self.last_report = now = time.perf_counter()
-        return {
-            "loss": self.state.loss_sum / max(1, self.seen),
-            "images_per_s": self.fresh / max(1e-9, now - self.t0),
-        }
-
-
-def _check_finite_eval(row: dict[str, Any], epoch: int, lr: float) -> None:
-    """Stop before saving when the weights are finite but evaluating them is not."""
-    for key in ("val_loss", "test_loss"):
-        value = row.get(key)
-        if value is not None and not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"the {key.split('_')[0]} loss became non-finite in epoch {epoch}; training "
-                "stopped and no checkpoint was written for it",
-                hint=f"lower --lr (now {lr})",
-            )

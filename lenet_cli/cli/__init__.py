@@ -6,6 +6,7 @@ from lenet_cli.cli import (
     bench_cmds,  # noqa: F401  (registers `lenet bench`)
     model_cmds,  # noqa: F401  (registers its commands)
     train_cmds,  # noqa: F401  (registers its commands)
+    use_cmds,  # noqa: F401  (registers its commands)
 )
 from lenet_cli.cli.app import app
 from lenet_cli.cli.data_cmds import data_app

@@ -152,3 +152,16 @@ DeviceOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def setup_device(spec: str, threads: int | None = None):
+    """The torch.device for --device (saying what `auto` chose) and the CPU threads in use."""
+    from lenet_cli.device import resolve_device, set_threads
+    from lenet_cli.speed import default_threads
+
+    chosen = resolve_device(spec)
+    if chosen.note:
+        from lenet_cli import ui
+
+        ui.note(chosen.note)
+    return chosen.device, set_threads(threads or default_threads())

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lenet_cli import ui
-from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app
+from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app, setup_device
 from lenet_cli.config import Precision
 from lenet_cli.errors import UsageError
 
@@ -73,12 +73,9 @@ def bench(
         raise UsageError("nothing to measure", "drop --no-train or --no-infer")
 
     from lenet_cli.bench import run_bench
-    from lenet_cli.device import resolve_device
     from lenet_cli.speed import default_threads
 
-    chosen = resolve_device(device)
-    if chosen.note:
-        ui.note(chosen.note)
+    dev, _ = setup_device(device)
     if counts == [None]:
         counts = [default_threads()]
 
@@ -87,7 +84,7 @@ def bench(
             ui.note(f"measuring batch {e['batch_size']}, {e['threads']} thread(s)...")
 
     result = run_bench(
-        device=chosen.device,
+        device=dev,
         batch_sizes=sizes,
         threads=counts,
         repeats=repeats,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lenet_cli import ui
-from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app
+from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app, setup_device
 from lenet_cli.config import LossName
 from lenet_cli.errors import UsageError
 
@@ -23,18 +23,15 @@ CheckpointOpt = Annotated[
 
 def _load(arch: str, checkpoint: Path | None, seed: int, device_spec: str):
     """The model to show: the checkpoint's, or a fresh one seeded with ``seed``."""
-    from lenet_cli.device import resolve_device
     from lenet_cli.walkthrough import seeded_model
 
-    chosen = resolve_device(device_spec)
-    if chosen.note:
-        ui.note(chosen.note)
+    dev, _ = setup_device(device_spec)
     if checkpoint is not None:
         from lenet_cli.checkpoint import load_model
 
-        model, meta = load_model(checkpoint, chosen.device)
-        return model, meta.get("arch", arch), chosen.device
-    return seeded_model(arch, seed).to(chosen.device), arch, chosen.device
+        model, meta = load_model(checkpoint, dev)
+        return model, meta.get("arch", arch), dev
+    return seeded_model(arch, seed).to(dev), arch, dev
 
 
 @app.command("inspect-params")
@@ -82,7 +79,7 @@ def forward(
             "use --random for a random 1x1x32x32 input, or --image PATH for a picture of a digit",
         )
     if image:
-        from lenet_cli.cli.train_cmds import run_predict
+        from lenet_cli.cli.use_cmds import run_predict
 
         run_predict(image, checkpoint=checkpoint, device=device, json_out=json_out, preview=False)
         return
@@ -113,16 +110,13 @@ def step(
 ) -> None:
     """Run the tutorial's steps 3-8 on one random input: forward, backward, loss, update."""
     from lenet_cli.config import FLOAT32_MAX
-    from lenet_cli.device import resolve_device
     from lenet_cli.walkthrough import tutorial_step
 
     if not 0 < lr <= FLOAT32_MAX:  # also refuses nan and inf
         raise UsageError(f"--lr must be positive and at most 3.4e38 (float32's largest), got {lr}")
-    chosen = resolve_device(device)
-    if chosen.note:
-        ui.note(chosen.note)
-    result = tutorial_step(arch=arch, seed=seed, lr=lr, loss=loss, device=chosen.device)
-    result["device"] = str(chosen.device)
+    dev, _ = setup_device(device)
+    result = tutorial_step(arch=arch, seed=seed, lr=lr, loss=loss, device=dev)
+    result["device"] = str(dev)
     if json_out:
         ui.print_json(result)
     else:

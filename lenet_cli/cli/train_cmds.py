@@ -1,4 +1,4 @@
-"""Commands that train and use a model: train, evaluate, predict.
+"""The command that trains a model: train.
 
 Thin wrappers: resolve the config, pick the device, call an engine, render its result. torch and
 the engines are imported inside the command bodies only (`lenet --help` stays instant).
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from lenet_cli import ui
-from lenet_cli.cli.app import DeviceOpt, JsonOpt, app
+from lenet_cli.cli.app import JsonOpt, app, setup_device
 from lenet_cli.config import (
     Arch,
     DataName,
@@ -35,17 +35,6 @@ def _opt(flag: str, help: str, key: str | None = None, **kw):  # noqa: A002 (hel
     default = getattr(D, key or flag.lstrip("-").replace("-", "_"), None)
     shown = f" Default: {default}." if default is not None else ""
     return typer.Option(flag, help=help + shown, show_default=False, **kw)
-
-
-def _setup_device(spec: str, threads: int | None = None):
-    from lenet_cli.device import resolve_device, set_threads
-
-    chosen = resolve_device(spec)
-    if chosen.note:
-        ui.note(chosen.note)
-    from lenet_cli.speed import default_threads
-
-    return chosen.device, set_threads(threads or default_threads())
 
 
 @app.command("train")
@@ -230,7 +219,7 @@ def train_cmd(
                 f"run directory {run_dir} already exists",
                 hint="choose another --name, or continue it with --resume",
             )
-    dev, n_threads = _setup_device(cfg.device, cfg.threads)
+    dev, n_threads = setup_device(cfg.device, cfg.threads)
     from lenet_cli.train import train
 
     try:
@@ -266,90 +255,3 @@ def train_cmd(
         ui.print_json(summary)
     else:
         ui.render_train_summary(summary)
-
-
-@app.command("evaluate")
-def evaluate_cmd(
-    checkpoint: Annotated[
-        Path,
-        typer.Option("--checkpoint", help="A checkpoint or run directory (best.pt, else last.pt)."),
-    ],
-    data: Annotated[
-        DataName | None,
-        typer.Option("--data", help="Data set [default: the one it was trained on]."),
-    ] = None,
-    split: Annotated[str, typer.Option("--split", help="train or test.")] = "test",
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 1000,
-    device: DeviceOpt = "auto",
-    json_out: JsonOpt = False,
-) -> None:
-    """Loss, accuracy, per-class accuracy and the confusion matrix of a trained model."""
-    if split not in ("train", "test"):
-        raise UsageError(f"unknown split {split!r}", hint="use --split train or --split test")
-    dev, _ = _setup_device(device)
-    from lenet_cli.evaluate import evaluate_checkpoint
-
-    result = evaluate_checkpoint(
-        checkpoint,
-        data=data,
-        split=split,
-        data_dir=data_dir,
-        device=dev,
-        batch_size=batch_size,
-        on_event=ui.TrainProgress("none" if json_out else "plain"),
-    )
-    if result.get("notice"):
-        ui.note(result["notice"])
-    if json_out:
-        ui.print_json(result)
-    else:
-        ui.render_evaluation(result)
-
-
-def run_predict(
-    images: list[Path], *, checkpoint: Path | None, device: str, json_out: bool, preview: bool
-) -> None:
-    """Predict the digit in each image (also `lenet forward --image`)."""
-    if checkpoint is None:
-        raise UsageError(
-            "predict needs --checkpoint (a trained model)",
-            hint="train one with `lenet train`, then pass --checkpoint runs/NAME",
-        )
-    dev, _ = _setup_device(device)
-    from lenet_cli.checkpoint import load_model
-    from lenet_cli.predict import predict_images
-
-    model, meta = load_model(checkpoint, dev)
-    results = predict_images(list(images), model, meta, dev)
-    if json_out:
-        if not preview:
-            for r in results:
-                r.pop("input")
-        ui.print_json({"checkpoint": meta["path"], "arch": meta["arch"], "results": results})
-    else:
-        ui.render_prediction(results, preview)
-
-
-@app.command("predict")
-def predict_cmd(
-    images: Annotated[
-        list[Path], typer.Argument(help="Image files (PNG, JPEG...) of one digit each.")
-    ],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", help="A trained model: checkpoint or run directory."),
-    ] = None,
-    preview: Annotated[
-        bool,
-        typer.Option(
-            "--preview", help="Draw the 32x32 input the network saw (with --json: include it)."
-        ),
-    ] = False,
-    device: DeviceOpt = "auto",
-    json_out: JsonOpt = False,
-) -> None:
-    """Predict the digit in pictures, prepared as MNIST's digits were."""
-    run_predict(images, checkpoint=checkpoint, device=device, json_out=json_out, preview=preview)
