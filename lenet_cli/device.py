@@ -77,6 +77,11 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype for running loss sums on ``device``: float64, except on MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work (timing needs it); a no-op on the CPU."""
     if device.type == "cuda":

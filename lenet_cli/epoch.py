@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lenet_cli.device import sum_dtype
 from lenet_cli.errors import NonFiniteLossError
 from lenet_cli.metrics import RunState
 
@@ -24,14 +25,14 @@ class EpochSums:
     def __init__(self, state: RunState, device: torch.device, lr: float, run_dir: Path) -> None:
         self.state, self.lr, self.run_dir = state, lr, run_dir
         self.skip = state.batch_in_epoch
-        self.loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=device)
+        self.loss_sum = torch.tensor(state.loss_sum, dtype=sum_dtype(device), device=device)
         self.correct = torch.tensor(state.correct, dtype=torch.int64, device=device)
         self.seen, self.base_seconds = state.seen, state.seconds
         self.fresh = 0  # images trained in this session's part of the epoch
         self.t0 = self.last_report = time.perf_counter()
 
     def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
-        self.loss_sum += loss.double() * n  # a batch's mean loss, weighted by its size
+        self.loss_sum += loss.to(self.loss_sum.dtype) * n  # a batch's mean, weighted by its size
         self.correct += hits
         self.seen += n
         self.fresh += n

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lenet_cli.device import sum_dtype
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.model import NUM_CLASSES
 
@@ -30,15 +31,13 @@ def evaluate_tensors(
     was_training = model.training
     model.eval()
     n = int(labels.shape[0])
-    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    loss_sum = torch.zeros((), dtype=sum_dtype(images.device), device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     matrix = torch.zeros((NUM_CLASSES, NUM_CLASSES), dtype=torch.int64, device=images.device)
     for start in range(0, n, batch_size):
         x, y = images[start : start + batch_size], labels[start : start + batch_size]
         scores = model(x)
-        loss_sum += (
-            loss_fn(scores, y).double() * y.shape[0]
-        )  # the mean of a partial batch, weighted
+        loss_sum += loss_fn(scores, y).to(loss_sum.dtype) * y.shape[0]  # a batch's mean, weighted
         predicted = scores.argmax(dim=1)
         correct += (predicted == y).sum()
         if confusion:
