@@ -252,3 +252,25 @@ def test_finite_weights_with_a_non_finite_test_loss_stop_with_exit_9(tmp_path):
     assert result.exit_code == 9, result.output
     assert "test loss became non-finite" in result.stderr
     assert not (tmp_path / "x" / "last.pt").exists() and result.stdout == ""
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed", "fp16-mixed"])
+def test_train_resume_and_evaluate_on_cuda(tmp_path, precision):
+    args = ["train", "--data", "random", "--device", "cuda", "--batch-size", "256"]
+    run = [*args, "--precision", precision, "--out", str(tmp_path), "--name", "g"]
+    first = CliRunner().invoke(app, [*run, "--epochs", "1", "--json"])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(
+        app, ["train", "--resume", str(tmp_path / "g"), "--epochs", "2", "--json"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["epochs"] == 2
+    payload = load_checkpoint(tmp_path / "g" / "last.pt")
+    assert all(t.device.type == "cpu" for t in payload["model"].values())  # loads anywhere
+    ev = CliRunner().invoke(
+        app, ["evaluate", "--checkpoint", str(tmp_path / "g"), "--device", "cuda", "--json"]
+    )
+    assert ev.exit_code == 0, ev.output
+    assert 0.0 <= json.loads(ev.stdout)["accuracy"] <= 1.0
