@@ -220,3 +220,22 @@ def test_print_json_writes_non_finite_numbers_as_null(capsys):
     ui.print_json({"loss": float("nan"), "rows": [[1.0, float("inf")]], "n": 3})
     out = capsys.readouterr().out
     assert json.loads(out) == {"loss": None, "rows": [[1.0, None]], "n": 3}
+
+
+def test_control_characters_in_user_text_are_shown_not_sent():
+    from lenet_cli.ui.console import safe
+
+    assert "\x1b" not in safe("digit\x1b[2J.png") and "\\x1b" in safe("digit\x1b[2J.png")
+    assert safe("[red]seven.png") == "\\[red]seven.png"  # Rich markup stays literal
+
+
+def test_data_dir_with_random_data_is_refused_not_ignored(tmp_path):
+    r = run("train", "--data", "random", "--data-dir", str(tmp_path), "--out", str(tmp_path))
+    assert r.exit_code == 2 and "--data-dir" in r.stderr and "random" in r.stderr
+
+
+def test_data_dir_that_is_a_file_says_so(tmp_path):
+    f = tmp_path / "notadir"
+    f.write_text("x")
+    r = run("data", "verify", "mnist", "--data-dir", str(f))
+    assert r.exit_code == 4 and "not a directory" in r.stderr

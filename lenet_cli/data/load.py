@@ -122,6 +122,11 @@ def load_dataset(
             f"unknown split {split!r}", hint="use train or test (split_validation() makes val)"
         )
     if name == "random":
+        if data_dir is not None:  # a directory the user named would be silently ignored
+            raise UsageError(
+                f"--data-dir {data_dir} has no effect with --data random",
+                hint="drop --data-dir, or name the data set it holds with --data",
+            )
         return random_dataset(split, seed=seed, size=random_size, device=device)
     located, notice = resolve_source(
         name, data_dir=data_dir, explicit=explicit, download=download, on_event=on_event

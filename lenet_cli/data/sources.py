@@ -181,7 +181,10 @@ def locate(name: str, data_dir: str | Path | None = None) -> tuple[Located | Non
         found = _complete_set(name, directory, label)
         if found is not None:
             return found, tried
-        state = "no such directory" if not directory.is_dir() else "the four IDX files not found"
+        if directory.is_dir():
+            state = "the four IDX files not found"
+        else:
+            state = "not a directory" if directory.exists() else "no such directory"
         tried.append(f"{label} {directory}: {state}")
     return None, tried
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
-from lenet_cli.ui.console import fmt_int, out
+from lenet_cli.ui.console import fmt_int, out, safe
 
 
 def render_bench(result: dict[str, Any]) -> None:
@@ -22,7 +21,7 @@ def render_bench(result: dict[str, Any]) -> None:
         f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}; "
         f"median of {result['repeats']} passes of {result['images']:,} images"
     )
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=safe(title), title_justify="left")
     for col in (
         "threads",
         "batch",

@@ -46,13 +46,20 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def safe(text: str) -> str:
+    """User-supplied text (a file name, a path) made printable: control characters shown as
+    escapes (an ESC would drive the terminal), Rich markup escaped (``[red]`` stays literal)."""
+    shown = "".join(ch if ch.isprintable() or ch in "\n\t" else repr(ch)[1:-1] for ch in text)
+    return escape(shown)
+
+
 def note(message: str) -> None:
-    """A message for people, on stderr (the message is escaped: it may hold user paths)."""
-    err().print(escape(message), soft_wrap=True)
+    """A message for people, on stderr (it may hold user paths)."""
+    err().print(safe(message), soft_wrap=True)
 
 
 def error_line(message: str) -> None:
-    err().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err().print(f"[bold red]error:[/] {safe(message)}", soft_wrap=True)
 
 
 def fmt_int(n: int) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
-from lenet_cli.ui.console import err, fmt_int, note, out
+from lenet_cli.ui.console import err, fmt_int, note, out, safe
 
 
 def _mb(n: int) -> str:
@@ -31,7 +30,7 @@ def render_data_list(rows: list[dict[str, Any]]) -> None:
         table.add_row(
             r["name"],
             "[green]yes[/]" if r["found"] else "[red]no[/]",
-            escape(where),
+            safe(where),
             fmt_int(counts["train"]) if "train" in counts else "",
             fmt_int(counts["test"]) if "test" in counts else "",
             _mb(r["bytes"]) if r.get("bytes") else "",
@@ -52,25 +51,25 @@ def render_verify(report: dict[str, Any]) -> None:
     c = out()
     state = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
     where = (
-        f" ({escape(report['where'])}: {escape(str(report['directory']))})"
+        f" ({safe(report['where'])}: {safe(str(report['directory']))})"
         if report.get("directory")
         else ""
     )
-    c.print(f"{escape(report['name'])}{where}: {state}")
+    c.print(f"{safe(report['name'])}{where}: {state}")
     if report["files"]:
         table = Table(show_header=True)
         for col in ("split", "kind", "file", "bytes", "MD5 vs published"):
             table.add_column(col, justify="right" if col == "bytes" else "left")
         for f in report["files"]:
             md5 = {True: "matches", False: "differs", None: "n/a (raw)"}[f.get("canonical_md5")]
-            table.add_row(f["split"], f["kind"], escape(f["path"]), fmt_int(f["bytes"]), md5)
+            table.add_row(f["split"], f["kind"], safe(f["path"]), fmt_int(f["bytes"]), md5)
         c.print(table)
     for split, n in report.get("counts", {}).items():
         c.print(f"{split}: {fmt_int(n)} images and labels, 28x28, labels 0-9")
     for n in report.get("notes", []):
         note(n)
     for p in report.get("problems", []):
-        err().print(f"[red]problem:[/] {escape(p)}", soft_wrap=True)
+        err().print(f"[red]problem:[/] {safe(p)}", soft_wrap=True)
 
 
 _SHADES = " .:-=+*#%@"
@@ -89,7 +88,7 @@ def render_digits(images: list[list[list[int]]], captions: list[str], title: str
     height, width = len(images[0]), len(images[0][0])
     per_row = max(1, min(len(images), (c.width + 1) // (width + 2)))
     if title:
-        c.print(escape(title))
+        c.print(safe(title))
     for start in range(0, len(images), per_row):
         group = list(range(start, min(start + per_row, len(images))))
         for y in range(0, height - 1, 2):
@@ -144,10 +143,10 @@ class _DownloadProgress:
 
     def event(self, e: dict[str, Any]) -> None:
         if e.get("event") == "download":
-            self._task = self._progress.add_task(escape(e["file"]), total=None)
+            self._task = self._progress.add_task(safe(e["file"]), total=None)
         elif e.get("event") == "download_failed":
             self._progress.console.print(
-                f"[yellow]mirror failed:[/] {escape(e['url'])}: {escape(e['error'])}",
+                f"[yellow]mirror failed:[/] {safe(e['url'])}: {safe(e['error'])}",
                 soft_wrap=True,
             )
 

@@ -6,10 +6,9 @@ import sys
 from typing import Any
 
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 
-from lenet_cli.ui.console import err, note, out
+from lenet_cli.ui.console import err, note, out, safe
 from lenet_cli.ui.data import render_digits
 
 
@@ -124,7 +123,7 @@ class TrainProgress:
                 if self._task is not None:
                     self._progress.remove_task(self._task)
                     self._task = None
-                self._progress.console.print(escape(line), soft_wrap=True)
+                self._progress.console.print(safe(line), soft_wrap=True)
             elif self.mode == "plain":
                 self._plain(line)
 
@@ -156,7 +155,7 @@ def render_train_summary(s: dict[str, Any]) -> None:
         )
     if s["stopped"] != "epochs":
         c.print(f"stopped early: {s['stopped'].replace('_', ' ')}")
-    c.print(f"saved in {escape(s['run_dir'])}", soft_wrap=True)
+    c.print(f"saved in {safe(s['run_dir'])}", soft_wrap=True)
 
 
 def render_config(rows: list[tuple[str, str]]) -> None:
@@ -169,7 +168,7 @@ def render_config(rows: list[tuple[str, str]]) -> None:
 def render_evaluation(r: dict[str, Any]) -> None:
     c = out()
     c.print(
-        f"{escape(r['checkpoint'])} on {r['data']} {r['split']} ({r['count']:,} images): "
+        f"{safe(r['checkpoint'])} on {r['data']} {r['split']} ({r['count']:,} images): "
         f"loss {_loss(r['loss'])} ({r['loss_name']}), accuracy {_pct(r['accuracy'])}",
         soft_wrap=True,
     )
@@ -200,7 +199,7 @@ def render_prediction(results: list[dict[str, Any]], preview: bool) -> None:
     c = out()
     for r in results:
         c.print(
-            f"{escape(r['file'])}: [bold]{r['predicted']}[/] "
+            f"{safe(r['file'])}: [bold]{r['predicted']}[/] "
             f"(probability {r['probabilities'][r['predicted']]:.3f})"
         )
         c.print("  digit " + " ".join(f"{k:>5}" for k in range(10)))
