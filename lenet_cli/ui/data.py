@@ -113,7 +113,8 @@ def render_digits(images: list[list[list[int]]], captions: list[str], title: str
 
 
 class _DownloadProgress:
-    """A Rich progress bar on stderr fed by on_progress(done, total) / on_event(dict)."""
+    """Download progress on stderr fed by on_progress(done, total) / on_event(dict): a Rich bar
+    per file on a terminal; elsewhere (pipes, CI) one plain line per attempt, no bars."""
 
     def __init__(self) -> None:
         from rich.progress import (
@@ -124,6 +125,7 @@ class _DownloadProgress:
             TransferSpeedColumn,
         )
 
+        self._bars = err().is_terminal
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -131,6 +133,7 @@ class _DownloadProgress:
             TransferSpeedColumn(),
             console=err(),
             transient=False,
+            disable=not self._bars,
         )
         self._task = None
 
@@ -143,11 +146,16 @@ class _DownloadProgress:
 
     def event(self, e: dict[str, Any]) -> None:
         if e.get("event") == "download":
-            self._task = self._progress.add_task(safe(e["file"]), total=None)
+            if self._bars:
+                self._task = self._progress.add_task(safe(e["file"]), total=None)
+            else:
+                note(f"downloading {e['file']} from {e['url']}")
         elif e.get("event") == "download_failed":
-            self._progress.console.print(
-                f"[yellow]mirror failed:[/] {safe(e['url'])}: {safe(e['error'])}",
-                soft_wrap=True,
+            if self._task is not None:  # drop the failed attempt's bar; the next mirror gets one
+                self._progress.remove_task(self._task)
+                self._task = None
+            err().print(
+                f"[yellow]mirror failed:[/] {safe(e['url'])}: {safe(e['error'])}", soft_wrap=True
             )
 
     def update(self, done: int, total: int | None) -> None:
