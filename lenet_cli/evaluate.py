@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lenet_cli import speed
 from lenet_cli.device import sum_dtype
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.model import NUM_CLASSES
@@ -105,6 +106,9 @@ def evaluate_checkpoint(
         on_event=on_event,
     )
     images = renormalise(ds.images, (ds.mean, ds.std), (meta["mean"], meta["std"]))
+    layout = speed.channels_last_default(device)  # as in training: the faster layout here
+    model = speed.prepare_model(model, device, channels_last=layout)
+    images = speed.prepare_inputs(images, layout)
     loss_fn = build_loss(config.get("loss", "cross-entropy"))
     result = evaluate_tensors(model, images, ds.labels, loss_fn, batch_size, confusion=True)
     result.update(
