@@ -112,6 +112,15 @@ def render_digits(images: list[list[list[int]]], captions: list[str], title: str
         c.print(line, no_wrap=True, overflow="crop")
 
 
+def download_note(e: dict[str, Any]) -> str | None:
+    """The plain line for a download event (an attempt, or a mirror that failed), else None."""
+    if e.get("event") == "download":
+        return f"downloading {e['file']} from {e['url']}"
+    if e.get("event") == "download_failed":
+        return f"mirror failed: {e['url']}: {e['error']}"
+    return None
+
+
 class _DownloadProgress:
     """Download progress on stderr fed by on_progress(done, total) / on_event(dict): a Rich bar
     per file on a terminal; elsewhere (pipes, CI) one plain line per attempt, no bars."""
@@ -145,18 +154,15 @@ class _DownloadProgress:
         self._progress.__exit__(*exc)
 
     def event(self, e: dict[str, Any]) -> None:
-        if e.get("event") == "download":
-            if self._bars:
-                self._task = self._progress.add_task(safe(e["file"]), total=None)
-            else:
-                note(f"downloading {e['file']} from {e['url']}")
-        elif e.get("event") == "download_failed":
-            if self._task is not None:  # drop the failed attempt's bar; the next mirror gets one
-                self._progress.remove_task(self._task)
-                self._task = None
-            err().print(
-                f"[yellow]mirror failed:[/] {safe(e['url'])}: {safe(e['error'])}", soft_wrap=True
-            )
+        if e.get("event") == "download" and self._bars:
+            self._task = self._progress.add_task(safe(e["file"]), total=None)
+            return
+        if e.get("event") == "download_failed" and self._task is not None:
+            self._progress.remove_task(self._task)  # the next mirror gets a bar of its own
+            self._task = None
+        line = download_note(e)
+        if line:
+            self._progress.console.print(safe(line), soft_wrap=True)
 
     def update(self, done: int, total: int | None) -> None:
         if self._task is not None:

@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from lenet_cli.ui.console import err, note, out, safe
-from lenet_cli.ui.data import render_digits
+from lenet_cli.ui.data import download_note, render_digits
 
 
 def progress_mode(requested: str) -> str:
@@ -64,8 +64,8 @@ class TrainProgress:
         kind = e.get("event")
         if kind == "fallback":
             note(e["notice"])
-        elif kind == "download":
-            note(f"downloading {e.get('file', '')} from {e.get('url', '')}")
+        elif kind in ("download", "download_failed"):
+            note(download_note(e))
         elif kind == "data" and self.mode != "none":
             val = f", {e['val']:,} validation" if e["val"] else ""
             note(
