@@ -135,7 +135,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
 
 
 def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check keys and types of a partial config; keys may use dashes. Returns clean values."""
+    """Check keys and types of a partial config; keys may use dashes. Returns clean values.
+
+    ``where`` names the source; "flag" means command-line flags, whose bad values are usage
+    errors (exit 2) naming the --flag, where a file's are config errors (exit 7) naming the key.
+    """
     clean: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = str(raw_key).replace("-", "_")
@@ -145,6 +149,8 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown key {raw_key!r}", hint=hint)
         value = _check_type(key, value, where)
         problem = _range_problem(key, value)
+        if problem and where == "flag":
+            raise UsageError(f"--{key.replace('_', '-')} {problem}, got {value!r}")
         if problem:
             raise ConfigError(f"{where}: {key} = {value!r} {problem}")
         clean[key] = value
@@ -159,18 +165,6 @@ def _range_problem(key: str, value: Any) -> str | None:
     if key in _RANGES and value is not None and not _RANGES[key][0](value):
         return _RANGES[key][1]
     return None
-
-
-def validate_flags(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``validate`` for command-line flags: a bad value is a usage error (exit 2) naming --flag."""
-    clean: dict[str, Any] = {}
-    for key, value in values.items():  # keys are field names: the CLI builds this mapping
-        value = _check_type(key, value, "flag")
-        problem = _range_problem(key, value)
-        if problem:
-            raise UsageError(f"--{key.replace('_', '-')} {problem}, got {value!r}")
-        clean[key] = value
-    return clean
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -217,7 +211,7 @@ def resolve(
     values = defaults.to_dict()
     sources = dict.fromkeys(values, defaults_name)
     given = {k: v for k, v in flags.items() if v is not None}
-    layers = ((validate(file or {}, file_name), file_name), (validate_flags(given), "flag"))
+    layers = ((validate(file or {}, file_name), file_name), (validate(given, "flag"), "flag"))
     for clean, name in layers:
         for key, value in clean.items():
             values[key] = value
