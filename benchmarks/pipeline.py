@@ -1,12 +1,18 @@
 """The usual DataLoader pipeline against lenet's path: same model, optimizer, batch, threads, data.
 
     python benchmarks/pipeline.py [--data fashion-mnist | --data mnist --data-dir DIR]
-        [--epochs 3] [--batch-size 64] [--threads N] [--lr 0.01] [--json]
+        [--usual torchvision|tensor] [--epochs 3] [--batch-size 64] [--threads N] [--lr 0.01]
+        [--json]
 
-"usual": a torch.utils.data.Dataset whose __getitem__ converts one uint8 28x28 image to float,
-normalises it and pads it to 32x32 (what ToTensor + Normalize + Pad do, minus PIL), fed by a
+"usual": a torch.utils.data.Dataset whose __getitem__ prepares one uint8 28x28 image, fed by a
 shuffling DataLoader (num_workers=0 by default: on 2 cores a worker competes with the training
-threads), the tutorial's NCHW model, and ``loss.item()`` each step as the tutorials do.
+threads), the tutorial's NCHW model, and ``loss.item()`` each step as the tutorials do. Two
+Datasets (``--usual``):
+- ``torchvision`` (default): what ``torchvision.datasets.MNIST`` with
+  ``transforms.Compose([Pad(2), ToTensor(), Normalize(mean, std)])`` does per sample, written
+  out here (torchvision does not import beside this torch): a PIL image of the sample, padded
+  with black, copied into a tensor, scaled to [0, 1], normalised;
+- ``tensor``: the same result from tensor operations only (no PIL), a leaner usual Dataset.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
 slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``.
 Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
@@ -26,8 +32,10 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,8 +48,27 @@ from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
 
-class UsualDataset(torch.utils.data.Dataset):
-    """Per-sample conversion, as in most tutorials."""
+class TorchvisionStyleDataset(torch.utils.data.Dataset):
+    """Per sample, what torchvision's MNIST dataset and Pad(2) + ToTensor() + Normalize() do."""
+
+    def __init__(self, images, labels, mean: float, std: float) -> None:
+        self.images, self.labels = images, labels  # uint8 [N,28,28] and int64 [N] tensors
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.images[i].numpy(), mode="L")  # as datasets.MNIST does
+        img = ImageOps.expand(img, border=2, fill=0)  # transforms.Pad(2): 28 -> 32, black
+        x = torch.from_numpy(np.array(img, np.uint8, copy=True))  # transforms.ToTensor() ...
+        x = x.view(32, 32, 1).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+        x = x.clone().sub_(self.mean).div_(self.std)  # transforms.Normalize((mean,), (std,))
+        return x, int(self.labels[i])
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """Per sample, the same preparation with tensor operations only (no PIL)."""
 
     def __init__(self, images, labels, mean: float, std: float) -> None:
         self.images, self.labels = images.numpy(), labels.numpy()  # uint8 [N,28,28], [N]
@@ -57,10 +84,19 @@ class UsualDataset(torch.utils.data.Dataset):
         return x.unsqueeze(0), int(self.labels[i])
 
 
+DATASETS = {"torchvision": TorchvisionStyleDataset, "tensor": TensorDataset}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="fashion-mnist", help="fashion-mnist (default) or mnist")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument(
+        "--usual",
+        choices=["torchvision", "tensor"],
+        default="torchvision",
+        help="the usual path's per-sample Dataset (see the module docstring)",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
@@ -102,7 +138,7 @@ def main() -> None:
     usual.forward = types.MethodType(tutorial_forward, usual)  # the tutorial's ReLU-then-pool
     usual_opt = torch.optim.SGD(usual.parameters(), lr=a.lr, momentum=0.9)  # as tutorials write it
     loader = torch.utils.data.DataLoader(
-        UsualDataset(raw_images, raw_labels, train.mean, train.std),
+        DATASETS[a.usual](raw_images, raw_labels, train.mean, train.std),
         batch_size=a.batch_size,
         shuffle=True,
         num_workers=a.workers,
@@ -165,6 +201,7 @@ def main() -> None:
         "lenet_lr": lenet_lr,
         "channels_last": cl,
         "workers": a.workers,
+        "usual": a.usual,
         "lenet_images_per_s": n * a.epochs / secs["lenet"],
         "lenet_test_acc": acc(lenet, speed.prepare_inputs(test.images, cl)),
         "per_epoch": epochs,
@@ -184,7 +221,7 @@ def main() -> None:
     )
     if not a.skip_usual:
         print(
-            f"  usual DataLoader pipeline, batch {a.batch_size}, lr {a.lr}: "
+            f"  usual DataLoader pipeline ({a.usual} Dataset), batch {a.batch_size}, lr {a.lr}: "
             f"{result['usual_images_per_s']:>9,.0f} img/s, test acc "
             f"{100 * result['usual_test_acc']:.2f}%"
         )
