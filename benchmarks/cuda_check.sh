@@ -45,7 +45,7 @@ timeout 90 python -m lenet_cli bench --device cuda --compile --precision bf16-mi
     || status=1
 
 MNIST_DIR="${MNIST_DIR:-}"
-for d in shared/data/mnist "${LENET_DATA_DIR:-/nonexistent}" "$HOME/.cache/lenet/mnist"; do
+for d in shared/data/mnist ../shared/data/mnist "${LENET_DATA_DIR:-/nonexistent}" "$HOME/.cache/lenet/mnist"; do
     [ -z "$MNIST_DIR" ] && [ -e "$d/train-images-idx3-ubyte.gz" ] && MNIST_DIR="$d"
 done
 stage "full MNIST to >= 99.0% in < 10 s (wall, data loading included)"
@@ -53,6 +53,9 @@ if ! python -m lenet_cli train --help >/dev/null 2>&1; then
     echo "skipped: this checkout has no \`lenet train\`"
 elif [ -z "$MNIST_DIR" ]; then
     echo "skipped: full MNIST not found (set MNIST_DIR to a directory with the 4 IDX files)"
+elif n=$(python -c "import gzip,struct,sys; f=gzip.open(sys.argv[1]); print(struct.unpack('>II', f.read(8))[1])" \
+        "$MNIST_DIR/train-images-idx3-ubyte.gz") && [ "$n" -lt 60000 ]; then
+    echo "skipped: $MNIST_DIR holds $n training images, not full MNIST's 60,000 (set MNIST_DIR)"
 else
     start=$(python -c 'import time; print(time.time())')
     timeout 60 python -m lenet_cli train --device cuda --data mnist --data-dir "$MNIST_DIR" \
