@@ -88,6 +88,7 @@ def bench_one(
     channels_last: bool,
     compile: bool,
     seed: int,
+    fused: bool = False,
     lr: float = 0.01,
     do_train: bool = True,
     do_infer: bool = True,
@@ -99,7 +100,9 @@ def bench_one(
     x_all = speed.prepare_inputs(x_all, channels_last)
     torch.manual_seed(seed)
     model = build_model(arch)
-    run = speed.prepare_model(model, device, channels_last=channels_last, compile=compile)
+    run = speed.prepare_model(
+        model, device, channels_last=channels_last, compile=compile, fused=fused
+    )
     loss_fn = build_loss("cross-entropy")
     row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
     if do_train:
@@ -151,6 +154,7 @@ def run_bench(
     precision: str = "fp32",
     channels_last: bool | None = None,
     compile: bool = False,
+    fused: bool | None = None,
     seed: int = 0,
     train: bool = True,
     infer: bool = True,
@@ -166,6 +170,9 @@ def run_bench(
             f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
         )
     speed.check_precision(device, precision)
+    use_fused, fused_note = speed.fused_choice(device, fused, compile=compile)
+    if fused_note:
+        _emit(on_event, event="fallback", notice=fused_note)
 
     def layout(bs: int) -> bool:  # auto: the faster layout for the device, NCHW for tiny batches
         if channels_last is not None:
@@ -191,6 +198,7 @@ def run_bench(
                     channels_last=layout(bs),
                     compile=compile,
                     seed=seed,
+                    fused=use_fused,
                     do_train=train,
                     do_infer=infer,
                 )
@@ -210,6 +218,7 @@ def run_bench(
         "channels_last": "auto" if channels_last is None else channels_last,
         "channels_last_min_batch": speed.CHANNELS_LAST_MIN_BATCH,
         "compile": compile,
+        "fused": use_fused,
         "images": images,
         "repeats": repeats,
         "backends": backends,

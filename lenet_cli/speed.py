@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lenet_cli import fused
 from lenet_cli.config import PRECISIONS
 from lenet_cli.errors import UsageError
 
@@ -88,15 +89,51 @@ def configure_backends(device: torch.device, *, tf32: bool = False) -> dict[str,
     return settings
 
 
+def fused_choice(
+    device: torch.device, requested: bool | None, *, compile: bool = False
+) -> tuple[bool, str | None]:
+    """Whether to run ``Net``'s first block as the fused CPU kernel (fused.py), and a note.
+
+    ``requested`` None (the default): on the CPU when the kernel builds, and not with
+    ``compile``; when it cannot be built the note says so (the run goes on with PyTorch's ops).
+    True: the kernel or a UsageError saying why not. False: PyTorch's ops.
+    """
+    if requested is False:
+        return False, None
+    if device.type != "cpu" or compile:
+        if requested:
+            why = "--compile traces PyTorch's ops" if compile else f"this run is on {device.type}"
+            raise UsageError(f"--fused is a CPU kernel for eager runs, but {why}; drop --fused")
+        return False, None
+    reason = fused.status()
+    if reason is None:
+        return True, None
+    if requested:
+        raise UsageError(
+            f"--fused: the fused CPU kernel is not available: {reason}",
+            hint="install a C compiler (gcc or clang), or use --no-fused",
+        )
+    return False, f"fused CPU kernel not available ({reason}); using PyTorch's conv and pool"
+
+
 def prepare_model(
-    model: nn.Module, device: torch.device, *, channels_last: bool, compile: bool = False
+    model: nn.Module,
+    device: torch.device,
+    *,
+    channels_last: bool,
+    compile: bool = False,
+    fused: bool = False,
 ) -> nn.Module:
     """Move ``model`` to ``device`` (in place) in the chosen layout; optionally compile it.
+
+    ``fused`` turns on the fused first block of ``Net`` (decide with ``fused_choice``).
 
     Returns the module to call. With ``compile`` that is a wrapper whose state_dict keys carry an
     ``_orig_mod.`` prefix: save and load ``unwrap(result)`` (or the model passed in) instead.
     """
     model.to(device)
+    if hasattr(model, "fused"):
+        model.fused = fused
     if channels_last:
         model.to(memory_format=torch.channels_last)  # only the 4-D conv weights change layout
     if compile:

@@ -92,6 +92,9 @@ def train(
     """Train as ``config`` says, logging into ``run_dir``; ``resume`` is a loaded checkpoint."""
     cfg = config
     speed.check_precision(device, cfg.precision)  # before any data is loaded
+    use_fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
+    if fused_note:
+        _emit(on_event, event="fallback", notice=fused_note)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
     torch.manual_seed(cfg.seed)
@@ -125,7 +128,9 @@ def train(
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch)
     # `net` is what runs (maybe compiled); `model` is what is saved and restored.
-    net = speed.prepare_model(model, device, channels_last=layout, compile=cfg.compile)
+    net = speed.prepare_model(
+        model, device, channels_last=layout, compile=cfg.compile, fused=use_fused
+    )
     scaler = speed.grad_scaler(device, cfg.precision)
     loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
     eval_loss = build_loss(cfg.loss)
@@ -206,6 +211,7 @@ def train(
         step=state.step,
         device=str(device),
         threads=threads,
+        fused=use_fused,
     )
     model.train()
     started = time.perf_counter()

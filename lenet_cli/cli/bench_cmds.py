@@ -61,6 +61,14 @@ def bench(
             "slower than eager on CPU here).",
         ),
     ] = False,
+    fused: Annotated[
+        bool | None,
+        typer.Option(
+            "--fused/--no-fused",
+            help="conv1 -> pool -> ReLU as one C kernel [default: on the CPU when it builds].",
+            show_default=False,
+        ),
+    ] = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Measure training.")] = True,
     infer: Annotated[bool, typer.Option("--infer/--no-infer", help="Measure inference.")] = True,
     seed: SeedOpt = 0,
@@ -82,6 +90,8 @@ def bench(
     def on_event(e: dict) -> None:
         if e["event"] == "cell":
             ui.note(f"measuring batch {e['batch_size']}, {e['threads']} thread(s)...")
+        elif e["event"] == "fallback":
+            ui.note(e["notice"])
 
     result = run_bench(
         device=dev,
@@ -93,6 +103,7 @@ def bench(
         precision=precision,
         channels_last=channels_last,
         compile=compile_,
+        fused=fused,
         seed=seed,
         train=train,
         infer=infer,

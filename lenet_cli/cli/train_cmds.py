@@ -174,6 +174,15 @@ def train_cmd(
             key="compile",
         ),
     ] = None,
+    fused: Annotated[
+        bool | None,
+        _opt(
+            "--fused/--no-fused",
+            "Run conv1 -> pool -> ReLU as one C kernel (CPU; built on first use with the C "
+            "compiler). Default: on the CPU when it builds, else PyTorch's ops with a note.",
+            key="fused",
+        ),
+    ] = None,
     progress: Annotated[
         ProgressMode | None,
         _opt("--progress", "auto: Rich bars on a terminal, one plain line per epoch otherwise."),

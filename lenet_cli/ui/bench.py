@@ -18,7 +18,8 @@ def render_bench(result: dict[str, Any]) -> None:
     }[result["channels_last"]]
     title = (
         f"{result['arch']} on {result['device']} ({result['device_name']}), "
-        f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}; "
+        f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}"
+        f"{', fused conv1' if result.get('fused') else ''}; "
         f"median of {result['repeats']} passes of {result['images']:,} images"
     )
     table = Table(title=safe(title), title_justify="left")

@@ -1,0 +1,183 @@
+"""The fused first block on the CPU: conv1 -> 2x2 max-pool -> ReLU in one C kernel (layer 2).
+
+Why: on the CPU, LeNet's first block (one input channel, six output channels) is where training
+spends about half its time: oneDNN's convolution is inefficient with so few channels, and
+PyTorch's channels_last max-pool takes a scalar path for six channels and writes int64 argmax
+indices that backward scatters into a zeroed full-size gradient. ``kernels/conv_pool_relu.c``
+does the block per image in cache: the convolution as whole-row vector loops, the pool with a
+one-byte argmax, and backward straight to the weight and bias gradients (docs/benchmarks.md has
+the figures).
+
+How: the C file is compiled on first use with the system C compiler (``$CC``, else ``cc``) into
+the user cache (``$LENET_KERNEL_DIR``, else ``$XDG_CACHE_HOME/lenet/kernels``), named by a hash
+of the source, the compiler, the flags and this CPU's feature flags (it is built with
+``-march=native``), and loaded with ctypes after torch, so its OpenMP calls run on PyTorch's own
+threads (the same libgomp). ``status()`` says whether it is usable and why not; nothing here
+prints.
+
+Numbers: the same operations as ``relu(max_pool2d(conv2d(x)))``: the first maximum of each
+window (NaN wins) and ReLU's gradient mask, as PyTorch defines them. The convolution sums its
+terms in another order than oneDNN, so values differ by float rounding (about 1e-7 relative),
+as channels_last's do; the gradient sums run per thread in double.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("kernels") / "conv_pool_relu.c"
+FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
+_P, _I = ctypes.c_void_p, ctypes.c_int
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_reason: str | None = None  # why the kernel is not usable, once tried
+_limits = (0, 0)  # (most channels, largest image side)
+
+
+def kernel_dir() -> Path:
+    """Where built kernels are kept."""
+    if os.environ.get("LENET_KERNEL_DIR"):
+        return Path(os.environ["LENET_KERNEL_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lenet" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _build() -> Path:
+    """The compiled library's path, compiling it when this cache has none (raises OSError)."""
+    cc = os.environ.get("CC") or "cc"
+    if shutil.which(cc) is None:
+        raise OSError(f"no C compiler ({cc!r} not found; set CC or install gcc)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), cc, version.stdout, " ".join(FLAGS), _cpu_flags()):
+        key.update(part if isinstance(part, bytes) else part.encode())
+    target = kernel_dir() / f"conv_pool_relu-{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
+    os.close(fd)
+    try:
+        done = subprocess.run(
+            [cc, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise OSError(f"{cc} could not build {SOURCE.name}: {last}")
+        os.replace(tmp, target)  # atomic: a concurrent build leaves one complete file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def status() -> str | None:
+    """None when the kernel is usable; otherwise why not (built and loaded once per process)."""
+    global _lib, _reason, _limits
+    with _lock:
+        if _lib is None and _reason is None:
+            try:
+                lib = ctypes.CDLL(str(_build()))
+                lib.cpr_forward.argtypes = [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
+                lib.cpr_backward.argtypes = [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
+                channels, side = ctypes.c_int(), ctypes.c_int()
+                lib.cpr_limits(ctypes.byref(channels), ctypes.byref(side))
+                _lib, _limits = lib, (channels.value, side.value)
+            except (OSError, subprocess.SubprocessError, AttributeError) as e:
+                _reason = str(e) or type(e).__name__
+        return _reason
+
+
+def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """Whether ``conv_pool_relu`` can stand in for relu(max_pool2d(conv(x), 2)) here."""
+    w = conv.weight
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and w.dtype == torch.float32
+        and x.dim() == 4
+        and x.shape[1] == 1
+        and conv.in_channels == 1
+        and conv.bias is not None
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and w.shape[-1] == w.shape[-2]
+        and not x.requires_grad  # the kernel gives no input gradient
+        and not torch.is_autocast_enabled("cpu")
+        and status() is None
+        and w.shape[0] <= _limits[0]
+        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1]) <= _limits[1]
+    )
+
+
+class _ConvPoolReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        c, k = weight.shape[0], weight.shape[-1]
+        x3 = x.detach().reshape(n, h, w).contiguous()
+        wk = weight.detach().reshape(c, k, k).contiguous()
+        b = bias.detach().contiguous()
+        ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
+        out = torch.empty((n, c, ho, wo), memory_format=torch.channels_last)
+        idx = torch.empty((n, ho, wo, c), dtype=torch.uint8)
+        threads = torch.get_num_threads()
+        assert _lib is not None
+        _lib.cpr_forward(
+            x3.data_ptr(), wk.data_ptr(), b.data_ptr(), out.data_ptr(), idx.data_ptr(),
+            n, h, w, c, k, threads,
+        )  # fmt: skip
+        ctx.save_for_backward(x3, out, idx)
+        ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x3, out, idx = ctx.saved_tensors
+        n, h, w = x3.shape
+        c = out.shape[1]
+        k = ctx.weight_like.shape[-1]
+        g = grad.contiguous(memory_format=torch.channels_last)
+        threads = torch.get_num_threads()
+        gw = torch.zeros((threads, c * k * k), dtype=torch.float64)
+        gb = torch.zeros((threads, c), dtype=torch.float64)
+        assert _lib is not None
+        _lib.cpr_backward(
+            x3.data_ptr(), g.data_ptr(), out.data_ptr(), idx.data_ptr(), gw.data_ptr(),
+            gb.data_ptr(), n, h, w, c, k, threads,
+        )  # fmt: skip
+        grad_w = ctx.weight_like.copy_(gw.sum(0).view(c, 1, k, k))  # the weight's own strides
+        return None, grad_w, gb.sum(0).to(torch.float32)
+
+
+def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
+    """relu(max_pool2d(conv(x), 2)) in one kernel, channels_last out; check ``applies`` first."""
+    reason = status()
+    if reason is not None:
+        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
+    return _ConvPoolReLU.apply(x, conv.weight, conv.bias)

@@ -1,0 +1,179 @@
+"""The fused CPU kernel for conv1 -> 2x2 max-pool -> ReLU stands in for PyTorch's ops."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lenet_cli import fused, speed
+from lenet_cli.losses import build_loss
+from lenet_cli.model import build_model
+from lenet_cli.optim import build_optimizer
+from lenet_cli.train import train_step
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cc") is None, reason="needs a C compiler to build the kernel"
+)
+
+
+def _reference(x, conv):
+    return F.relu(F.max_pool2d(conv(x), 2))
+
+
+def _pair(k: int, seed: int = 0):
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(1, 6, k)
+    other = torch.nn.Conv2d(1, 6, k)
+    other.load_state_dict(conv.state_dict())
+    return conv, other
+
+
+def _grads(fn, x, conv, g):
+    conv.zero_grad(set_to_none=True)
+    out = fn(x, conv)
+    out.backward(g)
+    return out.detach(), conv.weight.grad.clone(), conv.bias.grad.clone()
+
+
+def test_kernel_builds_and_uses_torchs_openmp():
+    assert fused.status() is None
+    maps = open("/proc/self/maps").read() if sys.platform == "linux" else ""
+    gomp = {line.split()[-1] for line in maps.splitlines() if "libgomp" in line}
+    assert len(gomp) <= 1, gomp  # one OpenMP runtime: the kernel runs on torch's threads
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_matches_conv_pool_relu_values_and_gradients(k, batch):
+    conv, ref = _pair(k)
+    x = speed.prepare_inputs(torch.randn(batch, 1, 32, 32) * 2, True)
+    assert fused.applies(x, conv)
+    side = (32 - k + 1) // 2
+    g = torch.randn(batch, 6, side, side)
+    out, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
+    want, want_gw, want_gb = _grads(_reference, x, ref, g)
+    assert out.shape == want.shape and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    assert (out >= 0).all()
+    # Gradients against float64 (oneDNN's float32 sums are off by up to ~2e-3 at batch 64, 5x5)
+    _, exact_gw, exact_gb = _grads(_reference, x.double(), ref.double(), g.double())
+    scale = exact_gw.abs().max().item()
+    torch.testing.assert_close(gw.double(), exact_gw, rtol=1e-4, atol=1e-4 * scale)
+    torch.testing.assert_close(gb.double(), exact_gb, rtol=1e-4, atol=1e-4 * scale)
+    assert (gw.double() - exact_gw).abs().max() <= (want_gw.double() - exact_gw).abs().max() + 1e-6
+
+
+def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d():
+    """Constant regions (the padded border of every MNIST digit) make all four values of a
+    window equal; max_pool2d then picks the first one, and so must the kernel."""
+    conv, ref = _pair(3, seed=1)
+    x = torch.zeros(4, 1, 32, 32)
+    x[:, :, 10:20, 12:22] = torch.randn(4, 1, 10, 10)  # a blob on a constant background
+    g = torch.randn(4, 6, 15, 15)
+    out, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
+    want, want_gw, want_gb = _grads(_reference, x, ref, g)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gw, want_gw, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gb, want_gb, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_propagates_where_pytorch_puts_it():
+    conv, ref = _pair(3)
+    x = torch.randn(2, 1, 32, 32)
+    x[0, 0, 5, 7] = float("nan")
+    with torch.no_grad():
+        out = fused.conv_pool_relu(x, conv)
+        want = _reference(x, ref)
+    assert torch.equal(torch.isnan(out), torch.isnan(want)) and torch.isnan(out).any()
+    torch.testing.assert_close(out.nan_to_num(), want.nan_to_num(), rtol=1e-5, atol=1e-5)
+
+
+def test_same_values_for_any_thread_count():
+    conv, _ = _pair(3)
+    x = torch.randn(33, 1, 32, 32)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                outs.append(fused.conv_pool_relu(x, conv))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
+def test_not_used_where_it_does_not_apply():
+    conv, _ = _pair(3)
+    x = torch.randn(2, 1, 32, 32)
+    assert not fused.applies(x.double(), conv.double())
+    assert not fused.applies(x.requires_grad_(), conv)  # it gives no input gradient
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused.applies(x.detach(), conv)
+
+
+def test_training_with_the_kernel_follows_pytorchs_ops():
+    """Ten SGD steps of the whole network: the same trajectory up to float rounding."""
+    torch.manual_seed(3)
+    a, b = build_model("tutorial"), build_model("tutorial")
+    b.load_state_dict(a.state_dict())
+    cpu = torch.device("cpu")
+    a = speed.prepare_model(a, cpu, channels_last=True)
+    b = speed.prepare_model(b, cpu, channels_last=True, fused=True)
+    assert b.fused and not a.fused
+    loss = build_loss("cross-entropy")
+    opts = [
+        build_optimizer("sgd", m.parameters(), lr=0.05, momentum=0.9, weight_decay=0)
+        for m in (a, b)
+    ]
+    x = speed.prepare_inputs(torch.randn(10, 32, 1, 32, 32).flatten(0, 1), True)
+    y = torch.randint(0, 10, (320,))
+    for i in range(10):
+        xs, ys = x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)]
+        la, _ = train_step(a, opts[0], loss, xs, ys)
+        lb, _ = train_step(b, opts[1], loss, xs, ys)
+        torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def _lenet(tmp_path, *args, env_extra=None):
+    import os
+
+    env = {**os.environ, "LENET_KERNEL_DIR": str(tmp_path / "kernels"), **(env_extra or {})}
+    cmd = [sys.executable, "-m", "lenet_cli", "train", "--data", "random", "--epochs", "1"]
+    cmd += ["--device", "cpu", "--batch-size", "256", "--out", str(tmp_path / "runs"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_without_a_compiler_the_default_says_so_and_trains(tmp_path):
+    done = _lenet(tmp_path, "--name", "a", env_extra={"CC": "/nonexistent/cc"})
+    assert done.returncode == 0, done.stderr
+    assert "fused CPU kernel not available (no C compiler" in done.stderr
+    assert "using PyTorch's conv and pool" in done.stderr
+
+
+def test_asking_for_the_kernel_without_a_compiler_is_an_error(tmp_path):
+    done = _lenet(tmp_path, "--name", "b", "--fused", env_extra={"CC": "/nonexistent/cc"})
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--fused" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "b").exists()
+
+
+def test_the_kernel_is_built_once_into_the_cache(tmp_path):
+    first = _lenet(tmp_path, "--name", "c")
+    assert first.returncode == 0, first.stderr
+    assert "fused conv1" in first.stderr
+    built = list((tmp_path / "kernels").glob("conv_pool_relu-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    second = _lenet(tmp_path, "--name", "d")
+    assert second.returncode == 0, second.stderr
+    assert built[0].stat().st_mtime_ns == stamp
+    assert list((tmp_path / "kernels").glob(".build-*")) == []
