@@ -14,7 +14,8 @@ Datasets (``--usual``):
   with black, copied into a tensor, scaled to [0, 1], normalised;
 - ``tensor``: the same result from tensor operations only (no PIL), a leaner usual Dataset.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
-slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``.
+slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``, and
+the fused conv1 kernel where it builds, as ``lenet train`` runs (``--no-fused``: without it).
 Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
 defaults for the usual path, as `lenet train` builds it (fused) for lenet's.
 Epochs are interleaved (usual 1, lenet 1, usual 2, ...) so that load from other processes hits
@@ -111,6 +112,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the usual path")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     p.add_argument("--no-channels-last", action="store_true", help="lenet's path in NCHW")
+    p.add_argument(
+        "--no-fused", action="store_true", help="lenet's path without the fused conv1 kernel"
+    )
     p.add_argument("--skip-usual", action="store_true", help="time lenet's path only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -147,7 +151,10 @@ def main() -> None:
 
     lenet = build_model("tutorial")
     lenet.load_state_dict(init)
-    lenet = speed.prepare_model(lenet, torch.device("cpu"), channels_last=cl)
+    use_fused, note = speed.fused_choice(torch.device("cpu"), False if a.no_fused else None)
+    if note:
+        print(note, file=sys.stderr)
+    lenet = speed.prepare_model(lenet, torch.device("cpu"), channels_last=cl, fused=use_fused)
     lenet_opt = build_optimizer(
         "sgd", lenet.parameters(), lr=lenet_lr, momentum=0.9, weight_decay=0
     )
@@ -200,6 +207,7 @@ def main() -> None:
         "lr": a.lr,
         "lenet_lr": lenet_lr,
         "channels_last": cl,
+        "fused": use_fused,
         "workers": a.workers,
         "usual": a.usual,
         "lenet_images_per_s": n * a.epochs / secs["lenet"],
@@ -228,7 +236,8 @@ def main() -> None:
     print(
         f"  lenet in-memory path,      batch {lenet_bs}, lr {lenet_lr}: "
         f"{result['lenet_images_per_s']:>9,.0f} img/s, test acc "
-        f"{100 * result['lenet_test_acc']:.2f}%  ({'channels_last' if cl else 'NCHW'})"
+        f"{100 * result['lenet_test_acc']:.2f}%  ({'channels_last' if cl else 'NCHW'}"
+        f"{', fused conv1' if use_fused else ''})"
     )
     if not a.skip_usual:
         print(f"  speed-up: {result['speedup']:.2f}x")
