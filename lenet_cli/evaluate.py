@@ -107,7 +107,10 @@ def evaluate_checkpoint(
     )
     images = renormalise(ds.images, (ds.mean, ds.std), (meta["mean"], meta["std"]))
     layout = speed.channels_last_default(device)  # as in training: the faster layout here
-    model = speed.prepare_model(model, device, channels_last=layout)
+    use_fused, note = speed.fused_choice(device, None)  # and the same kernels
+    if note and on_event is not None:
+        on_event({"event": "fallback", "notice": note})
+    model = speed.prepare_model(model, device, channels_last=layout, fused=use_fused)
     images = speed.prepare_inputs(images, layout)
     loss_fn = build_loss(config.get("loss", "cross-entropy"))
     result = evaluate_tensors(model, images, ds.labels, loss_fn, batch_size, confusion=True)
