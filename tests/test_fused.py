@@ -177,3 +177,17 @@ def test_the_kernel_is_built_once_into_the_cache(tmp_path):
     assert second.returncode == 0, second.stderr
     assert built[0].stat().st_mtime_ns == stamp
     assert list((tmp_path / "kernels").glob(".build-*")) == []
+
+
+def test_choice_refuses_what_cannot_run_and_defaults_quietly():
+    from lenet_cli.errors import UsageError
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert speed.fused_choice(cpu, None) == (True, None)
+    assert speed.fused_choice(cpu, False) == (False, None)
+    assert speed.fused_choice(cuda, None) == (False, None)  # a GPU runs PyTorch's kernels
+    assert speed.fused_choice(cpu, None, compile=True) == (False, None)
+    with pytest.raises(UsageError, match="on cuda"):
+        speed.fused_choice(cuda, True)
+    with pytest.raises(UsageError, match="--compile"):
+        speed.fused_choice(cpu, True, compile=True)
