@@ -1,7 +1,8 @@
 """Speed helpers the engines call (layer 2): threads, memory format, mixed precision, backends.
 
-Imports torch and the standard library only; prints nothing. Each helper keeps results the same
-as the plain path unless its name says otherwise (mixed precision changes the arithmetic).
+Imports torch, the standard library and lenet's config and fused kernel; prints nothing. Each
+helper keeps results the same as the plain path unless its name says otherwise (mixed precision
+changes the arithmetic; the fused kernel and channels_last change float rounding).
 What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has the figures):
 - channels_last (data stored channels_last once, model converted once) trains 1.2-2x faster than
   NCHW at batch 64-1024 and infers 2-4x faster at batch 256-1024, so it is the default for
@@ -10,6 +11,8 @@ What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has
 - torch.compile (inductor) trained SLOWER than eager here (5.2k vs 8.1k images/s at batch 256, one
   thread) after 40 s of compiling: LeNet's kernels are too small for fusion to pay. It is offered
   (``compile=True``) for GPUs, where launch overhead dominates, not recommended on the CPU.
+- the fused first block (``fused.py``, chosen by ``fused_choice``) trains 1.4-1.7x faster at
+  batch 64 and 2.1x at batch 256-1024 with 2 threads (measured alternating in one process).
 - channels_last differs from NCHW by float rounding only (oneDNN picks another convolution
   algorithm): tests/test_speed.py checks 1e-5 agreement, not bit identity.
 """
