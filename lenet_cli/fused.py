@@ -135,7 +135,8 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and status() is None
         and w.shape[0] <= _limits[0]
-        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1]) <= _limits[1]
+        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
+        and max(x.shape[-2], x.shape[-1]) <= _limits[1]  # the kernel's buffers
     )
 
 

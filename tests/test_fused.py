@@ -111,10 +111,18 @@ def test_same_values_for_any_thread_count():
 def test_not_used_where_it_does_not_apply():
     conv, _ = _pair(3)
     x = torch.randn(2, 1, 32, 32)
-    assert not fused.applies(x.double(), conv.double())
-    assert not fused.applies(x.requires_grad_(), conv)  # it gives no input gradient
+    assert fused.applies(torch.randn(8, 1, 64, 20), conv)
+    assert not fused.applies(torch.randn(8, 1, 65, 20), conv)  # larger than its buffers
+    assert not fused.applies(torch.randn(8, 1, 20, 65), conv)
+    assert not fused.applies(torch.randn(8, 1, 3, 20), conv)  # smaller than a window
+    assert not fused.applies(x, conv)  # 2 images: PyTorch's ops are faster
+    x = torch.randn(8, 1, 32, 32)
+    assert fused.applies(x, conv)
+    assert not fused.applies(x.double(), conv)
+    assert not fused.applies(x.clone().requires_grad_(), conv)  # it gives no input gradient
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not fused.applies(x.detach(), conv)
+        assert not fused.applies(x, conv)
+    assert not fused.applies(x, conv.double())
 
 
 def test_training_with_the_kernel_follows_pytorchs_ops():
