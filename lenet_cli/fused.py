@@ -100,6 +100,8 @@ def _build() -> Path:
 def status() -> str | None:
     """None when the kernel is usable; otherwise why not (built and loaded once per process)."""
     global _lib, _reason, _limits
+    if _lib is not None:  # the common case, every forward: no lock
+        return None
     with _lock:
         if _lib is None and _reason is None:
             try:
