@@ -1,12 +1,14 @@
-"""The fused first block on the CPU: conv1 -> 2x2 max-pool -> ReLU in one C kernel (layer 2).
+"""LeNet's two blocks on the CPU, conv -> 2x2 max-pool -> ReLU, each as one C kernel (layer 2).
 
 Why: on the CPU, LeNet's first block (one input channel, six output channels) is where training
-spends about half its time: oneDNN's convolution is inefficient with so few channels, and
+spent about half its time: oneDNN's convolution is inefficient with so few channels, and
 PyTorch's channels_last max-pool takes a scalar path for six channels and writes int64 argmax
 indices that backward scatters into a zeroed full-size gradient. ``kernels/conv_pool_relu.c``
-does the block per image in cache: the convolution as whole-row vector loops, the pool with a
-one-byte argmax, and backward straight to the weight and bias gradients (docs/benchmarks.md has
-the figures).
+does the first block per image in cache: the convolution as whole-row vector loops, the pool
+with a one-byte argmax, and backward straight to the weight and bias gradients. The second
+block (16 output channels, ``conv_pool_relu16``) holds a position's 16 channels in one vector,
+and its backward also gives the input gradient that the first block's backward needs
+(docs/benchmarks.md has the figures).
 
 How: the C file is compiled on first use with the system C compiler (``$CC``, else ``cc``) into
 the user cache (``$LENET_KERNEL_DIR``, else ``$XDG_CACHE_HOME/lenet/kernels``), named by a hash
@@ -108,6 +110,8 @@ def status() -> str | None:
                 lib = ctypes.CDLL(str(_build()))
                 lib.cpr_forward.argtypes = [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
                 lib.cpr_backward.argtypes = [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
+                lib.cpr16_forward.argtypes = [_P] * 5 + [_I] * 6
+                lib.cpr16_backward.argtypes = [_P] * 8 + [_I] * 6
                 channels, side = ctypes.c_int(), ctypes.c_int()
                 lib.cpr_limits(ctypes.byref(channels), ctypes.byref(side))
                 _lib, _limits = lib, (channels.value, side.value)
@@ -140,6 +144,71 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
         and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
         and max(x.shape[-2], x.shape[-1]) <= _limits[1]  # the kernel's buffers
     )
+
+
+def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """Whether ``conv_pool_relu16`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
+    second block, 16 output channels, any input gradient wanted."""
+    w = conv.weight
+    return (
+        x.dim() == 4
+        and x.shape[0] >= MIN_BATCH
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and w.dtype == torch.float32
+        and x.shape[1] == conv.in_channels <= 16  # MAXCIN in the kernel
+        and conv.out_channels == 16
+        and conv.bias is not None
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and w.shape[-1] == w.shape[-2]
+        and not torch.is_autocast_enabled("cpu")
+        and status() is None
+        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
+        and max(x.shape[-2], x.shape[-1]) <= _limits[1]
+    )
+
+
+class _ConvPoolReLU16(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        n, cin, h, w = x.shape
+        k = weight.shape[-1]
+        y = x.detach().permute(0, 2, 3, 1).contiguous()  # a view when x is channels_last
+        wt = weight.detach().permute(2, 3, 1, 0).contiguous()  # [K,K,Cin,16]
+        ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
+        out = torch.empty((n, 16, ho, wo), memory_format=torch.channels_last)
+        idx = torch.empty((n, ho, wo, 16), dtype=torch.uint8)
+        assert _lib is not None
+        if _lib.cpr16_forward(
+            y.data_ptr(), wt.data_ptr(), bias.detach().contiguous().data_ptr(), out.data_ptr(),
+            idx.data_ptr(), n, h, w, cin, k, torch.get_num_threads(),
+        ):  # fmt: skip
+            raise MemoryError("the fused CPU kernel ran out of memory")
+        ctx.save_for_backward(y, wt, out, idx)
+        ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, wt, out, idx = ctx.saved_tensors
+        n, h, w, cin = y.shape
+        k = wt.shape[0]
+        g = grad.contiguous(memory_format=torch.channels_last)
+        gy = torch.empty((n, h, w, cin))
+        threads = torch.get_num_threads()
+        gw = torch.zeros((threads, k * k * cin * 16), dtype=torch.float64)
+        gb = torch.zeros((threads, 16), dtype=torch.float64)
+        assert _lib is not None
+        if _lib.cpr16_backward(
+            y.data_ptr(), wt.data_ptr(), g.data_ptr(), out.data_ptr(), idx.data_ptr(),
+            gy.data_ptr(), gw.data_ptr(), gb.data_ptr(), n, h, w, cin, k, threads,
+        ):  # fmt: skip
+            raise MemoryError("the fused CPU kernel ran out of memory")
+        grad_w = ctx.weight_like.copy_(gw.sum(0).view(k, k, cin, 16).permute(3, 2, 0, 1))
+        return gy.permute(0, 3, 1, 2), grad_w, gb.sum(0).to(torch.float32)
 
 
 class _ConvPoolReLU(torch.autograd.Function):
@@ -180,6 +249,15 @@ class _ConvPoolReLU(torch.autograd.Function):
         )  # fmt: skip
         grad_w = ctx.weight_like.copy_(gw.sum(0).view(c, 1, k, k))  # the weight's own strides
         return None, grad_w, gb.sum(0).to(torch.float32)
+
+
+def conv_pool_relu16(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
+    """relu(max_pool2d(conv(x), 2)) for conv's 16 output channels, input gradient included;
+    check ``applies2`` first. Channels_last out."""
+    reason = status()
+    if reason is not None:
+        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
+    return _ConvPoolReLU16.apply(x, conv.weight, conv.bias)
 
 
 def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:

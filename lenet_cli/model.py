@@ -69,7 +69,10 @@ class Net(nn.Module):
             x = _fused.conv_pool_relu(x, self.conv1)
         else:  # pool before ReLU: the tutorial's numbers (see the module docstring)
             x = F.relu(max_pool2(self.conv1(x)))
-        x = F.relu(max_pool2(self.conv2(x)))
+        if self.fused and _fused.applies2(x, self.conv2):
+            x = _fused.conv_pool_relu16(x, self.conv2)
+        else:
+            x = F.relu(max_pool2(self.conv2(x)))
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))

@@ -68,6 +68,72 @@ def test_matches_conv_pool_relu_values_and_gradients(k, batch):
     assert (gw.double() - exact_gw).abs().max() <= (want_gw.double() - exact_gw).abs().max() + 1e-6
 
 
+def _pair2(k: int, seed: int = 0):
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(6, 16, k)
+    other = torch.nn.Conv2d(6, 16, k)
+    other.load_state_dict(conv.state_dict())
+    return conv, other
+
+
+def _grads2(fn, x, conv, g):
+    x = x.detach().clone().requires_grad_()
+    conv.zero_grad(set_to_none=True)
+    out = fn(x, conv)
+    out.backward(g)
+    return out.detach(), x.grad, conv.weight.grad.clone(), conv.bias.grad.clone()
+
+
+@pytest.mark.parametrize(("k", "side"), [(3, 15), (5, 14), (3, 16)])
+def test_second_block_matches_values_and_all_gradients(k, side):
+    """The 16-channel second block, input gradient included (block 1's backward needs it)."""
+    conv, ref = _pair2(k)
+    x = torch.randn(24, 6, side, side).contiguous(memory_format=torch.channels_last)
+    x = torch.relu(x)  # as block 1 hands it over: many exact zeros
+    x[:, :, :6] = 0  # a blank band (a digit's empty border): equal conv outputs, so ties
+    x = x.contiguous(memory_format=torch.channels_last)
+    assert fused.applies2(x, conv)
+    out_side = (side - k + 1) // 2
+    g = torch.randn(24, 16, out_side, out_side)
+    out, gx, gw, gb = _grads2(fused.conv_pool_relu16, x, conv, g)
+    want, want_gx, *_ = _grads2(_reference, x, ref, g)
+    assert out.shape == want.shape and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    _, exact_gx, exact_gw, exact_gb = _grads2(_reference, x.double(), ref.double(), g.double())
+    torch.testing.assert_close(gx.double(), exact_gx, rtol=1e-5, atol=1e-5)
+    scale = exact_gw.abs().max().item()
+    torch.testing.assert_close(gw.double(), exact_gw, rtol=1e-4, atol=1e-4 * scale)
+    torch.testing.assert_close(gb.double(), exact_gb, rtol=1e-4, atol=1e-4 * scale)
+    assert gx.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_second_block_nan_and_threads():
+    conv, ref = _pair2(3)
+    x = torch.randn(9, 6, 15, 15).contiguous(memory_format=torch.channels_last)
+    x[2, 3, 4, 5] = float("nan")
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                outs.append(fused.conv_pool_relu16(x, conv))
+    finally:
+        torch.set_num_threads(before)
+    with torch.no_grad():
+        want = _reference(x, ref)
+    assert torch.equal(torch.isnan(outs[0]), torch.isnan(want)) and torch.isnan(want).any()
+    assert all(torch.equal(outs[0].nan_to_num(), o.nan_to_num()) for o in outs[1:])
+
+
+def test_second_block_applies_to_sixteen_output_channels_only():
+    x = torch.randn(8, 6, 15, 15)
+    assert fused.applies2(x, torch.nn.Conv2d(6, 16, 3))
+    assert not fused.applies2(x, torch.nn.Conv2d(6, 8, 3))
+    assert not fused.applies2(torch.randn(8, 17, 15, 15), torch.nn.Conv2d(17, 16, 3))
+    assert not fused.applies2(torch.randn(2, 6, 15, 15), torch.nn.Conv2d(6, 16, 3))
+
+
 def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d():
     """Constant regions (the padded border of every MNIST digit) make all four values of a
     window equal; max_pool2d then picks the first one, and so must the kernel."""

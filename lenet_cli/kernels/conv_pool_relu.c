@@ -9,6 +9,7 @@
    added in thread order by the caller. */
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAXC 64  /* channels */
@@ -147,4 +148,188 @@ void cpr_backward(const float *restrict x, const float *restrict g, const float 
             }
         }
     }
+}
+
+/* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
+   max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, on channels-last
+   images, the 16 channels of a position held in one vector. y [N,H,W,Cin]; wt [K,K,Cin,16]
+   (the weight as the caller lays it out); b [16]; out and idx [N,Ho,Wo,16]. */
+#define MAXCIN 16 /* input channels of the second block */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int vi16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+static void *alloc64(size_t bytes) { /* v16 needs 64-byte alignment */
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+static inline v16 ld16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline v16 sel16(vi16 m, v16 a, v16 b) { return (v16)(((vi16)a & m) | ((vi16)b & ~m)); }
+static inline float hsum16(v16 v) { /* a fixed tree: 16 -> 8 -> 4 -> 1 */
+    v8 lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
+    v8 s8 = lo + hi;
+    v4 a, b;
+    memcpy(&a, &s8, sizeof a);
+    memcpy(&b, (const char *)&s8 + sizeof a, sizeof b);
+    v4 s4 = a + b;
+    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
+}
+
+int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
+                  float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
+                  int K, int threads) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
+        v16 *conv = alloc64(sizeof(v16) * (P * Q > 0 ? P * Q : 1));
+        if (conv == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        const v16 bias = ld16(b), zero = {0};
+        for (int n = n0; n < n1 && conv != NULL; n++) {
+            const float *restrict yn = y + (int64_t)n * H * W * Cin;
+            for (int r = 0; r < P; r++)
+                for (int q0 = 0; q0 < Q; q0 += 2) { /* Q is even: two positions, two chains */
+                    v16 acc0 = bias, acc1 = bias;
+                    for (int ki = 0; ki < K; ki++)
+                        for (int kj = 0; kj < K; kj++) {
+                            const float *restrict yp = yn + ((r + ki) * W + q0 + kj) * Cin;
+                            const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
+                            for (int c = 0; c < Cin; c++) {
+                                const v16 wv = ld16(wp + c * 16);
+                                acc0 += yp[c] * wv;
+                                acc1 += yp[Cin + c] * wv;
+                            }
+                        }
+                    conv[r * Q + q0] = acc0;
+                    conv[r * Q + q0 + 1] = acc1;
+                }
+            float *restrict on = out + (int64_t)n * Ho * Wo * 16;
+            uint8_t *restrict in_ = idx + (int64_t)n * Ho * Wo * 16;
+            for (int i = 0; i < Ho; i++)
+                for (int j = 0; j < Wo; j++) {
+                    const v16 v[4] = {conv[2 * i * Q + 2 * j], conv[2 * i * Q + 2 * j + 1],
+                                      conv[(2 * i + 1) * Q + 2 * j],
+                                      conv[(2 * i + 1) * Q + 2 * j + 1]};
+                    const vi16 nan = (v[0] != v[0]) | (v[1] != v[1]) | (v[2] != v[2]) |
+                                     (v[3] != v[3]);
+                    int any_nan = 0;
+                    for (int o = 0; o < 16; o++) any_nan |= nan[o];
+                    float *restrict op = on + (i * Wo + j) * 16;
+                    uint8_t *restrict ip = in_ + (i * Wo + j) * 16;
+                    if (!any_nan) {
+                        v16 best = v[0];
+                        vi16 at = {0};
+                        for (int p = 1; p < 4; p++) {
+                            const vi16 m = v[p] > best;
+                            best = sel16(m, v[p], best);
+                            at = (at & ~m) | (m & p);
+                        }
+                        st16(op, sel16(best > zero, best, zero));
+                        for (int o = 0; o < 16; o++) ip[o] = (uint8_t)at[o];
+                    } else { /* max_pool2d's rule, lane by lane */
+                        for (int o = 0; o < 16; o++) {
+                            float best = v[0][o];
+                            int a = 0;
+                            for (int p = 1; p < 4; p++)
+                                if (v[p][o] > best || v[p][o] != v[p][o]) {
+                                    best = v[p][o];
+                                    a = p;
+                                }
+                            op[o] = (best > 0.0f || best != best) ? best : 0.0f;
+                            ip[o] = (uint8_t)a;
+                        }
+                    }
+                }
+        }
+        free(conv);
+    }
+    return failed;
+}
+
+/* Backward of cpr16_forward: gy [N,H,W,Cin] (written); the weight gradient [K,K,Cin,16] and the
+   bias gradient [16] added per thread into gw_part[t] and gb_part[t] (double, zeroed by the
+   caller, `threads` rows). g = dLoss/dout [N,Ho,Wo,16]. */
+int cpr16_backward(const float *restrict y, const float *restrict wt, const float *restrict g,
+                   const float *restrict out, const uint8_t *restrict idx, float *restrict gy,
+                   double *restrict gw_part, double *restrict gb_part, int N, int H, int W,
+                   int Cin, int K, int threads) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
+    const int taps = K * K * Cin;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
+        double *restrict gw = gw_part + (int64_t)t * taps * 16, *restrict gb = gb_part + t * 16;
+        v16 *GC = alloc64(sizeof(v16) * (P * Q + taps + 1));
+        if (GC == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        v16 *gwacc = GC + P * Q;
+        const v16 zero = {0};
+        for (int n = n0; n < n1 && GC != NULL; n++) {
+            const float *restrict yn = y + (int64_t)n * H * W * Cin;
+            float *restrict gyn = gy + (int64_t)n * H * W * Cin;
+            const int64_t base = (int64_t)n * Ho * Wo * 16;
+            for (int k = 0; k < P * Q; k++) GC[k] = zero;
+            for (int k = 0; k < taps; k++) gwacc[k] = zero;
+            v16 gbacc = zero;
+            for (int i = 0; i < Ho; i++)
+                for (int j = 0; j < Wo; j++) {
+                    const int64_t k = base + (i * Wo + j) * 16;
+                    const v16 gv = sel16(ld16(out + k) > zero, ld16(g + k), zero); /* ReLU */
+                    vi16 at;
+                    for (int o = 0; o < 16; o++) at[o] = idx[k + o];
+                    gbacc += gv;
+                    for (int p = 0; p < 4; p++)
+                        GC[(2 * i + (p >> 1)) * Q + 2 * j + (p & 1)] = sel16(at == p, gv, zero);
+                }
+            for (int r = 0; r < P; r++)
+                for (int q = 0; q < Q; q++) {
+                    const v16 gc = GC[r * Q + q];
+                    for (int ki = 0; ki < K; ki++)
+                        for (int kj = 0; kj < K; kj++) {
+                            const float *restrict yp = yn + ((r + ki) * W + q + kj) * Cin;
+                            v16 *ga = gwacc + (ki * K + kj) * Cin;
+                            for (int c = 0; c < Cin; c++) ga[c] += yp[c] * gc;
+                        }
+                }
+            for (int py = 0; py < H; py++)
+                for (int px = 0; px < W; px++) {
+                    v16 acc[MAXCIN]; /* one chain per input channel */
+                    for (int c = 0; c < Cin; c++) acc[c] = zero;
+                    for (int ki = 0; ki < K; ki++) {
+                        const int r = py - ki;
+                        if (r < 0 || r >= P) continue;
+                        for (int kj = 0; kj < K; kj++) {
+                            const int q = px - kj;
+                            if (q < 0 || q >= Q) continue;
+                            const v16 gc = GC[r * Q + q];
+                            const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
+                            for (int c = 0; c < Cin; c++) acc[c] += gc * ld16(wp + c * 16);
+                        }
+                    }
+                    for (int c = 0; c < Cin; c++) gyn[(py * W + px) * Cin + c] = hsum16(acc[c]);
+                }
+            for (int k = 0; k < taps; k++)
+                for (int o = 0; o < 16; o++) gw[k * 16 + o] += gwacc[k][o];
+            for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
+        }
+        free(GC);
+    }
+    return failed;
 }
