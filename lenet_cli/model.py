@@ -25,9 +25,9 @@ Speed notes, none of which changes a number:
   strided views instead of calling max_pool2d, which also computes the int64 argmax indices that
   only backward uses (the first pool at batch 1024, 2 threads: 5.8 ms instead of 13.0 ms).
 
-With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs its first block,
-relu(max_pool2d(conv1(x))), as one C kernel (``fused.py``) wherever that kernel applies; the
-values then differ from PyTorch's convolution by float rounding only.
+With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs each block,
+relu(max_pool2d(conv(x))), as one C kernel (``fused.py``) wherever the kernel applies; the values
+then differ from PyTorch's convolutions by float rounding only.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Net(nn.Module):
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
-        self.fused = False  # the fused CPU kernel for conv1 -> pool -> ReLU (fused.py)
+        self.fused = False  # each block as one CPU kernel (fused.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused and _fused.applies(x, self.conv1):
