@@ -15,7 +15,7 @@ Datasets (``--usual``):
 - ``tensor``: the same result from tensor operations only (no PIL), a leaner usual Dataset.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
 slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``, and
-the fused conv1 kernel where it builds, as ``lenet train`` runs (``--no-fused``: without it).
+the fused CPU kernels where they build, as ``lenet train`` runs (``--no-fused``: without it).
 Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
 defaults for the usual path, as `lenet train` builds it (fused) for lenet's.
 Epochs are interleaved (usual 1, lenet 1, usual 2, ...) so that load from other processes hits
@@ -113,7 +113,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     p.add_argument("--no-channels-last", action="store_true", help="lenet's path in NCHW")
     p.add_argument(
-        "--no-fused", action="store_true", help="lenet's path without the fused conv1 kernel"
+        "--no-fused", action="store_true", help="lenet's path without the fused CPU kernels"
     )
     p.add_argument("--skip-usual", action="store_true", help="time lenet's path only")
     p.add_argument("--seed", type=int, default=0)
@@ -237,7 +237,7 @@ def main() -> None:
         f"  lenet in-memory path,      batch {lenet_bs}, lr {lenet_lr}: "
         f"{result['lenet_images_per_s']:>9,.0f} img/s, test acc "
         f"{100 * result['lenet_test_acc']:.2f}%  ({'channels_last' if cl else 'NCHW'}"
-        f"{', fused conv1' if use_fused else ''})"
+        f"{', fused kernels' if use_fused else ''})"
     )
     if not a.skip_usual:
         print(f"  speed-up: {result['speedup']:.2f}x")

@@ -65,7 +65,8 @@ def bench(
         bool | None,
         typer.Option(
             "--fused/--no-fused",
-            help="conv1 -> pool -> ReLU as one C kernel [default: on the CPU when it builds].",
+            help="Each conv -> pool -> ReLU block as one C kernel "
+            "[default: on the CPU when it builds].",
             show_default=False,
         ),
     ] = None,

@@ -178,8 +178,8 @@ def train_cmd(
         bool | None,
         _opt(
             "--fused/--no-fused",
-            "Run conv1 -> pool -> ReLU as one C kernel (CPU; built on first use with the C "
-            "compiler). Default: on the CPU when it builds, else PyTorch's ops with a note.",
+            "Run each conv -> pool -> ReLU block as one C kernel (CPU; built on first use with "
+            "the C compiler). Default: on the CPU when it builds, else PyTorch's ops with a note.",
             key="fused",
         ),
     ] = None,

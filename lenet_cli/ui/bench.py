@@ -19,7 +19,7 @@ def render_bench(result: dict[str, Any]) -> None:
     title = (
         f"{result['arch']} on {result['device']} ({result['device_name']}), "
         f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}"
-        f"{', fused conv1' if result.get('fused') else ''}; "
+        f"{', fused kernels' if result.get('fused') else ''}; "
         f"median of {result['repeats']} passes of {result['images']:,} images"
     )
     table = Table(title=safe(title), title_justify="left")

@@ -77,7 +77,7 @@ class TrainProgress:
             if self.mode != "none":
                 at = f", resuming after step {e['step']}" if e["step"] else ""
                 threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
-                threads += ", fused conv1" if e.get("fused") else ""
+                threads += ", fused kernels" if e.get("fused") else ""
                 note(
                     f"training on {e['device']} ({threads}), "
                     f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
