@@ -55,3 +55,16 @@ def test_pipeline_runs_and_reports_both_paths(idx_set, usual):
     )
     for key in ("usual_test_acc", "lenet_test_acc"):
         assert 0.0 <= result[key] <= 1.0
+
+
+def test_fused_benchmark_reports_each_variant():
+    import shutil
+
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler for the fused kernels")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "fused.py"), "--batch-sizes", "16"]
+    cmd += ["--threads", "1", "--rounds", "1", "--images", "64", "--json"]
+    result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    (row,) = result["rows"]
+    for variant in ("pytorch", "block1", "both"):
+        assert row[f"{variant}_train_images_per_s"] > 0 and row[f"{variant}_infer_images_per_s"] > 0
