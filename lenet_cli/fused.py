@@ -158,6 +158,8 @@ def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
         and w.dtype == torch.float32
         and x.shape[1] == conv.in_channels <= 16  # MAXCIN in the kernel
         and conv.out_channels == 16
+        and w.shape[-1] <= 16  # the backward's row buffers: 16 columns + the kernel width
+        and (x.shape[-1] - w.shape[-1] + 1) // 2 <= 8  # pooled rows of at most 8 (16 columns)
         and conv.bias is not None
         and conv.stride == (1, 1)
         and conv.padding == (0, 0)

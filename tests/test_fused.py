@@ -132,6 +132,8 @@ def test_second_block_applies_to_sixteen_output_channels_only():
     assert not fused.applies2(x, torch.nn.Conv2d(6, 8, 3))
     assert not fused.applies2(torch.randn(8, 17, 15, 15), torch.nn.Conv2d(17, 16, 3))
     assert not fused.applies2(torch.randn(2, 6, 15, 15), torch.nn.Conv2d(6, 16, 3))
+    assert fused.applies2(torch.randn(8, 6, 40, 18), torch.nn.Conv2d(6, 16, 3))
+    assert not fused.applies2(torch.randn(8, 6, 15, 21), torch.nn.Conv2d(6, 16, 3))  # 18 cols
 
 
 def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d():

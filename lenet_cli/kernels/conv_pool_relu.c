@@ -261,7 +261,75 @@ int cpr16_forward(const float *restrict y, const float *restrict wt, const float
 
 /* Backward of cpr16_forward: gy [N,H,W,Cin] (written); the weight gradient [K,K,Cin,16] and the
    bias gradient [16] added per thread into gw_part[t] and gb_part[t] (double, zeroed by the
-   caller, `threads` rows). g = dLoss/dout [N,Ho,Wo,16]. */
+   caller, `threads` rows). g = dLoss/dout [N,Ho,Wo,16].
+   The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
+   of 16 output columns per vector), so that it needs no horizontal sums; the weight gradient
+   keeps one vector accumulator per (kj, c) for each kernel row ki. */
+#define GW 32 /* the row stride of the transposed input gradient: 16 lanes + the kernel width */
+
+/* One image's backward; always inlined, so that the calls below with constant K and Cin get
+   loops the compiler unrolls and accumulators it keeps in registers. */
+static inline __attribute__((always_inline)) void bwd16_image(
+    const float *restrict yn, const float *restrict wt, const float *restrict gn,
+    const float *restrict on, const uint8_t *restrict in_, float *restrict gyn,
+    double *restrict gw, double *restrict gb, v16 *restrict GC, float *restrict GCt,
+    float *restrict gyT, int H, int W, const int Cin, const int K) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
+    const v16 zero = {0};
+    memset(GCt, 0, sizeof(float) * 16 * P * 16);
+    memset(gyT, 0, sizeof(float) * Cin * H * GW);
+    v16 gbacc = zero;
+    /* the conv output's gradient: at each window's first maximum, where ReLU let it by */
+    for (int i = 0; i < Ho; i++)
+        for (int j = 0; j < Wo; j++) {
+            const int k = (i * Wo + j) * 16;
+            const v16 gv = sel16(ld16(on + k) > zero, ld16(gn + k), zero);
+            vi16 at;
+            for (int o = 0; o < 16; o++) at[o] = in_[k + o];
+            gbacc += gv;
+            for (int p = 0; p < 4; p++) {
+                const int r = 2 * i + (p >> 1), q = 2 * j + (p & 1);
+                const v16 gp = sel16(at == p, gv, zero);
+                GC[r * Q + q] = gp;
+                for (int o = 0; o < 16; o++) GCt[(o * P + r) * 16 + q] = gp[o];
+            }
+        }
+    /* weight gradient: gw[ki,kj,c,:] = sum over (r,q) of y[r+ki, q+kj, c] * GC[r,q,:] */
+    for (int ki = 0; ki < K; ki++) {
+        v16 acc[K * Cin];
+        for (int a = 0; a < K * Cin; a++) acc[a] = zero;
+        for (int r = 0; r < P; r++)
+            for (int q = 0; q < Q; q++) {
+                const v16 gc = GC[r * Q + q];
+                const float *restrict yr = yn + ((r + ki) * W + q) * Cin;
+                for (int a = 0; a < K * Cin; a++) acc[a] += yr[a] * gc;
+            }
+        for (int a = 0; a < K * Cin; a++)
+            for (int o = 0; o < 16; o++) gw[(ki * K * Cin + a) * 16 + o] += acc[a][o];
+    }
+    /* input gradient: gy[r+ki, q+kj, c] += sum over o of GC[r,q,o] * w[ki,kj,c,o], a row of
+       16 output columns per vector */
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < P; r++) {
+            v16 tacc[K * K];
+            for (int tp = 0; tp < K * K; tp++) tacc[tp] = zero;
+            for (int o = 0; o < 16; o++) {
+                const v16 row = ld16(GCt + (o * P + r) * 16);
+                for (int tp = 0; tp < K * K; tp++) tacc[tp] += row * wt[(tp * Cin + c) * 16 + o];
+            }
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    float *dst = gyT + ((size_t)c * H + r + ki) * GW + kj;
+                    st16(dst, ld16(dst) + tacc[ki * K + kj]);
+                }
+        }
+    for (int py = 0; py < H; py++)
+        for (int px = 0; px < W; px++)
+            for (int c = 0; c < Cin; c++)
+                gyn[(py * W + px) * Cin + c] = gyT[((size_t)c * H + py) * GW + px];
+    for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
+}
+
 int cpr16_backward(const float *restrict y, const float *restrict wt, const float *restrict g,
                    const float *restrict out, const uint8_t *restrict idx, float *restrict gy,
                    double *restrict gw_part, double *restrict gb_part, int N, int H, int W,
@@ -274,60 +342,26 @@ int cpr16_backward(const float *restrict y, const float *restrict wt, const floa
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
         double *restrict gw = gw_part + (int64_t)t * taps * 16, *restrict gb = gb_part + t * 16;
-        v16 *GC = alloc64(sizeof(v16) * (P * Q + taps + 1));
+        const size_t n_gc = (size_t)P * Q, n_gct = (size_t)16 * P * 16;
+        const size_t n_gyt = (size_t)Cin * H * GW;
+        v16 *GC = alloc64(sizeof(v16) * n_gc + sizeof(float) * (n_gct + n_gyt));
         if (GC == NULL) {
 #pragma omp atomic write
             failed = 1;
         }
-        v16 *gwacc = GC + P * Q;
-        const v16 zero = {0};
+        float *GCt = (float *)(GC + n_gc), *gyT = GCt + n_gct;
         for (int n = n0; n < n1 && GC != NULL; n++) {
-            const float *restrict yn = y + (int64_t)n * H * W * Cin;
-            float *restrict gyn = gy + (int64_t)n * H * W * Cin;
-            const int64_t base = (int64_t)n * Ho * Wo * 16;
-            for (int k = 0; k < P * Q; k++) GC[k] = zero;
-            for (int k = 0; k < taps; k++) gwacc[k] = zero;
-            v16 gbacc = zero;
-            for (int i = 0; i < Ho; i++)
-                for (int j = 0; j < Wo; j++) {
-                    const int64_t k = base + (i * Wo + j) * 16;
-                    const v16 gv = sel16(ld16(out + k) > zero, ld16(g + k), zero); /* ReLU */
-                    vi16 at;
-                    for (int o = 0; o < 16; o++) at[o] = idx[k + o];
-                    gbacc += gv;
-                    for (int p = 0; p < 4; p++)
-                        GC[(2 * i + (p >> 1)) * Q + 2 * j + (p & 1)] = sel16(at == p, gv, zero);
-                }
-            for (int r = 0; r < P; r++)
-                for (int q = 0; q < Q; q++) {
-                    const v16 gc = GC[r * Q + q];
-                    for (int ki = 0; ki < K; ki++)
-                        for (int kj = 0; kj < K; kj++) {
-                            const float *restrict yp = yn + ((r + ki) * W + q + kj) * Cin;
-                            v16 *ga = gwacc + (ki * K + kj) * Cin;
-                            for (int c = 0; c < Cin; c++) ga[c] += yp[c] * gc;
-                        }
-                }
-            for (int py = 0; py < H; py++)
-                for (int px = 0; px < W; px++) {
-                    v16 acc[MAXCIN]; /* one chain per input channel */
-                    for (int c = 0; c < Cin; c++) acc[c] = zero;
-                    for (int ki = 0; ki < K; ki++) {
-                        const int r = py - ki;
-                        if (r < 0 || r >= P) continue;
-                        for (int kj = 0; kj < K; kj++) {
-                            const int q = px - kj;
-                            if (q < 0 || q >= Q) continue;
-                            const v16 gc = GC[r * Q + q];
-                            const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
-                            for (int c = 0; c < Cin; c++) acc[c] += gc * ld16(wp + c * 16);
-                        }
-                    }
-                    for (int c = 0; c < Cin; c++) gyn[(py * W + px) * Cin + c] = hsum16(acc[c]);
-                }
-            for (int k = 0; k < taps; k++)
-                for (int o = 0; o < 16; o++) gw[k * 16 + o] += gwacc[k][o];
-            for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
+            const float *yn = y + (int64_t)n * H * W * Cin;
+            const float *gn = g + (int64_t)n * Ho * Wo * 16;
+            const float *on = out + (int64_t)n * Ho * Wo * 16;
+            const uint8_t *in_ = idx + (int64_t)n * Ho * Wo * 16;
+            float *gyn = gy + (int64_t)n * H * W * Cin;
+            if (K == 3 && Cin == 6) /* LeNet's tutorial net */
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, 6, 3);
+            else if (K == 5 && Cin == 6) /* the current tutorial's LeNet-5 */
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, 6, 5);
+            else
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, Cin, K);
         }
         free(GC);
     }
