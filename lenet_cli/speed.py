@@ -11,8 +11,9 @@ What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has
 - torch.compile (inductor) trained SLOWER than eager here (5.2k vs 8.1k images/s at batch 256, one
   thread) after 40 s of compiling: LeNet's kernels are too small for fusion to pay. It is offered
   (``compile=True``) for GPUs, where launch overhead dominates, not recommended on the CPU.
-- the fused first block (``fused.py``, chosen by ``fused_choice``) trains 1.4-1.7x faster at
-  batch 64 and 2.1x at batch 256-1024 with 2 threads (measured alternating in one process).
+- the fused blocks (``fused.py``, chosen by ``fused_choice``) train the tutorial net 2.3x faster
+  at batch 64 and 2.0-2.4x at batch 256-1024 with 2 threads (benchmarks/fused.py, alternating
+  in one process).
 - channels_last differs from NCHW by float rounding only (oneDNN picks another convolution
   algorithm): tests/test_speed.py checks 1e-5 agreement, not bit identity.
 """
