@@ -74,7 +74,7 @@ class TrainConfig:
     precision: Precision = "fp32"
     channels_last: bool | None = None  # None: the faster layout for the device (speed.py)
     compile: bool = False
-    fused: bool | None = None  # None: the fused CPU kernel when it builds (speed.fused_choice)
+    fused: bool | None = None  # None: the fused CPU kernels when they build (speed.fused_choice)
     # output
     progress: ProgressMode = "auto"
 

@@ -43,7 +43,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def env_info(device: torch.device, threads: int, seed: int, deterministic: bool) -> dict[str, Any]:
+def env_info(
+    device: torch.device, threads: int, seed: int, deterministic: bool, fused: bool = False
+) -> dict[str, Any]:
     """Where and with what a session ran."""
     info: dict[str, Any] = {
         "time": now(),
@@ -55,6 +57,7 @@ def env_info(device: torch.device, threads: int, seed: int, deterministic: bool)
         "device": str(device),
         "threads": threads,
         "threads_note": "default --threads is the physical cores (speed.default_threads)",
+        "fused_kernels": fused,  # the CPU kernels of fused.py (float rounding differs)
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "deterministic": deterministic,

@@ -176,7 +176,7 @@ def train(
             skip=("name",),
         )
     )
-    log.write_env(env_info(device, threads, cfg.seed, cfg.deterministic))
+    log.write_env(env_info(device, threads, cfg.seed, cfg.deterministic, use_fused))
     meta = {
         "arch": cfg.arch,
         "config": cfg.to_dict(),

@@ -41,6 +41,9 @@ def test_plain_progress_one_line_per_epoch_and_json_summary(tmp_path):
     assert len((run / "metrics.csv").read_text().splitlines()) == 4
     env = json.loads((run / "env.json").read_text())
     assert env["threads"] == 1 and env["seed"] == 0 and "torch" in env
+    from lenet_cli import fused
+
+    assert env["fused_kernels"] is (fused.status() is None)  # the default: when they build
 
 
 def test_saved_config_reproduces_the_run(tmp_path):
