@@ -154,11 +154,10 @@ void cpr_backward(const float *restrict x, const float *restrict g, const float 
    max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, on channels-last
    images, the 16 channels of a position held in one vector. y [N,H,W,Cin]; wt [K,K,Cin,16]
    (the weight as the caller lays it out); b [16]; out and idx [N,Ho,Wo,16]. */
-#define MAXCIN 16 /* input channels of the second block */
+#define MAXCIN 16 /* input channels of the second block (fused.applies2 checks it): the
+                     backward's accumulator arrays, on the stack, grow with it */
 typedef float v16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
 
 static void *alloc64(size_t bytes) { /* v16 needs 64-byte alignment */
     return aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -171,18 +170,6 @@ static inline v16 ld16(const float *p) {
 }
 static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 static inline v16 sel16(vi16 m, v16 a, v16 b) { return (v16)(((vi16)a & m) | ((vi16)b & ~m)); }
-static inline float hsum16(v16 v) { /* a fixed tree: 16 -> 8 -> 4 -> 1 */
-    v8 lo, hi;
-    memcpy(&lo, &v, sizeof lo);
-    memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
-    v8 s8 = lo + hi;
-    v4 a, b;
-    memcpy(&a, &s8, sizeof a);
-    memcpy(&b, (const char *)&s8 + sizeof a, sizeof b);
-    v4 s4 = a + b;
-    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
-}
-
 int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
                   float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
                   int K, int threads) {
