@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -65,8 +66,6 @@ def _cpu_flags() -> str:
                     return line
     except OSError:
         pass
-    import platform
-
     return platform.processor() or platform.machine()
 
 
@@ -120,8 +119,9 @@ def status() -> str | None:
         return _reason
 
 
-def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
-    """Whether ``conv_pool_relu`` can stand in for relu(max_pool2d(conv(x), 2)) here."""
+def _fits(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """What both kernels need: a float32 CPU batch of MIN_BATCH or more images for a square,
+    stride-1, unpadded, biased conv whose windows fit the image and the kernels' buffers."""
     w = conv.weight
     return (
         x.dim() == 4
@@ -129,47 +129,60 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and w.dtype == torch.float32
-        and x.shape[1] == 1
-        and conv.in_channels == 1
+        and x.shape[1] == conv.in_channels
         and conv.bias is not None
         and conv.stride == (1, 1)
         and conv.padding == (0, 0)
         and conv.dilation == (1, 1)
         and conv.groups == 1
         and w.shape[-1] == w.shape[-2]
-        and not x.requires_grad  # the kernel gives no input gradient
         and not torch.is_autocast_enabled("cpu")
         and status() is None
-        and w.shape[0] <= _limits[0]
         and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
-        and max(x.shape[-2], x.shape[-1]) <= _limits[1]  # the kernel's buffers
+        and max(x.shape[-2], x.shape[-1]) <= _limits[1]  # the kernels' buffers
+    )
+
+
+def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """Whether ``conv_pool_relu`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
+    first block, one input channel, no input gradient wanted (the kernel gives none)."""
+    return (
+        conv.in_channels == 1
+        and conv.out_channels <= _limits[0]
+        and not x.requires_grad
+        and _fits(x, conv)
     )
 
 
 def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether ``conv_pool_relu16`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
     second block, 16 output channels, any input gradient wanted."""
-    w = conv.weight
+    k = conv.kernel_size[0]
     return (
-        x.dim() == 4
-        and x.shape[0] >= MIN_BATCH
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and w.dtype == torch.float32
-        and x.shape[1] == conv.in_channels <= 16  # MAXCIN in the kernel
-        and conv.out_channels == 16
-        and w.shape[-1] <= 16  # the backward's row buffers: 16 columns + the kernel width
-        and (x.shape[-1] - w.shape[-1] + 1) // 2 <= 8  # pooled rows of at most 8 (16 columns)
-        and conv.bias is not None
-        and conv.stride == (1, 1)
-        and conv.padding == (0, 0)
-        and conv.dilation == (1, 1)
-        and conv.groups == 1
-        and w.shape[-1] == w.shape[-2]
-        and not torch.is_autocast_enabled("cpu")
-        and status() is None
-        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
-        and max(x.shape[-2], x.shape[-1]) <= _limits[1]
+        conv.out_channels == 16
+        and conv.in_channels <= 16  # MAXCIN in the kernel
+        and k <= 16  # the backward's row buffers: 16 columns + the kernel width
+        and _fits(x, conv)
+        and (x.shape[-1] - k + 1) // 2 <= 8  # pooled rows of at most 8 (16 columns)
+    )
+
+
+def _run(name: str, *args: torch.Tensor | int) -> None:
+    """Call the kernel ``name`` with tensors passed as data pointers; a non-zero result means
+    it could not allocate its scratch memory."""
+    assert _lib is not None
+    ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
+    if getattr(_lib, name)(*ptrs):
+        raise MemoryError("the fused CPU kernel ran out of memory")
+
+
+def _partials(weights: int, biases: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Zeroed per-thread gradient sums (double) for the kernels' backward, and the threads."""
+    threads = torch.get_num_threads()
+    return (
+        torch.zeros((threads, weights), dtype=torch.float64),
+        torch.zeros((threads, biases), dtype=torch.float64),
+        threads,
     )
 
 
@@ -183,12 +196,8 @@ class _ConvPoolReLU16(torch.autograd.Function):
         ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
         out = torch.empty((n, 16, ho, wo), memory_format=torch.channels_last)
         idx = torch.empty((n, ho, wo, 16), dtype=torch.uint8)
-        assert _lib is not None
-        if _lib.cpr16_forward(
-            y.data_ptr(), wt.data_ptr(), bias.detach().contiguous().data_ptr(), out.data_ptr(),
-            idx.data_ptr(), n, h, w, cin, k, torch.get_num_threads(),
-        ):  # fmt: skip
-            raise MemoryError("the fused CPU kernel ran out of memory")
+        b = bias.detach().contiguous()
+        _run("cpr16_forward", y, wt, b, out, idx, n, h, w, cin, k, torch.get_num_threads())
         ctx.save_for_backward(y, wt, out, idx)
         ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
         return out
@@ -200,15 +209,8 @@ class _ConvPoolReLU16(torch.autograd.Function):
         k = wt.shape[0]
         g = grad.contiguous(memory_format=torch.channels_last)
         gy = torch.empty((n, h, w, cin))
-        threads = torch.get_num_threads()
-        gw = torch.zeros((threads, k * k * cin * 16), dtype=torch.float64)
-        gb = torch.zeros((threads, 16), dtype=torch.float64)
-        assert _lib is not None
-        if _lib.cpr16_backward(
-            y.data_ptr(), wt.data_ptr(), g.data_ptr(), out.data_ptr(), idx.data_ptr(),
-            gy.data_ptr(), gw.data_ptr(), gb.data_ptr(), n, h, w, cin, k, threads,
-        ):  # fmt: skip
-            raise MemoryError("the fused CPU kernel ran out of memory")
+        gw, gb, threads = _partials(k * k * cin * 16, 16)
+        _run("cpr16_backward", y, wt, g, out, idx, gy, gw, gb, n, h, w, cin, k, threads)
         grad_w = ctx.weight_like.copy_(gw.sum(0).view(k, k, cin, 16).permute(3, 2, 0, 1))
         return gy.permute(0, 3, 1, 2), grad_w, gb.sum(0).to(torch.float32)
 
@@ -224,12 +226,7 @@ class _ConvPoolReLU(torch.autograd.Function):
         ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
         out = torch.empty((n, c, ho, wo), memory_format=torch.channels_last)
         idx = torch.empty((n, ho, wo, c), dtype=torch.uint8)
-        threads = torch.get_num_threads()
-        assert _lib is not None
-        _lib.cpr_forward(
-            x3.data_ptr(), wk.data_ptr(), b.data_ptr(), out.data_ptr(), idx.data_ptr(),
-            n, h, w, c, k, threads,
-        )  # fmt: skip
+        _run("cpr_forward", x3, wk, b, out, idx, n, h, w, c, k, torch.get_num_threads())
         ctx.save_for_backward(x3, out, idx)
         ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
         return out
@@ -241,30 +238,25 @@ class _ConvPoolReLU(torch.autograd.Function):
         c = out.shape[1]
         k = ctx.weight_like.shape[-1]
         g = grad.contiguous(memory_format=torch.channels_last)
-        threads = torch.get_num_threads()
-        gw = torch.zeros((threads, c * k * k), dtype=torch.float64)
-        gb = torch.zeros((threads, c), dtype=torch.float64)
-        assert _lib is not None
-        _lib.cpr_backward(
-            x3.data_ptr(), g.data_ptr(), out.data_ptr(), idx.data_ptr(), gw.data_ptr(),
-            gb.data_ptr(), n, h, w, c, k, threads,
-        )  # fmt: skip
+        gw, gb, threads = _partials(c * k * k, c)
+        _run("cpr_backward", x3, g, out, idx, gw, gb, n, h, w, c, k, threads)
         grad_w = ctx.weight_like.copy_(gw.sum(0).view(c, 1, k, k))  # the weight's own strides
         return None, grad_w, gb.sum(0).to(torch.float32)
+
+
+def _apply(fn: type[torch.autograd.Function], x: torch.Tensor, conv: torch.nn.Conv2d):
+    reason = status()
+    if reason is not None:
+        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
+    return fn.apply(x, conv.weight, conv.bias)
 
 
 def conv_pool_relu16(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     """relu(max_pool2d(conv(x), 2)) for conv's 16 output channels, input gradient included;
     check ``applies2`` first. Channels_last out."""
-    reason = status()
-    if reason is not None:
-        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
-    return _ConvPoolReLU16.apply(x, conv.weight, conv.bias)
+    return _apply(_ConvPoolReLU16, x, conv)
 
 
 def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     """relu(max_pool2d(conv(x), 2)) in one kernel, channels_last out; check ``applies`` first."""
-    reason = status()
-    if reason is not None:
-        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
-    return _ConvPoolReLU.apply(x, conv.weight, conv.bias)
+    return _apply(_ConvPoolReLU, x, conv)

@@ -74,7 +74,7 @@ static void pool_row(const float *restrict r0, const float *restrict r1, int Wo,
 }
 
 /* x [N,H,W]; w [C,K,K]; b [C]; out [N,Ho,Wo,C] (channels last); idx [N,Ho,Wo,C] (0..3). */
-void cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
+int cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
                  float *restrict out, uint8_t *restrict idx, int N, int H, int W, int C, int K,
                  int threads) {
     const int Hc = H - K + 1, Wc = W - K + 1, Ho = Hc / 2, Wo = Wc / 2, T = Hc * W;
@@ -104,12 +104,13 @@ void cpr_forward(const float *restrict x, const float *restrict w, const float *
             }
         }
     }
+    return 0; /* nothing to allocate */
 }
 
 /* Gradients of w and b from g = dLoss/dout [N,Ho,Wo,C], with out and idx from cpr_forward.
    Thread t adds its images' sums into gw_part[t] [C*K*K] and gb_part[t] [C] (double, zeroed by
    the caller, `threads` rows each). */
-void cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
+int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
                   const uint8_t *restrict idx, double *restrict gw_part, double *restrict gb_part,
                   int N, int H, int W, int C, int K, int threads) {
     const int Hc = H - K + 1, Ho = Hc / 2, Wo = (W - K + 1) / 2;
@@ -148,6 +149,7 @@ void cpr_backward(const float *restrict x, const float *restrict g, const float 
             }
         }
     }
+    return 0; /* nothing to allocate */
 }
 
 /* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
