@@ -25,19 +25,22 @@ def _reference(x, conv):
     return F.relu(F.max_pool2d(conv(x), 2))
 
 
-def _pair(k: int, seed: int = 0):
+def _pair(k: int, seed: int = 0, channels: tuple[int, int] = (1, 6)):
+    """Two convs with the same weights: one for the kernel, one for the reference."""
     torch.manual_seed(seed)
-    conv = torch.nn.Conv2d(1, 6, k)
-    other = torch.nn.Conv2d(1, 6, k)
+    conv = torch.nn.Conv2d(*channels, k)
+    other = torch.nn.Conv2d(*channels, k)
     other.load_state_dict(conv.state_dict())
     return conv, other
 
 
-def _grads(fn, x, conv, g):
+def _grads(fn, x, conv, g, input_grad: bool = False):
+    """(output, input gradient or None, weight gradient, bias gradient) of fn(x, conv)."""
+    x = x.detach().clone().requires_grad_(input_grad)
     conv.zero_grad(set_to_none=True)
     out = fn(x, conv)
     out.backward(g)
-    return out.detach(), conv.weight.grad.clone(), conv.bias.grad.clone()
+    return out.detach(), x.grad, conv.weight.grad.clone(), conv.bias.grad.clone()
 
 
 def test_kernel_builds_and_uses_torchs_openmp():
@@ -55,39 +58,23 @@ def test_matches_conv_pool_relu_values_and_gradients(k, batch):
     assert fused.applies(x, conv) == (batch >= fused.MIN_BATCH)  # tiny batches: PyTorch's ops
     side = (32 - k + 1) // 2
     g = torch.randn(batch, 6, side, side)
-    out, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
-    want, want_gw, want_gb = _grads(_reference, x, ref, g)
+    out, _, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
+    want, _, want_gw, want_gb = _grads(_reference, x, ref, g)
     assert out.shape == want.shape and out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     assert (out >= 0).all()
     # Gradients against float64 (oneDNN's float32 sums are off by up to ~2e-3 at batch 64, 5x5)
-    _, exact_gw, exact_gb = _grads(_reference, x.double(), ref.double(), g.double())
+    _, _, exact_gw, exact_gb = _grads(_reference, x.double(), ref.double(), g.double())
     scale = exact_gw.abs().max().item()
     torch.testing.assert_close(gw.double(), exact_gw, rtol=1e-4, atol=1e-4 * scale)
     torch.testing.assert_close(gb.double(), exact_gb, rtol=1e-4, atol=1e-4 * scale)
     assert (gw.double() - exact_gw).abs().max() <= (want_gw.double() - exact_gw).abs().max() + 1e-6
 
 
-def _pair2(k: int, seed: int = 0):
-    torch.manual_seed(seed)
-    conv = torch.nn.Conv2d(6, 16, k)
-    other = torch.nn.Conv2d(6, 16, k)
-    other.load_state_dict(conv.state_dict())
-    return conv, other
-
-
-def _grads2(fn, x, conv, g):
-    x = x.detach().clone().requires_grad_()
-    conv.zero_grad(set_to_none=True)
-    out = fn(x, conv)
-    out.backward(g)
-    return out.detach(), x.grad, conv.weight.grad.clone(), conv.bias.grad.clone()
-
-
 @pytest.mark.parametrize(("k", "side"), [(3, 15), (5, 14), (3, 16)])
 def test_second_block_matches_values_and_all_gradients(k, side):
     """The 16-channel second block, input gradient included (block 1's backward needs it)."""
-    conv, ref = _pair2(k)
+    conv, ref = _pair(k, channels=(6, 16))
     x = torch.randn(24, 6, side, side).contiguous(memory_format=torch.channels_last)
     x = torch.relu(x)  # as block 1 hands it over: many exact zeros
     x[:, :, :6] = 0  # a blank band (a digit's empty border): equal conv outputs, so ties
@@ -95,11 +82,13 @@ def test_second_block_matches_values_and_all_gradients(k, side):
     assert fused.applies2(x, conv)
     out_side = (side - k + 1) // 2
     g = torch.randn(24, 16, out_side, out_side)
-    out, gx, gw, gb = _grads2(fused.conv_pool_relu16, x, conv, g)
-    want, want_gx, *_ = _grads2(_reference, x, ref, g)
+    out, gx, gw, gb = _grads(fused.conv_pool_relu16, x, conv, g, input_grad=True)
+    want, want_gx, *_ = _grads(_reference, x, ref, g, input_grad=True)
     assert out.shape == want.shape and out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
-    _, exact_gx, exact_gw, exact_gb = _grads2(_reference, x.double(), ref.double(), g.double())
+    _, exact_gx, exact_gw, exact_gb = _grads(
+        _reference, x.double(), ref.double(), g.double(), input_grad=True
+    )
     torch.testing.assert_close(gx.double(), exact_gx, rtol=1e-5, atol=1e-5)
     scale = exact_gw.abs().max().item()
     torch.testing.assert_close(gw.double(), exact_gw, rtol=1e-4, atol=1e-4 * scale)
@@ -108,7 +97,7 @@ def test_second_block_matches_values_and_all_gradients(k, side):
 
 
 def test_second_block_nan_and_threads():
-    conv, ref = _pair2(3)
+    conv, ref = _pair(3, channels=(6, 16))
     x = torch.randn(9, 6, 15, 15).contiguous(memory_format=torch.channels_last)
     x[2, 3, 4, 5] = float("nan")
     before = torch.get_num_threads()
@@ -143,8 +132,8 @@ def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d():
     x = torch.zeros(4, 1, 32, 32)
     x[:, :, 10:20, 12:22] = torch.randn(4, 1, 10, 10)  # a blob on a constant background
     g = torch.randn(4, 6, 15, 15)
-    out, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
-    want, want_gw, want_gb = _grads(_reference, x, ref, g)
+    out, _, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
+    want, _, want_gw, want_gb = _grads(_reference, x, ref, g)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gw, want_gw, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(gb, want_gb, rtol=1e-5, atol=1e-5)
