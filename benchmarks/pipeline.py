@@ -49,15 +49,20 @@ from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
 
-class TorchvisionStyleDataset(torch.utils.data.Dataset):
-    """Per sample, what torchvision's MNIST dataset and Pad(2) + ToTensor() + Normalize() do."""
+class _PerSample(torch.utils.data.Dataset):
+    """Images and labels prepared one sample at a time in ``__getitem__``."""
 
     def __init__(self, images, labels, mean: float, std: float) -> None:
-        self.images, self.labels = images, labels  # uint8 [N,28,28] and int64 [N] tensors
+        self.images, self.labels = images, labels  # [N,28,28] uint8 and [N], as subclasses keep
         self.mean, self.std = mean, std
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+class TorchvisionStyleDataset(_PerSample):
+    """Per sample, what torchvision's MNIST dataset and Pad(2) + ToTensor() + Normalize() do
+    (it keeps tensors and converts each sample, as datasets.MNIST does)."""
 
     def __getitem__(self, i: int):
         img = Image.fromarray(self.images[i].numpy(), mode="L")  # as datasets.MNIST does
@@ -68,15 +73,11 @@ class TorchvisionStyleDataset(torch.utils.data.Dataset):
         return x, int(self.labels[i])
 
 
-class TensorDataset(torch.utils.data.Dataset):
-    """Per sample, the same preparation with tensor operations only (no PIL)."""
+class TensorDataset(_PerSample):
+    """Per sample, the same preparation with tensor operations only (no PIL), from numpy."""
 
     def __init__(self, images, labels, mean: float, std: float) -> None:
-        self.images, self.labels = images.numpy(), labels.numpy()  # uint8 [N,28,28], [N]
-        self.mean, self.std = mean, std
-
-    def __len__(self) -> int:
-        return len(self.labels)
+        super().__init__(images.numpy(), labels.numpy(), mean, std)
 
     def __getitem__(self, i: int):
         x = torch.from_numpy(self.images[i]).to(torch.float32).div_(255.0)
