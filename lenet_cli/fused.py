@@ -4,11 +4,13 @@ Why: on the CPU, LeNet's first block (one input channel, six output channels) is
 spent about half its time: oneDNN's convolution is inefficient with so few channels, and
 PyTorch's channels_last max-pool takes a scalar path for six channels and writes int64 argmax
 indices that backward scatters into a zeroed full-size gradient. ``kernels/conv_pool_relu.c``
-does the first block per image in cache: the convolution as whole-row vector loops, the pool
-with a one-byte argmax, and backward straight to the weight and bias gradients. The second
-block (16 output channels, ``conv_pool_relu16``) holds a position's 16 channels in one vector,
-and its backward also gives the input gradient that the first block's backward needs
-(docs/benchmarks.md has the figures).
+does the first block per image in cache: for each pooled row, the two conv rows' 32 columns
+are four vector accumulators in registers (no conv output is stored), pooled by splitting even
+and odd columns, with a one-byte argmax; backward rebuilds the conv output's gradient the same
+way and goes straight to the weight and bias gradients. Its output is NCHW, which the second
+block (16 output channels, ``conv_pool_relu16``) reads; that one holds a position's 16
+channels in one vector, and its backward also gives the input gradient that the first block's
+backward needs (docs/benchmarks.md has the figures).
 
 How: the C file is compiled on first use with the system C compiler (``$CC``, else ``cc``) into
 the user cache (``$LENET_KERNEL_DIR``, else ``$XDG_CACHE_HOME/lenet/kernels``), named by a hash
@@ -191,7 +193,7 @@ class _ConvPoolReLU16(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         n, cin, h, w = x.shape
         k = weight.shape[-1]
-        y = x.detach().permute(0, 2, 3, 1).contiguous()  # a view when x is channels_last
+        y = x.detach().contiguous()  # NCHW: as the first block's kernel writes it
         wt = weight.detach().permute(2, 3, 1, 0).contiguous()  # [K,K,Cin,16]
         ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
         out = torch.empty((n, 16, ho, wo), memory_format=torch.channels_last)
@@ -205,14 +207,14 @@ class _ConvPoolReLU16(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         y, wt, out, idx = ctx.saved_tensors
-        n, h, w, cin = y.shape
+        n, cin, h, w = y.shape
         k = wt.shape[0]
         g = grad.contiguous(memory_format=torch.channels_last)
-        gy = torch.empty((n, h, w, cin))
+        gy = torch.empty((n, cin, h, w))
         gw, gb, threads = _partials(k * k * cin * 16, 16)
         _run("cpr16_backward", y, wt, g, out, idx, gy, gw, gb, n, h, w, cin, k, threads)
         grad_w = ctx.weight_like.copy_(gw.sum(0).view(k, k, cin, 16).permute(3, 2, 0, 1))
-        return gy.permute(0, 3, 1, 2), grad_w, gb.sum(0).to(torch.float32)
+        return gy, grad_w, gb.sum(0).to(torch.float32)
 
 
 class _ConvPoolReLU(torch.autograd.Function):
@@ -224,8 +226,8 @@ class _ConvPoolReLU(torch.autograd.Function):
         wk = weight.detach().reshape(c, k, k).contiguous()
         b = bias.detach().contiguous()
         ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
-        out = torch.empty((n, c, ho, wo), memory_format=torch.channels_last)
-        idx = torch.empty((n, ho, wo, c), dtype=torch.uint8)
+        out = torch.empty((n, c, ho, wo))
+        idx = torch.empty((n, c, ho, wo), dtype=torch.uint8)
         _run("cpr_forward", x3, wk, b, out, idx, n, h, w, c, k, torch.get_num_threads())
         ctx.save_for_backward(x3, out, idx)
         ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
@@ -237,7 +239,7 @@ class _ConvPoolReLU(torch.autograd.Function):
         n, h, w = x3.shape
         c = out.shape[1]
         k = ctx.weight_like.shape[-1]
-        g = grad.contiguous(memory_format=torch.channels_last)
+        g = grad.contiguous()
         gw, gb, threads = _partials(c * k * k, c)
         _run("cpr_backward", x3, g, out, idx, gw, gb, n, h, w, c, k, threads)
         grad_w = ctx.weight_like.copy_(gw.sum(0).view(c, 1, k, k))  # the weight's own strides
@@ -258,5 +260,6 @@ def conv_pool_relu16(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
 
 
 def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
-    """relu(max_pool2d(conv(x), 2)) in one kernel, channels_last out; check ``applies`` first."""
+    """relu(max_pool2d(conv(x), 2)) in one kernel, contiguous (NCHW) out, the layout the second
+    block's kernel reads; check ``applies`` first."""
     return _apply(_ConvPoolReLU, x, conv)

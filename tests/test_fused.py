@@ -51,16 +51,20 @@ def test_kernel_builds_and_uses_torchs_openmp():
 
 
 @pytest.mark.parametrize("k", [3, 5])
-@pytest.mark.parametrize("batch", [1, 7, 64])
-def test_matches_conv_pool_relu_values_and_gradients(k, batch):
+@pytest.mark.parametrize(
+    ("batch", "shape"),
+    # 32x32 as LeNet sees it; a wide image (pooled rows longer than one 16-lane vector) and odd
+    # sizes (a last conv row and column that the pool drops)
+    [(1, (32, 32)), (7, (32, 32)), (64, (32, 32)), (9, (21, 64)), (9, (19, 37))],
+)
+def test_matches_conv_pool_relu_values_and_gradients(k, batch, shape):
     conv, ref = _pair(k)
-    x = speed.prepare_inputs(torch.randn(batch, 1, 32, 32) * 2, True)
+    x = speed.prepare_inputs(torch.randn(batch, 1, *shape) * 2, True)
     assert fused.applies(x, conv) == (batch >= fused.MIN_BATCH)  # tiny batches: PyTorch's ops
-    side = (32 - k + 1) // 2
-    g = torch.randn(batch, 6, side, side)
+    g = torch.randn(batch, 6, (shape[0] - k + 1) // 2, (shape[1] - k + 1) // 2)
     out, _, gw, gb = _grads(fused.conv_pool_relu, x, conv, g)
     want, _, want_gw, want_gb = _grads(_reference, x, ref, g)
-    assert out.shape == want.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert out.shape == want.shape and out.is_contiguous()  # NCHW, as the second block reads
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     assert (out >= 0).all()
     # Gradients against float64 (oneDNN's float32 sums are off by up to ~2e-3 at batch 64, 5x5)
@@ -75,10 +79,8 @@ def test_matches_conv_pool_relu_values_and_gradients(k, batch):
 def test_second_block_matches_values_and_all_gradients(k, side):
     """The 16-channel second block, input gradient included (block 1's backward needs it)."""
     conv, ref = _pair(k, channels=(6, 16))
-    x = torch.randn(24, 6, side, side).contiguous(memory_format=torch.channels_last)
-    x = torch.relu(x)  # as block 1 hands it over: many exact zeros
+    x = torch.relu(torch.randn(24, 6, side, side))  # as block 1 hands it over: NCHW, zeros
     x[:, :, :6] = 0  # a blank band (a digit's empty border): equal conv outputs, so ties
-    x = x.contiguous(memory_format=torch.channels_last)
     assert fused.applies2(x, conv)
     out_side = (side - k + 1) // 2
     g = torch.randn(24, 16, out_side, out_side)
@@ -93,12 +95,12 @@ def test_second_block_matches_values_and_all_gradients(k, side):
     scale = exact_gw.abs().max().item()
     torch.testing.assert_close(gw.double(), exact_gw, rtol=1e-4, atol=1e-4 * scale)
     torch.testing.assert_close(gb.double(), exact_gb, rtol=1e-4, atol=1e-4 * scale)
-    assert gx.is_contiguous(memory_format=torch.channels_last)
+    assert gx.is_contiguous()  # NCHW, as the first block's backward reads it
 
 
 def test_second_block_nan_and_threads():
     conv, ref = _pair(3, channels=(6, 16))
-    x = torch.randn(9, 6, 15, 15).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(9, 6, 15, 15).contiguous(memory_format=torch.channels_last)  # copied to NCHW
     x[2, 3, 4, 5] = float("nan")
     before = torch.get_num_threads()
     try:

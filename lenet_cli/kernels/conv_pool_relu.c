@@ -1,18 +1,21 @@
-/* lenet's fused first block for the CPU: conv (1 input channel, KxK, bias) -> 2x2 max-pool ->
-   ReLU, forward and weight/bias gradients, float32. Built and loaded by lenet_cli/fused.py.
+/* lenet's fused blocks for the CPU: conv -> 2x2 max-pool -> ReLU, forward and gradients,
+   float32. Built and loaded by lenet_cli/fused.py.
 
    Semantics follow PyTorch's: the pool keeps the first maximum of each window in the order
    (0,0), (0,1), (1,0), (1,1), and a NaN wins (max_pool2d's rule); ReLU passes no gradient where
    its output is not > 0. Images are split across the OpenMP threads of the process, which are
-   PyTorch's own once torch is loaded (the same libgomp). The convolution sums in a fixed order,
-   so results do not depend on the thread count; the gradient sums are per thread in double and
-   added in thread order by the caller. */
+   PyTorch's own once torch is loaded (the same libgomp). The convolutions sum in a fixed order,
+   so results do not depend on the thread count; the weight and bias gradients are summed per
+   thread in double and added in thread order by the caller.
+
+   The vectors are GCC's vector extensions (16 floats), so the file builds for any target; with
+   -march=native on an AVX-512 CPU each is one register. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXC 64  /* channels */
+#define MAXC 64  /* channels of the first block */
 #define MAXS 64  /* image side */
 #define LANES 16
 
@@ -22,142 +25,6 @@ int cpr_limits(int *max_channels, int *max_side) {
     return 1;
 }
 
-/* One image, with two zero rows below it and LANES zeros after, so that the flat loops run over
-   whole rows (the last K-1 columns of each conv row are computed and never used). */
-static void load_image(float *restrict xb, const float *restrict xn, int H, int W) {
-    memcpy(xb, xn, sizeof(float) * H * W);
-    memset(xb + H * W, 0, sizeof(float) * (2 * W + LANES));
-}
-
-static int has_nan(const float *restrict v, int n) {
-    int bad = 0;
-    for (int t = 0; t < n; t++) bad |= v[t] != v[t];
-    return bad;
-}
-
-static void pool_row(const float *restrict r0, const float *restrict r1, int Wo,
-                     float *restrict pm, int *restrict pa, int exact_nan) {
-    float q0[MAXS], q1[MAXS], q2[MAXS], q3[MAXS];
-    for (int j = 0; j < Wo; j++) {
-        q0[j] = r0[2 * j];
-        q1[j] = r0[2 * j + 1];
-        q2[j] = r1[2 * j];
-        q3[j] = r1[2 * j + 1];
-    }
-    if (!exact_nan) { /* no NaN in the conv output: a plain strict '>' (vectorised) */
-        for (int j = 0; j < Wo; j++) {
-            float best = q0[j];
-            int at = 0;
-            at = q1[j] > best ? 1 : at;
-            best = q1[j] > best ? q1[j] : best;
-            at = q2[j] > best ? 2 : at;
-            best = q2[j] > best ? q2[j] : best;
-            at = q3[j] > best ? 3 : at;
-            best = q3[j] > best ? q3[j] : best;
-            pm[j] = best > 0.0f ? best : 0.0f;
-            pa[j] = at;
-        }
-        return;
-    }
-    for (int j = 0; j < Wo; j++) { /* max_pool2d's rule, NaN included */
-        const float v[4] = {q0[j], q1[j], q2[j], q3[j]};
-        float best = v[0];
-        int at = 0;
-        for (int p = 1; p < 4; p++)
-            if (v[p] > best || v[p] != v[p]) {
-                best = v[p];
-                at = p;
-            }
-        pm[j] = (best > 0.0f || best != best) ? best : 0.0f; /* relu(NaN) is NaN */
-        pa[j] = at;
-    }
-}
-
-/* x [N,H,W]; w [C,K,K]; b [C]; out [N,Ho,Wo,C] (channels last); idx [N,Ho,Wo,C] (0..3). */
-int cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
-                 float *restrict out, uint8_t *restrict idx, int N, int H, int W, int C, int K,
-                 int threads) {
-    const int Hc = H - K + 1, Wc = W - K + 1, Ho = Hc / 2, Wo = Wc / 2, T = Hc * W;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int n = 0; n < N; n++) {
-        float xb[MAXS * (MAXS + 2) + LANES], conv[MAXS * MAXS], pm[MAXS];
-        int pa[MAXS];
-        load_image(xb, x + (int64_t)n * H * W, H, W);
-        float *restrict on = out + (int64_t)n * Ho * Wo * C;
-        uint8_t *restrict in_ = idx + (int64_t)n * Ho * Wo * C;
-        for (int c = 0; c < C; c++) {
-            const float bc = b[c];
-            for (int t = 0; t < T; t++) conv[t] = bc;
-            for (int ki = 0; ki < K; ki++)
-                for (int kj = 0; kj < K; kj++) {
-                    const float wv = w[(c * K + ki) * K + kj];
-                    const float *restrict xs = xb + ki * W + kj;
-                    for (int t = 0; t < T; t++) conv[t] += wv * xs[t];
-                }
-            const int exact_nan = has_nan(conv, T);
-            for (int i = 0; i < Ho; i++) {
-                pool_row(conv + 2 * i * W, conv + (2 * i + 1) * W, Wo, pm, pa, exact_nan);
-                for (int j = 0; j < Wo; j++) {
-                    on[(i * Wo + j) * C + c] = pm[j];
-                    in_[(i * Wo + j) * C + c] = (uint8_t)pa[j];
-                }
-            }
-        }
-    }
-    return 0; /* nothing to allocate */
-}
-
-/* Gradients of w and b from g = dLoss/dout [N,Ho,Wo,C], with out and idx from cpr_forward.
-   Thread t adds its images' sums into gw_part[t] [C*K*K] and gb_part[t] [C] (double, zeroed by
-   the caller, `threads` rows each). */
-int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
-                  const uint8_t *restrict idx, double *restrict gw_part, double *restrict gb_part,
-                  int N, int H, int W, int C, int K, int threads) {
-    const int Hc = H - K + 1, Ho = Hc / 2, Wo = (W - K + 1) / 2;
-    const int T = (Hc * W + LANES - 1) / LANES * LANES;
-#pragma omp parallel num_threads(threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        double *restrict gw = gw_part + (int64_t)t * C * K * K, *restrict gb = gb_part + t * C;
-        float xb[MAXS * (MAXS + 2) + 2 * LANES], G[MAXS * MAXS + LANES];
-        for (int n = n0; n < n1; n++) {
-            load_image(xb, x + (int64_t)n * H * W, H, W);
-            const int64_t base = (int64_t)n * Ho * Wo * C;
-            for (int c = 0; c < C; c++) {
-                memset(G, 0, sizeof(float) * T);
-                float sb = 0.0f;
-                for (int i = 0; i < Ho; i++)
-                    for (int j = 0; j < Wo; j++) {
-                        const int64_t o = base + (i * Wo + j) * C + c;
-                        const float gv = out[o] > 0.0f ? g[o] : 0.0f; /* ReLU's mask */
-                        const int p = idx[o];
-                        G[(2 * i + (p >> 1)) * W + 2 * j + (p & 1)] = gv;
-                        sb += gv;
-                    }
-                gb[c] += sb;
-                for (int ki = 0; ki < K; ki++)
-                    for (int kj = 0; kj < K; kj++) {
-                        const float *restrict xs = xb + ki * W + kj;
-                        float acc[LANES] = {0};
-                        for (int s = 0; s < T; s += LANES)
-                            for (int l = 0; l < LANES; l++) acc[l] += G[s + l] * xs[s + l];
-                        double sum = 0.0;
-                        for (int l = 0; l < LANES; l++) sum += acc[l];
-                        gw[(c * K + ki) * K + kj] += sum;
-                    }
-            }
-        }
-    }
-    return 0; /* nothing to allocate */
-}
-
-/* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
-   max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, on channels-last
-   images, the 16 channels of a position held in one vector. y [N,H,W,Cin]; wt [K,K,Cin,16]
-   (the weight as the caller lays it out); b [16]; out and idx [N,Ho,Wo,16]. */
-#define MAXCIN 16 /* input channels of the second block (fused.applies2 checks it): the
-                     backward's accumulator arrays, on the stack, grow with it */
 typedef float v16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
 
@@ -172,6 +39,206 @@ static inline v16 ld16(const float *p) {
 }
 static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 static inline v16 sel16(vi16 m, v16 a, v16 b) { return (v16)(((vi16)a & m) | ((vi16)b & ~m)); }
+typedef unsigned char vb16 __attribute__((vector_size(16)));
+
+static const vi16 LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const vi16 EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const vi16 ODD = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const vi16 LOW = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const vi16 HIGH = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+/* The 2x2 pool and ReLU of 16 windows whose four values are q[0..3], by max_pool2d's rule (a
+   later value wins when greater or NaN); the window's argmax (0..3) goes to *at. */
+static inline v16 pool_relu(const v16 q[4], vi16 *at) {
+    const v16 zero = {0};
+    v16 best = q[0];
+    vi16 a = {0};
+    for (int p = 1; p < 4; p++) {
+        const vi16 m = (q[p] > best) | (q[p] != q[p]);
+        best = sel16(m, q[p], best);
+        a = (a & ~m) | (m & p);
+    }
+    *at = a;
+    return sel16((best > zero) | (best != best), best, zero); /* relu(NaN) is NaN */
+}
+
+/* The first block: one input channel, C output channels. Per pooled row and 16 pooled columns,
+   the two conv rows' 32 columns are four vector accumulators over the K*K taps (kept in
+   registers; no conv output is stored), pooled by splitting even and odd columns.
+   An image is copied with zeros after it, so that vector loads past its last row stay in the
+   buffer; the lanes they feed are past the last pooled column and never stored. */
+#define XPAD (2 * LANES)
+
+static void load_image(float *restrict xb, const float *restrict xn, int H, int W) {
+    memcpy(xb, xn, sizeof(float) * H * W);
+    memset(xb + H * W, 0, sizeof(float) * XPAD);
+}
+
+/* Where a row of nj <= 16 values starting at `dst` is followed by at least 16 - nj values that
+   are written later (the same image's next row), a whole vector is stored; otherwise lane by
+   lane. */
+static inline void store_row(float *restrict dst, uint8_t *restrict idst, v16 v, vi16 at,
+                             int nj, int whole) {
+    if (whole) {
+        st16(dst, v);
+        const vb16 b = __builtin_convertvector(at, vb16);
+        memcpy(idst, &b, sizeof b);
+        return;
+    }
+    for (int j = 0; j < nj; j++) {
+        dst[j] = v[j];
+        idst[j] = (uint8_t)at[j];
+    }
+}
+
+/* One channel of one image: xb (padded, row stride W), weights wc [K*K], bias bc; out and idx
+   [Ho][Wo] for this channel. `last` says that nothing of this image follows the channel. */
+static inline __attribute__((always_inline)) void fwd1_channel(
+    const float *restrict xb, const float *restrict wc, float bc, float *restrict oc,
+    uint8_t *restrict ic, int W, int Ho, int Wo, int last, const int K) {
+    for (int i = 0; i < Ho; i++)
+        for (int j0 = 0; j0 < Wo; j0 += 16) {
+            const int nj = Wo - j0 < 16 ? Wo - j0 : 16;
+            v16 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
+            a00 += bc, a01 += bc, a10 += bc, a11 += bc;
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    const float wv = wc[ki * K + kj];
+                    const float *restrict p0 = xb + (2 * i + ki) * W + 2 * j0 + kj;
+                    a00 += wv * ld16(p0);
+                    a01 += wv * ld16(p0 + 16);
+                    a10 += wv * ld16(p0 + W);
+                    a11 += wv * ld16(p0 + W + 16);
+                }
+            const v16 q[4] = {__builtin_shuffle(a00, a01, EVEN), __builtin_shuffle(a00, a01, ODD),
+                              __builtin_shuffle(a10, a11, EVEN), __builtin_shuffle(a10, a11, ODD)};
+            vi16 at;
+            const v16 v = pool_relu(q, &at);
+            const int o = i * Wo + j0;
+            store_row(oc + o, ic + o, v, at, nj, nj == 16 || !last || i + 1 < Ho);
+        }
+}
+
+/* x [N,H,W]; w [C,K,K]; b [C]; out [N,C,Ho,Wo]; idx [N,C,Ho,Wo] (0..3). */
+int cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
+                 float *restrict out, uint8_t *restrict idx, int N, int H, int W, int C, int K,
+                 int threads) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int n = 0; n < N; n++) {
+        float xb[MAXS * MAXS + XPAD];
+        load_image(xb, x + (int64_t)n * H * W, H, W);
+        for (int c = 0; c < C; c++) {
+            const int64_t o = ((int64_t)n * C + c) * Ho * Wo;
+            const int last = c + 1 == C;
+            if (K == 3)
+                fwd1_channel(xb, w + c * 9, b[c], out + o, idx + o, W, Ho, Wo, last, 3);
+            else if (K == 5)
+                fwd1_channel(xb, w + c * 25, b[c], out + o, idx + o, W, Ho, Wo, last, 5);
+            else
+                fwd1_channel(xb, w + c * K * K, b[c], out + o, idx + o, W, Ho, Wo, last, K);
+        }
+    }
+    return 0; /* nothing to allocate */
+}
+
+static inline double hsum(v16 v) {
+    double s = 0.0;
+    for (int l = 0; l < 16; l++) s += v[l];
+    return s;
+}
+
+/* One channel's weight and bias gradients from one image: g, out, idx [Ho][Wo] for the channel.
+   The conv output's gradient (g where ReLU let it by, at the window's first maximum) is built
+   16 pooled columns at a time, as the two conv rows' 32 columns, and multiplied with the same
+   input vectors the forward used; K*K vector accumulators. */
+static inline __attribute__((always_inline)) void bwd1_channel(
+    const float *restrict xb, const float *restrict gc, const float *restrict oc,
+    const uint8_t *restrict ic, double *restrict gw, double *restrict gb, int W, int Ho, int Wo,
+    int last, const int K) {
+    const v16 zero = {0};
+    v16 acc[K * K], bacc = zero;
+    for (int t = 0; t < K * K; t++) acc[t] = zero;
+    for (int i = 0; i < Ho; i++)
+        for (int j0 = 0; j0 < Wo; j0 += 16) {
+            const int nj = Wo - j0 < 16 ? Wo - j0 : 16, o = i * Wo + j0;
+            v16 gv, ov;
+            vi16 at;
+            if (nj == 16 || !last || i + 1 < Ho) { /* 16 values are there to read */
+                gv = ld16(gc + o);
+                ov = ld16(oc + o);
+                vb16 b;
+                memcpy(&b, ic + o, sizeof b);
+                at = __builtin_convertvector(b, vi16);
+            } else {
+                gv = ov = zero;
+                at = (vi16){0};
+                for (int j = 0; j < nj; j++) {
+                    gv[j] = gc[o + j];
+                    ov[j] = oc[o + j];
+                    at[j] = ic[o + j];
+                }
+            }
+            gv = sel16((ov > zero) & (LANE < nj), gv, zero); /* ReLU's mask; lanes past Wo */
+            bacc += gv;
+            const v16 g0 = sel16(at == 0, gv, zero), g1 = sel16(at == 1, gv, zero);
+            const v16 g2 = sel16(at == 2, gv, zero), g3 = sel16(at == 3, gv, zero);
+            const v16 r00 = __builtin_shuffle(g0, g1, LOW), r01 = __builtin_shuffle(g0, g1, HIGH);
+            const v16 r10 = __builtin_shuffle(g2, g3, LOW), r11 = __builtin_shuffle(g2, g3, HIGH);
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    const float *restrict p0 = xb + (2 * i + ki) * W + 2 * j0 + kj;
+                    v16 a = acc[ki * K + kj];
+                    a += r00 * ld16(p0);
+                    a += r01 * ld16(p0 + 16);
+                    a += r10 * ld16(p0 + W);
+                    a += r11 * ld16(p0 + W + 16);
+                    acc[ki * K + kj] = a;
+                }
+        }
+    for (int t = 0; t < K * K; t++) gw[t] += hsum(acc[t]);
+    *gb += hsum(bacc);
+}
+
+/* Gradients of w and b from g = dLoss/dout [N,C,Ho,Wo], with out and idx from cpr_forward.
+   Thread t adds its images' sums into gw_part[t] [C*K*K] and gb_part[t] [C] (double, zeroed by
+   the caller, `threads` rows each). */
+int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
+                  const uint8_t *restrict idx, double *restrict gw_part, double *restrict gb_part,
+                  int N, int H, int W, int C, int K, int threads) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
+        double *restrict gw = gw_part + (int64_t)t * C * K * K, *restrict gb = gb_part + t * C;
+        float xb[MAXS * MAXS + XPAD];
+        for (int n = n0; n < n1; n++) {
+            load_image(xb, x + (int64_t)n * H * W, H, W);
+            for (int c = 0; c < C; c++) {
+                const int64_t o = ((int64_t)n * C + c) * Ho * Wo;
+                const int last = n + 1 == N && c + 1 == C; /* the tensors end here */
+                if (K == 3)
+                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * 9, gb + c, W, Ho, Wo,
+                                 last, 3);
+                else if (K == 5)
+                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * 25, gb + c, W, Ho, Wo,
+                                 last, 5);
+                else
+                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * K * K, gb + c, W, Ho,
+                                 Wo, last, K);
+            }
+        }
+    }
+    return 0; /* nothing to allocate */
+}
+
+/* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
+   max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, the 16 channels
+   of a position held in one vector. y [N,Cin,H,W] (as the first block writes it); wt
+   [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out and idx [N,Ho,Wo,16]. */
+#define MAXCIN 16 /* input channels of the second block (fused.applies2 checks it): the
+                     backward's accumulator arrays, on the stack, grow with it */
 int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
                   float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
                   int K, int threads) {
@@ -186,20 +253,21 @@ int cpr16_forward(const float *restrict y, const float *restrict wt, const float
 #pragma omp atomic write
             failed = 1;
         }
-        const v16 bias = ld16(b), zero = {0};
+        const v16 bias = ld16(b);
         for (int n = n0; n < n1 && conv != NULL; n++) {
             const float *restrict yn = y + (int64_t)n * H * W * Cin;
+            const int HW = H * W;
             for (int r = 0; r < P; r++)
                 for (int q0 = 0; q0 < Q; q0 += 2) { /* Q is even: two positions, two chains */
                     v16 acc0 = bias, acc1 = bias;
                     for (int ki = 0; ki < K; ki++)
                         for (int kj = 0; kj < K; kj++) {
-                            const float *restrict yp = yn + ((r + ki) * W + q0 + kj) * Cin;
+                            const float *restrict yp = yn + (r + ki) * W + q0 + kj;
                             const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
                             for (int c = 0; c < Cin; c++) {
                                 const v16 wv = ld16(wp + c * 16);
-                                acc0 += yp[c] * wv;
-                                acc1 += yp[Cin + c] * wv;
+                                acc0 += yp[c * HW] * wv;
+                                acc1 += yp[c * HW + 1] * wv;
                             }
                         }
                     conv[r * Q + q0] = acc0;
@@ -212,35 +280,11 @@ int cpr16_forward(const float *restrict y, const float *restrict wt, const float
                     const v16 v[4] = {conv[2 * i * Q + 2 * j], conv[2 * i * Q + 2 * j + 1],
                                       conv[(2 * i + 1) * Q + 2 * j],
                                       conv[(2 * i + 1) * Q + 2 * j + 1]};
-                    const vi16 nan = (v[0] != v[0]) | (v[1] != v[1]) | (v[2] != v[2]) |
-                                     (v[3] != v[3]);
-                    int any_nan = 0;
-                    for (int o = 0; o < 16; o++) any_nan |= nan[o];
-                    float *restrict op = on + (i * Wo + j) * 16;
-                    uint8_t *restrict ip = in_ + (i * Wo + j) * 16;
-                    if (!any_nan) {
-                        v16 best = v[0];
-                        vi16 at = {0};
-                        for (int p = 1; p < 4; p++) {
-                            const vi16 m = v[p] > best;
-                            best = sel16(m, v[p], best);
-                            at = (at & ~m) | (m & p);
-                        }
-                        st16(op, sel16(best > zero, best, zero));
-                        for (int o = 0; o < 16; o++) ip[o] = (uint8_t)at[o];
-                    } else { /* max_pool2d's rule, lane by lane */
-                        for (int o = 0; o < 16; o++) {
-                            float best = v[0][o];
-                            int a = 0;
-                            for (int p = 1; p < 4; p++)
-                                if (v[p][o] > best || v[p][o] != v[p][o]) {
-                                    best = v[p][o];
-                                    a = p;
-                                }
-                            op[o] = (best > 0.0f || best != best) ? best : 0.0f;
-                            ip[o] = (uint8_t)a;
-                        }
-                    }
+                    vi16 at;
+                    const v16 best = pool_relu(v, &at);
+                    st16(on + (i * Wo + j) * 16, best);
+                    const vb16 a8 = __builtin_convertvector(at, vb16);
+                    memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
                 }
         }
         free(conv);
@@ -248,7 +292,7 @@ int cpr16_forward(const float *restrict y, const float *restrict wt, const float
     return failed;
 }
 
-/* Backward of cpr16_forward: gy [N,H,W,Cin] (written); the weight gradient [K,K,Cin,16] and the
+/* Backward of cpr16_forward: gy [N,Cin,H,W] (written); the weight gradient [K,K,Cin,16] and the
    bias gradient [16] added per thread into gw_part[t] and gb_part[t] (double, zeroed by the
    caller, `threads` rows). g = dLoss/dout [N,Ho,Wo,16].
    The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
@@ -283,15 +327,16 @@ static inline __attribute__((always_inline)) void bwd16_image(
                 for (int o = 0; o < 16; o++) GCt[(o * P + r) * 16 + q] = gp[o];
             }
         }
-    /* weight gradient: gw[ki,kj,c,:] = sum over (r,q) of y[r+ki, q+kj, c] * GC[r,q,:] */
+    /* weight gradient: gw[ki,kj,c,:] = sum over (r,q) of y[c, r+ki, q+kj] * GC[r,q,:] */
     for (int ki = 0; ki < K; ki++) {
         v16 acc[K * Cin];
         for (int a = 0; a < K * Cin; a++) acc[a] = zero;
         for (int r = 0; r < P; r++)
             for (int q = 0; q < Q; q++) {
                 const v16 gc = GC[r * Q + q];
-                const float *restrict yr = yn + ((r + ki) * W + q) * Cin;
-                for (int a = 0; a < K * Cin; a++) acc[a] += yr[a] * gc;
+                const float *restrict yr = yn + (r + ki) * W + q;
+                for (int kj = 0; kj < K; kj++)
+                    for (int c = 0; c < Cin; c++) acc[kj * Cin + c] += yr[c * H * W + kj] * gc;
             }
         for (int a = 0; a < K * Cin; a++)
             for (int o = 0; o < 16; o++) gw[(ki * K * Cin + a) * 16 + o] += acc[a][o];
@@ -312,10 +357,9 @@ static inline __attribute__((always_inline)) void bwd16_image(
                     st16(dst, ld16(dst) + tacc[ki * K + kj]);
                 }
         }
-    for (int py = 0; py < H; py++)
-        for (int px = 0; px < W; px++)
-            for (int c = 0; c < Cin; c++)
-                gyn[(py * W + px) * Cin + c] = gyT[((size_t)c * H + py) * GW + px];
+    for (int c = 0; c < Cin; c++)
+        for (int py = 0; py < H; py++)
+            memcpy(gyn + (c * H + py) * W, gyT + ((size_t)c * H + py) * GW, sizeof(float) * W);
     for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
 }
 
