@@ -110,9 +110,9 @@ def status() -> str | None:
             try:
                 lib = ctypes.CDLL(str(_build()))
                 lib.cpr_forward.argtypes = [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
-                lib.cpr_backward.argtypes = [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I]
+                lib.cpr_backward.argtypes = [_P] * 6 + [_I] * 9
                 lib.cpr16_forward.argtypes = [_P] * 5 + [_I] * 6
-                lib.cpr16_backward.argtypes = [_P] * 8 + [_I] * 6
+                lib.cpr16_backward.argtypes = [_P] * 8 + [_I] * 10
                 channels, side = ctypes.c_int(), ctypes.c_int()
                 lib.cpr_limits(ctypes.byref(channels), ctypes.byref(side))
                 _lib, _limits = lib, (channels.value, side.value)
@@ -159,33 +159,26 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
 def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether ``conv_pool_relu16`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
     second block, 16 output channels, any input gradient wanted."""
-    k = conv.kernel_size[0]
     return (
         conv.out_channels == 16
         and conv.in_channels <= 16  # MAXCIN in the kernel
-        and k <= 16  # the backward's row buffers: 16 columns + the kernel width
         and _fits(x, conv)
-        and (x.shape[-1] - k + 1) // 2 <= 8  # pooled rows of at most 8 (16 columns)
+        and x.shape[-1] <= 16  # the backward holds an input row in one 16-lane vector
     )
 
 
 def _run(name: str, *args: torch.Tensor | int) -> None:
     """Call the kernel ``name`` with tensors passed as data pointers; a non-zero result means
-    it could not allocate its scratch memory."""
+    it could not allocate its scratch memory (the per-thread sums, the backward's buffers)."""
     assert _lib is not None
     ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
     if getattr(_lib, name)(*ptrs):
         raise MemoryError("the fused CPU kernel ran out of memory")
 
 
-def _partials(weights: int, biases: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Zeroed per-thread gradient sums (double) for the kernels' backward, and the threads."""
-    threads = torch.get_num_threads()
-    return (
-        torch.zeros((threads, weights), dtype=torch.float64),
-        torch.zeros((threads, biases), dtype=torch.float64),
-        threads,
-    )
+def _grad_like(t: torch.Tensor) -> torch.Tensor:
+    """An empty gradient for parameter ``t`` with its strides (as autograd would lay it out)."""
+    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype)
 
 
 class _ConvPoolReLU16(torch.autograd.Function):
@@ -196,25 +189,39 @@ class _ConvPoolReLU16(torch.autograd.Function):
         y = x.detach().contiguous()  # NCHW: as the first block's kernel writes it
         wt = weight.detach().permute(2, 3, 1, 0).contiguous()  # [K,K,Cin,16]
         ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
-        out = torch.empty((n, 16, ho, wo), memory_format=torch.channels_last)
+        out = torch.empty((n, 16, ho, wo))  # NCHW: flattening it for fc1 is a view
         idx = torch.empty((n, ho, wo, 16), dtype=torch.uint8)
         b = bias.detach().contiguous()
         _run("cpr16_forward", y, wt, b, out, idx, n, h, w, cin, k, torch.get_num_threads())
-        ctx.save_for_backward(y, wt, out, idx)
-        ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
+        ctx.save_for_backward(y, wt, out, idx, weight, bias)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        y, wt, out, idx = ctx.saved_tensors
+        y, wt, out, idx, weight, bias = ctx.saved_tensors
         n, cin, h, w = y.shape
         k = wt.shape[0]
-        g = grad.contiguous(memory_format=torch.channels_last)
-        gy = torch.empty((n, cin, h, w))
-        gw, gb, threads = _partials(k * k * cin * 16, 16)
-        _run("cpr16_backward", y, wt, g, out, idx, gy, gw, gb, n, h, w, cin, k, threads)
-        grad_w = ctx.weight_like.copy_(gw.sum(0).view(k, k, cin, 16).permute(3, 2, 0, 1))
-        return gy, grad_w, gb.sum(0).to(torch.float32)
+        gy, gw, gb = torch.empty((n, cin, h, w)), _grad_like(weight), _grad_like(bias)
+        g = grad.contiguous()
+        _run(
+            "cpr16_backward",
+            y,
+            wt,
+            g,
+            out,
+            idx,
+            gy,
+            gw,
+            gb,
+            n,
+            h,
+            w,
+            cin,
+            k,
+            *gw.stride(),
+            torch.get_num_threads(),
+        )
+        return gy, gw, gb
 
 
 class _ConvPoolReLU(torch.autograd.Function):
@@ -229,21 +236,35 @@ class _ConvPoolReLU(torch.autograd.Function):
         out = torch.empty((n, c, ho, wo))
         idx = torch.empty((n, c, ho, wo), dtype=torch.uint8)
         _run("cpr_forward", x3, wk, b, out, idx, n, h, w, c, k, torch.get_num_threads())
-        ctx.save_for_backward(x3, out, idx)
-        ctx.weight_like = torch.empty_strided(weight.shape, weight.stride(), dtype=weight.dtype)
+        ctx.save_for_backward(x3, out, idx, weight, bias)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x3, out, idx = ctx.saved_tensors
+        x3, out, idx, weight, bias = ctx.saved_tensors
         n, h, w = x3.shape
-        c = out.shape[1]
-        k = ctx.weight_like.shape[-1]
-        g = grad.contiguous()
-        gw, gb, threads = _partials(c * k * k, c)
-        _run("cpr_backward", x3, g, out, idx, gw, gb, n, h, w, c, k, threads)
-        grad_w = ctx.weight_like.copy_(gw.sum(0).view(c, 1, k, k))  # the weight's own strides
-        return None, grad_w, gb.sum(0).to(torch.float32)
+        c, k = out.shape[1], weight.shape[-1]
+        gw, gb = _grad_like(weight), _grad_like(bias)
+        s0, _, s2, s3 = gw.stride()
+        _run(
+            "cpr_backward",
+            x3,
+            grad.contiguous(),
+            out,
+            idx,
+            gw,
+            gb,
+            n,
+            h,
+            w,
+            c,
+            k,
+            s0,
+            s2,
+            s3,
+            torch.get_num_threads(),
+        )
+        return None, gw, gb
 
 
 def _apply(fn: type[torch.autograd.Function], x: torch.Tensor, conv: torch.nn.Conv2d):
@@ -255,7 +276,7 @@ def _apply(fn: type[torch.autograd.Function], x: torch.Tensor, conv: torch.nn.Co
 
 def conv_pool_relu16(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     """relu(max_pool2d(conv(x), 2)) for conv's 16 output channels, input gradient included;
-    check ``applies2`` first. Channels_last out."""
+    check ``applies2`` first. Contiguous (NCHW) out."""
     return _apply(_ConvPoolReLU16, x, conv)
 
 

@@ -148,6 +148,17 @@ static inline double hsum(v16 v) {
     return s;
 }
 
+/* The backward kernels sum the weight and bias gradients per thread in double, in rows of n
+   (zeroed here, one per thread), and add the rows in thread order at the end (tsum), so the
+   result depends on the thread count only through float rounding of the final sums. */
+static double *thread_rows(int threads, size_t n) { return calloc((size_t)threads * n, sizeof(double)); }
+
+static inline float tsum(const double *rows, int threads, size_t n, size_t e) {
+    double s = 0.0;
+    for (int t = 0; t < threads; t++) s += rows[t * n + e];
+    return (float)s;
+}
+
 /* One channel's weight and bias gradients from one image: g, out, idx [Ho][Wo] for the channel.
    The conv output's gradient (g where ReLU let it by, at the window's first maximum) is built
    16 pooled columns at a time, as the two conv rows' 32 columns, and multiplied with the same
@@ -200,18 +211,20 @@ static inline __attribute__((always_inline)) void bwd1_channel(
     *gb += hsum(bacc);
 }
 
-/* Gradients of w and b from g = dLoss/dout [N,C,Ho,Wo], with out and idx from cpr_forward.
-   Thread t adds its images' sums into gw_part[t] [C*K*K] and gb_part[t] [C] (double, zeroed by
-   the caller, `threads` rows each). */
+/* Gradients of w and b from g = dLoss/dout [N,C,Ho,Wo], with out and idx from cpr_forward:
+   grad_w [C,1,K,K] written at the element strides s (the weight's own), grad_b [C]. */
 int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
-                  const uint8_t *restrict idx, double *restrict gw_part, double *restrict gb_part,
-                  int N, int H, int W, int C, int K, int threads) {
+                  const uint8_t *restrict idx, float *restrict grad_w, float *restrict grad_b,
+                  int N, int H, int W, int C, int K, int s0, int s2, int s3, int threads) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+    const size_t n_row = (size_t)C * K * K + C;
+    double *rows = thread_rows(threads, n_row);
+    if (rows == NULL) return 1;
 #pragma omp parallel num_threads(threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        double *restrict gw = gw_part + (int64_t)t * C * K * K, *restrict gb = gb_part + t * C;
+        double *restrict gw = rows + t * n_row, *restrict gb = gw + C * K * K;
         float xb[MAXS * MAXS + XPAD];
         for (int n = n0; n < n1; n++) {
             load_image(xb, x + (int64_t)n * H * W, H, W);
@@ -230,95 +243,91 @@ int cpr_backward(const float *restrict x, const float *restrict g, const float *
             }
         }
     }
-    return 0; /* nothing to allocate */
+    for (int c = 0; c < C; c++) {
+        for (int ki = 0; ki < K; ki++)
+            for (int kj = 0; kj < K; kj++)
+                grad_w[c * s0 + ki * s2 + kj * s3] =
+                    tsum(rows, threads, n_row, (c * K + ki) * K + kj);
+        grad_b[c] = tsum(rows, threads, n_row, (size_t)C * K * K + c);
+    }
+    free(rows);
+    return 0;
 }
 
 /* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
    max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, the 16 channels
    of a position held in one vector. y [N,Cin,H,W] (as the first block writes it); wt
-   [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out and idx [N,Ho,Wo,16]. */
+   [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out [N,16,Ho,Wo] (so that
+   flattening it for fc1 is a view); idx [N,Ho,Wo,16]. */
 #define MAXCIN 16 /* input channels of the second block (fused.applies2 checks it): the
                      backward's accumulator arrays, on the stack, grow with it */
 int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
                   float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
                   int K, int threads) {
-    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
-    int failed = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        v16 *conv = alloc64(sizeof(v16) * (P * Q > 0 ? P * Q : 1));
-        if (conv == NULL) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        const v16 bias = ld16(b);
-        for (int n = n0; n < n1 && conv != NULL; n++) {
-            const float *restrict yn = y + (int64_t)n * H * W * Cin;
-            const int HW = H * W;
-            for (int r = 0; r < P; r++)
-                for (int q0 = 0; q0 < Q; q0 += 2) { /* Q is even: two positions, two chains */
-                    v16 acc0 = bias, acc1 = bias;
-                    for (int ki = 0; ki < K; ki++)
-                        for (int kj = 0; kj < K; kj++) {
-                            const float *restrict yp = yn + (r + ki) * W + q0 + kj;
-                            const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
-                            for (int c = 0; c < Cin; c++) {
-                                const v16 wv = ld16(wp + c * 16);
-                                acc0 += yp[c * HW] * wv;
-                                acc1 += yp[c * HW + 1] * wv;
-                            }
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, HW = H * W;
+    const v16 bias = ld16(b);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int n = 0; n < N; n++) {
+        const float *restrict yn = y + (int64_t)n * HW * Cin;
+        float *restrict on = out + (int64_t)n * Ho * Wo * 16;
+        uint8_t *restrict in_ = idx + (int64_t)n * Ho * Wo * 16;
+        const int HoWo = Ho * Wo;
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) { /* a pool window's four positions, four chains */
+                v16 q[4] = {bias, bias, bias, bias};
+                for (int ki = 0; ki < K; ki++)
+                    for (int kj = 0; kj < K; kj++) {
+                        const float *restrict yp = yn + (2 * i + ki) * W + 2 * j + kj;
+                        const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
+                        for (int c = 0; c < Cin; c++) {
+                            const v16 wv = ld16(wp + c * 16);
+                            const float *restrict yc = yp + c * HW;
+                            q[0] += yc[0] * wv;
+                            q[1] += yc[1] * wv;
+                            q[2] += yc[W] * wv;
+                            q[3] += yc[W + 1] * wv;
                         }
-                    conv[r * Q + q0] = acc0;
-                    conv[r * Q + q0 + 1] = acc1;
-                }
-            float *restrict on = out + (int64_t)n * Ho * Wo * 16;
-            uint8_t *restrict in_ = idx + (int64_t)n * Ho * Wo * 16;
-            for (int i = 0; i < Ho; i++)
-                for (int j = 0; j < Wo; j++) {
-                    const v16 v[4] = {conv[2 * i * Q + 2 * j], conv[2 * i * Q + 2 * j + 1],
-                                      conv[(2 * i + 1) * Q + 2 * j],
-                                      conv[(2 * i + 1) * Q + 2 * j + 1]};
-                    vi16 at;
-                    const v16 best = pool_relu(v, &at);
-                    st16(on + (i * Wo + j) * 16, best);
-                    const vb16 a8 = __builtin_convertvector(at, vb16);
-                    memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
-                }
-        }
-        free(conv);
+                    }
+                vi16 at;
+                const v16 v = pool_relu(q, &at);
+                for (int o = 0; o < 16; o++) on[o * HoWo + i * Wo + j] = v[o];
+                const vb16 a8 = __builtin_convertvector(at, vb16);
+                memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
+            }
     }
-    return failed;
+    return 0; /* nothing to allocate */
 }
 
-/* Backward of cpr16_forward: gy [N,Cin,H,W] (written); the weight gradient [K,K,Cin,16] and the
-   bias gradient [16] added per thread into gw_part[t] and gb_part[t] (double, zeroed by the
-   caller, `threads` rows). g = dLoss/dout [N,Ho,Wo,16].
+/* Backward of cpr16_forward, from g = dLoss/dout [N,16,Ho,Wo]: gy [N,Cin,H,W]; grad_w
+   [16,Cin,K,K] written at the element strides s (the weight's own), grad_b [16].
    The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
    of 16 output columns per vector), so that it needs no horizontal sums; the weight gradient
    keeps one vector accumulator per (kj, c) for each kernel row ki. */
-#define GW 32 /* the row stride of the transposed input gradient: 16 lanes + the kernel width */
 
 /* One image's backward; always inlined, so that the calls below with constant K and Cin get
    loops the compiler unrolls and accumulators it keeps in registers. */
 static inline __attribute__((always_inline)) void bwd16_image(
     const float *restrict yn, const float *restrict wt, const float *restrict gn,
     const float *restrict on, const uint8_t *restrict in_, float *restrict gyn,
-    double *restrict gw, double *restrict gb, v16 *restrict GC, float *restrict GCt,
-    float *restrict gyT, int H, int W, const int Cin, const int K) {
+    double *restrict gw, double *restrict gb, v16 *restrict GC, float *restrict GCt, int H,
+    int W, const int Cin, const int K) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
     const v16 zero = {0};
+    const int HoWo = Ho * Wo;
     memset(GCt, 0, sizeof(float) * 16 * P * 16);
-    memset(gyT, 0, sizeof(float) * Cin * H * GW);
     v16 gbacc = zero;
     /* the conv output's gradient: at each window's first maximum, where ReLU let it by */
     for (int i = 0; i < Ho; i++)
         for (int j = 0; j < Wo; j++) {
-            const int k = (i * Wo + j) * 16;
-            const v16 gv = sel16(ld16(on + k) > zero, ld16(gn + k), zero);
+            const int k = i * Wo + j;
+            v16 gv, ov;
             vi16 at;
-            for (int o = 0; o < 16; o++) at[o] = in_[k + o];
+            for (int o = 0; o < 16; o++) {
+                gv[o] = gn[o * HoWo + k];
+                ov[o] = on[o * HoWo + k];
+                at[o] = in_[k * 16 + o];
+            }
+            gv = sel16(ov > zero, gv, zero); /* ReLU's mask */
             gbacc += gv;
             for (int p = 0; p < 4; p++) {
                 const int r = 2 * i + (p >> 1), q = 2 * j + (p & 1);
@@ -341,48 +350,61 @@ static inline __attribute__((always_inline)) void bwd16_image(
         for (int a = 0; a < K * Cin; a++)
             for (int o = 0; o < 16; o++) gw[(ki * K * Cin + a) * 16 + o] += acc[a][o];
     }
-    /* input gradient: gy[r+ki, q+kj, c] += sum over o of GC[r,q,o] * w[ki,kj,c,o], a row of
-       16 output columns per vector */
-    for (int c = 0; c < Cin; c++)
-        for (int r = 0; r < P; r++) {
-            v16 tacc[K * K];
-            for (int tp = 0; tp < K * K; tp++) tacc[tp] = zero;
-            for (int o = 0; o < 16; o++) {
-                const v16 row = ld16(GCt + (o * P + r) * 16);
-                for (int tp = 0; tp < K * K; tp++) tacc[tp] += row * wt[(tp * Cin + c) * 16 + o];
-            }
-            for (int ki = 0; ki < K; ki++)
-                for (int kj = 0; kj < K; kj++) {
-                    float *dst = gyT + ((size_t)c * H + r + ki) * GW + kj;
-                    st16(dst, ld16(dst) + tacc[ki * K + kj]);
+    /* input gradient: gy[c, r+ki, q+kj] += sum over o of GC[r,q,o] * w[ki,kj,c,o], a row of
+       16 columns per vector: for each conv row r, tacc[ki,kj] sums over o, shifted kj lanes
+       right into the gradient rows r..r+K-1, held in registers (ring[0] is row r) */
+    for (int c = 0; c < Cin; c++) {
+        v16 ring[K];
+        for (int k = 0; k < K; k++) ring[k] = zero;
+        float *restrict gyc = gyn + (size_t)c * H * W;
+        for (int py = 0; py < H; py++) {
+            if (py < P) {
+                v16 tacc[K * K];
+                for (int tp = 0; tp < K * K; tp++) tacc[tp] = zero;
+                for (int o = 0; o < 16; o++) {
+                    const v16 row = ld16(GCt + (o * P + py) * 16);
+                    for (int tp = 0; tp < K * K; tp++)
+                        tacc[tp] += row * wt[(tp * Cin + c) * 16 + o];
                 }
+                for (int ki = 0; ki < K; ki++)
+                    for (int kj = 0; kj < K; kj++) {
+                        const vi16 shift = (LANE - kj + 16) & (LANE >= kj);
+                        ring[ki] += __builtin_shuffle(zero, tacc[ki * K + kj], shift);
+                    }
+            }
+            /* row py is complete; lanes past Q+K-1 are zero, W <= 16 (fused.applies2) */
+            if (W == 16 || c + 1 < Cin || py + 1 < H)
+                st16(gyc + py * W, ring[0]); /* the lanes past W land on a later row */
+            else
+                for (int px = 0; px < W; px++) gyc[py * W + px] = ring[0][px];
+            for (int k = 0; k + 1 < K; k++) ring[k] = ring[k + 1];
+            ring[K - 1] = zero;
         }
-    for (int c = 0; c < Cin; c++)
-        for (int py = 0; py < H; py++)
-            memcpy(gyn + (c * H + py) * W, gyT + ((size_t)c * H + py) * GW, sizeof(float) * W);
+    }
     for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
 }
 
 int cpr16_backward(const float *restrict y, const float *restrict wt, const float *restrict g,
                    const float *restrict out, const uint8_t *restrict idx, float *restrict gy,
-                   double *restrict gw_part, double *restrict gb_part, int N, int H, int W,
-                   int Cin, int K, int threads) {
+                   float *restrict grad_w, float *restrict grad_b, int N, int H, int W, int Cin,
+                   int K, int s0, int s1, int s2, int s3, int threads) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
-    const int taps = K * K * Cin;
+    const size_t taps = (size_t)K * K * Cin, n_row = taps * 16 + 16;
+    double *rows = thread_rows(threads, n_row);
+    if (rows == NULL) return 1;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        double *restrict gw = gw_part + (int64_t)t * taps * 16, *restrict gb = gb_part + t * 16;
+        double *restrict gw = rows + t * n_row, *restrict gb = gw + taps * 16;
         const size_t n_gc = (size_t)P * Q, n_gct = (size_t)16 * P * 16;
-        const size_t n_gyt = (size_t)Cin * H * GW;
-        v16 *GC = alloc64(sizeof(v16) * n_gc + sizeof(float) * (n_gct + n_gyt));
+        v16 *GC = alloc64(sizeof(v16) * n_gc + sizeof(float) * n_gct);
         if (GC == NULL) {
 #pragma omp atomic write
             failed = 1;
         }
-        float *GCt = (float *)(GC + n_gc), *gyT = GCt + n_gct;
+        float *GCt = (float *)(GC + n_gc);
         for (int n = n0; n < n1 && GC != NULL; n++) {
             const float *yn = y + (int64_t)n * H * W * Cin;
             const float *gn = g + (int64_t)n * Ho * Wo * 16;
@@ -390,13 +412,21 @@ int cpr16_backward(const float *restrict y, const float *restrict wt, const floa
             const uint8_t *in_ = idx + (int64_t)n * Ho * Wo * 16;
             float *gyn = gy + (int64_t)n * H * W * Cin;
             if (K == 3 && Cin == 6) /* LeNet's tutorial net */
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, 6, 3);
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 3);
             else if (K == 5 && Cin == 6) /* the current tutorial's LeNet-5 */
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, 6, 5);
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 5);
             else
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, gyT, H, W, Cin, K);
+                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
         }
         free(GC);
     }
+    for (int ki = 0; ki < K; ki++)
+        for (int kj = 0; kj < K; kj++)
+            for (int c = 0; c < Cin; c++)
+                for (int o = 0; o < 16; o++)
+                    grad_w[o * s0 + c * s1 + ki * s2 + kj * s3] =
+                        tsum(rows, threads, n_row, (((size_t)ki * K + kj) * Cin + c) * 16 + o);
+    for (int o = 0; o < 16; o++) grad_b[o] = tsum(rows, threads, n_row, taps * 16 + o);
+    free(rows);
     return failed;
 }
