@@ -113,6 +113,7 @@ def status() -> str | None:
                 lib.cpr_backward.argtypes = [_P] * 6 + [_I] * 9
                 lib.cpr16_forward.argtypes = [_P] * 5 + [_I] * 6
                 lib.cpr16_backward.argtypes = [_P] * 8 + [_I] * 10
+                lib.lenet_infer.argtypes = [_P] * 12 + [_I] * 10
                 channels, side = ctypes.c_int(), ctypes.c_int()
                 lib.cpr_limits(ctypes.byref(channels), ctypes.byref(side))
                 _lib, _limits = lib, (channels.value, side.value)
@@ -121,49 +122,87 @@ def status() -> str | None:
         return _reason
 
 
-def _fits(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
-    """What both kernels need: a float32 CPU batch of MIN_BATCH or more images for a square,
-    stride-1, unpadded, biased conv whose windows fit the image and the kernels' buffers."""
-    w = conv.weight
+def _cpu_float(x: torch.Tensor) -> bool:
+    """A float32 CPU batch of images, no autocast, and the kernels built."""
     return (
         x.dim() == 4
-        and x.shape[0] >= MIN_BATCH  # first: the cheapest test, and the one tiny batches fail
         and x.device.type == "cpu"
         and x.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and status() is None
+    )
+
+
+def _conv_fits(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
+    """A square, stride-1, unpadded, biased float32 conv whose windows fit images of ``shape``
+    (N, C, H, W) and the kernels' buffers (``status()`` must have been called)."""
+    w = conv.weight
+    return (
+        shape[1] == conv.in_channels
         and w.dtype == torch.float32
-        and x.shape[1] == conv.in_channels
         and conv.bias is not None
         and conv.stride == (1, 1)
         and conv.padding == (0, 0)
         and conv.dilation == (1, 1)
         and conv.groups == 1
         and w.shape[-1] == w.shape[-2]
-        and not torch.is_autocast_enabled("cpu")
-        and status() is None
-        and w.shape[-1] + 1 <= min(x.shape[-2], x.shape[-1])
-        and max(x.shape[-2], x.shape[-1]) <= _limits[1]  # the kernels' buffers
+        and w.shape[-1] + 1 <= min(shape[-2], shape[-1])
+        and max(shape[-2], shape[-1]) <= _limits[1]  # the kernels' buffers
+    )
+
+
+def _block1(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
+    """The first block's kernel: one input channel."""
+    return conv.in_channels == 1 and conv.out_channels <= _limits[0] and _conv_fits(shape, conv)
+
+
+def _block2(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
+    """The second block's kernel: 16 output channels, at most 16 input channels (MAXCIN in the
+    kernel), input rows of at most 16 columns (the backward holds one in a 16-lane vector)."""
+    return (
+        conv.out_channels == 16
+        and conv.in_channels <= 16
+        and shape[-1] <= 16
+        and _conv_fits(shape, conv)
     )
 
 
 def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether ``conv_pool_relu`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
-    first block, one input channel, no input gradient wanted (the kernel gives none)."""
+    first block, a batch of MIN_BATCH or more, no input gradient wanted (the kernel gives
+    none)."""
     return (
-        conv.in_channels == 1
-        and conv.out_channels <= _limits[0]
+        x.dim() == 4
+        and x.shape[0] >= MIN_BATCH  # first: the cheapest test, and the one tiny batches fail
         and not x.requires_grad
-        and _fits(x, conv)
+        and _cpu_float(x)
+        and _block1(x.shape, conv)
     )
 
 
 def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether ``conv_pool_relu16`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
-    second block, 16 output channels, any input gradient wanted."""
+    second block, a batch of MIN_BATCH or more, any input gradient wanted."""
+    return x.dim() == 4 and x.shape[0] >= MIN_BATCH and _cpu_float(x) and _block2(x.shape, conv)
+
+
+def applies_net(x: torch.Tensor, net: torch.nn.Module) -> bool:
+    """Whether ``lenet_infer`` can run the whole of ``net`` (model.Net: conv1, conv2, fc1-fc3)
+    on ``x``: no gradient wanted (evaluation, prediction, benchmarks), any batch size."""
+    if torch.is_grad_enabled() or not _cpu_float(x):
+        return False
+    c1, c2 = net.conv1, net.conv2
+    k1, k2 = c1.kernel_size[0], c2.kernel_size[0]
+    n, _, h, w = x.shape
+    s1 = (n, c1.out_channels, (h - k1 + 1) // 2, (w - k1 + 1) // 2)
+    if not (_block1(x.shape, c1) and _block2(s1, c2)):
+        return False
+    fc = (net.fc1, net.fc2, net.fc3)
     return (
-        conv.out_channels == 16
-        and conv.in_channels <= 16  # MAXCIN in the kernel
-        and _fits(x, conv)
-        and x.shape[-1] <= 16  # the backward holds an input row in one 16-lane vector
+        fc[0].in_features == 16 * ((s1[2] - k2 + 1) // 2) * ((s1[3] - k2 + 1) // 2)
+        and fc[1].in_features == fc[0].out_features
+        and fc[2].in_features == fc[1].out_features
+        and all(f.bias is not None and f.weight.dtype == torch.float32 for f in fc)
     )
 
 
@@ -284,3 +323,60 @@ def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     """relu(max_pool2d(conv(x), 2)) in one kernel, contiguous (NCHW) out, the layout the second
     block's kernel reads; check ``applies`` first."""
     return _apply(_ConvPoolReLU, x, conv)
+
+
+def _padded_t(fc: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dense layer as ``lenet_infer`` takes it: the weight transposed, [in, out padded to a
+    multiple of 16], and the bias padded, both with zeros."""
+    out_p = -(-fc.out_features // 16) * 16
+    wt = torch.zeros(fc.in_features, out_p)
+    wt[:, : fc.out_features] = fc.weight.detach().t()
+    b = torch.zeros(out_p)
+    b[: fc.out_features] = fc.bias.detach()
+    return wt, b
+
+
+def _infer_weights(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+    """``net``'s weights laid out for ``lenet_infer``; kept on the module until a parameter
+    changes (another tensor, or an in-place update, which bumps its version counter)."""
+    try:
+        key: tuple | None = tuple((p.data_ptr(), p._version) for p in net.parameters())
+    except RuntimeError:  # inference tensors keep no version counter: lay them out each time
+        key = None
+    cached = net.__dict__.get("_fused_weights")
+    if key is not None and cached is not None and cached[0] == key:
+        return cached[1]
+    c1, c2 = net.conv1, net.conv2
+    k1 = c1.kernel_size[0]
+    weights = (
+        c1.weight.detach().reshape(c1.out_channels, k1, k1).contiguous(),
+        c1.bias.detach().contiguous(),
+        c2.weight.detach().permute(2, 3, 1, 0).contiguous(),  # [K,K,Cin,16]
+        c2.bias.detach().contiguous(),
+        *_padded_t(net.fc1),
+        *_padded_t(net.fc2),
+        *_padded_t(net.fc3),
+    )
+    net.__dict__["_fused_weights"] = (key, weights)
+    return weights
+
+
+def lenet_infer(x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+    """``net(x)``'s scores from one C call for the whole network; check ``applies_net`` first.
+    Values differ from PyTorch's ops by float rounding only (the dense layers sum in input
+    order)."""
+    n, _, h, w = x.shape
+    c1, c2 = net.conv1, net.conv2
+    out = torch.empty((n, net.fc3.out_features))
+    threads = min(torch.get_num_threads(), n)
+    _run(
+        "lenet_infer",
+        x.reshape(n, h, w).contiguous(),  # a view for one channel, channels_last or not
+        *_infer_weights(net),
+        out,
+        n, h, w,
+        c1.out_channels, c1.kernel_size[0], c2.kernel_size[0],
+        net.fc1.out_features, net.fc2.out_features, net.fc3.out_features,
+        threads,
+    )  # fmt: skip
+    return out

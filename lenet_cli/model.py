@@ -26,8 +26,9 @@ Speed notes, none of which changes a number:
   only backward uses (the first pool at batch 1024, 2 threads: 5.8 ms instead of 13.0 ms).
 
 With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs each block,
-relu(max_pool2d(conv(x))), as one C kernel (``fused.py``) wherever the kernel applies; the values
-then differ from PyTorch's convolutions by float rounding only.
+relu(max_pool2d(conv(x))), as one C kernel (``fused.py``) wherever the kernel applies, and where
+no gradient is wanted (evaluation, prediction) the whole network as one C call; the values then
+differ from PyTorch's ops by float rounding only.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Net(nn.Module):
         self.fused = False  # each block as one CPU kernel (fused.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and _fused.applies_net(x, self):  # no gradient wanted: one C call
+            return _fused.lenet_infer(x, self)
         if self.fused and _fused.applies(x, self.conv1):
             x = _fused.conv_pool_relu(x, self.conv1)
         else:  # pool before ReLU: the tutorial's numbers (see the module docstring)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from lenet_cli import fused, speed
 from lenet_cli.losses import build_loss
-from lenet_cli.model import build_model
+from lenet_cli.model import build_model, tutorial_forward
 from lenet_cli.optim import build_optimizer
 from lenet_cli.train import train_step
 
@@ -41,6 +41,20 @@ def _grads(fn, x, conv, g, input_grad: bool = False):
     out = fn(x, conv)
     out.backward(g)
     return out.detach(), x.grad, conv.weight.grad.clone(), conv.bias.grad.clone()
+
+
+def _for_thread_counts(fn):
+    """fn()'s results with 1, 2 and 3 threads, without autograd."""
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                outs.append(fn())
+        return outs
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_kernel_builds_and_uses_torchs_openmp():
@@ -103,15 +117,7 @@ def test_second_block_nan_and_threads():
     conv, ref = _pair(3, channels=(6, 16))
     x = torch.randn(9, 6, 15, 15).contiguous(memory_format=torch.channels_last)  # copied to NCHW
     x[2, 3, 4, 5] = float("nan")
-    before = torch.get_num_threads()
-    try:
-        outs = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            with torch.no_grad():
-                outs.append(fused.conv_pool_relu16(x, conv))
-    finally:
-        torch.set_num_threads(before)
+    outs = _for_thread_counts(lambda: fused.conv_pool_relu16(x, conv))
     with torch.no_grad():
         want = _reference(x, ref)
     assert torch.equal(torch.isnan(outs[0]), torch.isnan(want)) and torch.isnan(want).any()
@@ -156,15 +162,7 @@ def test_nan_propagates_where_pytorch_puts_it():
 def test_same_values_for_any_thread_count():
     conv, _ = _pair(3)
     x = torch.randn(33, 1, 32, 32)
-    before = torch.get_num_threads()
-    try:
-        outs = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            with torch.no_grad():
-                outs.append(fused.conv_pool_relu(x, conv))
-    finally:
-        torch.set_num_threads(before)
+    outs = _for_thread_counts(lambda: fused.conv_pool_relu(x, conv))
     assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
@@ -183,6 +181,62 @@ def test_not_used_where_it_does_not_apply():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not fused.applies(x, conv)
     assert not fused.applies(x, conv.double())
+
+
+def _fused_net(arch: str, seed: int = 0):
+    torch.manual_seed(seed)
+    cpu = torch.device("cpu")
+    return speed.prepare_model(build_model(arch), cpu, channels_last=True, fused=True)
+
+
+@pytest.mark.parametrize("arch", ["tutorial", "lenet5"])
+@pytest.mark.parametrize("batch", [1, 5, 64])  # 5: a group of four images and one alone
+def test_whole_network_inference_matches_pytorchs_ops(arch, batch):
+    net = _fused_net(arch)
+    x = speed.prepare_inputs(torch.randn(batch, 1, 32, 32) * 2, True)
+    with torch.inference_mode():
+        assert fused.applies_net(x, net)
+        out = net(x)
+        want = tutorial_forward(net, x)
+    assert out.shape == (batch, 10)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        assert fused.applies_net(x, net)
+        torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-5)
+    assert not fused.applies_net(x, net)  # autograd on: training's path, block by block
+
+
+def test_whole_network_inference_threads_nan_and_changed_weights():
+    net = _fused_net("tutorial", seed=1)
+    x = torch.randn(13, 1, 32, 32)
+    x[3, 0, 10, 10] = float("nan")
+    outs = _for_thread_counts(lambda: net(x))
+    with torch.inference_mode():
+        want = tutorial_forward(net, x)
+    assert torch.isnan(want[3]).all() and not torch.isnan(want[torch.arange(13) != 3]).any()
+    assert torch.equal(torch.isnan(outs[0]), torch.isnan(want))
+    assert all(torch.equal(outs[0].nan_to_num(), o.nan_to_num()) for o in outs[1:])
+    # the weights laid out for the kernel follow in-place updates (an optimizer step) and new
+    # tensors (load_state_dict into another model's parameters)
+    with torch.no_grad():
+        net.fc2.weight.mul_(-1)
+        net.conv1.bias.add_(0.5)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x[:3]), tutorial_forward(net, x[:3]), rtol=1e-5, atol=1e-5)
+    net.load_state_dict(_fused_net("tutorial", seed=2).state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x[:3]), tutorial_forward(net, x[:3]), rtol=1e-5, atol=1e-5)
+
+
+def test_whole_network_inference_only_for_the_shapes_it_was_built_for():
+    net = _fused_net("tutorial")
+    with torch.no_grad():
+        assert fused.applies_net(torch.randn(2, 1, 32, 32), net)
+        assert not fused.applies_net(torch.randn(2, 1, 28, 28), net)  # fc1 would not take it
+        assert not fused.applies_net(torch.randn(2, 1, 32, 32).double(), net)
+        assert not fused.applies_net(torch.randn(2, 3, 32, 32), net)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not fused.applies_net(torch.randn(2, 1, 32, 32), net)
 
 
 def test_training_with_the_kernel_follows_pytorchs_ops():

@@ -119,26 +119,32 @@ static inline __attribute__((always_inline)) void fwd1_channel(
         }
 }
 
+/* One image xn [H,W] -> on, in_ [C,Ho,Wo]; `slack`: 16 values may be written past them. */
+static void fwd1_image(const float *restrict xn, const float *restrict w, const float *restrict b,
+                       float *restrict on, uint8_t *restrict in_, int H, int W, int C, int K,
+                       int slack) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+    float xb[MAXS * MAXS + XPAD];
+    load_image(xb, xn, H, W);
+    for (int c = 0; c < C; c++) {
+        const int o = c * Ho * Wo, last = c + 1 == C && !slack;
+        if (K == 3)
+            fwd1_channel(xb, w + c * 9, b[c], on + o, in_ + o, W, Ho, Wo, last, 3);
+        else if (K == 5)
+            fwd1_channel(xb, w + c * 25, b[c], on + o, in_ + o, W, Ho, Wo, last, 5);
+        else
+            fwd1_channel(xb, w + c * K * K, b[c], on + o, in_ + o, W, Ho, Wo, last, K);
+    }
+}
+
 /* x [N,H,W]; w [C,K,K]; b [C]; out [N,C,Ho,Wo]; idx [N,C,Ho,Wo] (0..3). */
 int cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
                  float *restrict out, uint8_t *restrict idx, int N, int H, int W, int C, int K,
                  int threads) {
-    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+    const int64_t per = (int64_t)C * ((H - K + 1) / 2) * ((W - K + 1) / 2);
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int n = 0; n < N; n++) {
-        float xb[MAXS * MAXS + XPAD];
-        load_image(xb, x + (int64_t)n * H * W, H, W);
-        for (int c = 0; c < C; c++) {
-            const int64_t o = ((int64_t)n * C + c) * Ho * Wo;
-            const int last = c + 1 == C;
-            if (K == 3)
-                fwd1_channel(xb, w + c * 9, b[c], out + o, idx + o, W, Ho, Wo, last, 3);
-            else if (K == 5)
-                fwd1_channel(xb, w + c * 25, b[c], out + o, idx + o, W, Ho, Wo, last, 5);
-            else
-                fwd1_channel(xb, w + c * K * K, b[c], out + o, idx + o, W, Ho, Wo, last, K);
-        }
-    }
+    for (int n = 0; n < N; n++)
+        fwd1_image(x + (int64_t)n * H * W, w, b, out + n * per, idx + n * per, H, W, C, K, 0);
     return 0; /* nothing to allocate */
 }
 
@@ -259,41 +265,49 @@ int cpr_backward(const float *restrict x, const float *restrict g, const float *
    of a position held in one vector. y [N,Cin,H,W] (as the first block writes it); wt
    [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out [N,16,Ho,Wo] (so that
    flattening it for fc1 is a view); idx [N,Ho,Wo,16]. */
-#define MAXCIN 16 /* input channels of the second block (fused.applies2 checks it): the
-                     backward's accumulator arrays, on the stack, grow with it */
+#define MAXCIN 16 /* input channels of the second block (fused._block2 checks it) */
+#define MAXK 15   /* its kernel size: input rows of at most 16 (fused._block2) and K < side.
+                     The backward's accumulator arrays have these fixed sizes rather than
+                     K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
+                     (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
+/* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16] (inlined for constant K, Cin). */
+static inline __attribute__((always_inline)) void fwd16_image(
+    const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
+    uint8_t *restrict in_, int H, int W, const int Cin, const int K) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, HW = H * W, HoWo = Ho * Wo;
+    for (int i = 0; i < Ho; i++)
+        for (int j = 0; j < Wo; j++) { /* a pool window's four positions, four chains */
+            v16 q[4] = {bias, bias, bias, bias};
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    const float *restrict yp = yn + (2 * i + ki) * W + 2 * j + kj;
+                    const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
+                    for (int c = 0; c < Cin; c++) {
+                        const v16 wv = ld16(wp + c * 16);
+                        const float *restrict yc = yp + c * HW;
+                        q[0] += yc[0] * wv;
+                        q[1] += yc[1] * wv;
+                        q[2] += yc[W] * wv;
+                        q[3] += yc[W + 1] * wv;
+                    }
+                }
+            vi16 at;
+            const v16 v = pool_relu(q, &at);
+            for (int o = 0; o < 16; o++) on[o * HoWo + i * Wo + j] = v[o];
+            const vb16 a8 = __builtin_convertvector(at, vb16);
+            memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
+        }
+}
+
 int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
                   float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
                   int K, int threads) {
-    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, HW = H * W;
+    const int64_t per = (int64_t)16 * ((H - K + 1) / 2) * ((W - K + 1) / 2);
     const v16 bias = ld16(b);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int n = 0; n < N; n++) {
-        const float *restrict yn = y + (int64_t)n * HW * Cin;
-        float *restrict on = out + (int64_t)n * Ho * Wo * 16;
-        uint8_t *restrict in_ = idx + (int64_t)n * Ho * Wo * 16;
-        const int HoWo = Ho * Wo;
-        for (int i = 0; i < Ho; i++)
-            for (int j = 0; j < Wo; j++) { /* a pool window's four positions, four chains */
-                v16 q[4] = {bias, bias, bias, bias};
-                for (int ki = 0; ki < K; ki++)
-                    for (int kj = 0; kj < K; kj++) {
-                        const float *restrict yp = yn + (2 * i + ki) * W + 2 * j + kj;
-                        const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
-                        for (int c = 0; c < Cin; c++) {
-                            const v16 wv = ld16(wp + c * 16);
-                            const float *restrict yc = yp + c * HW;
-                            q[0] += yc[0] * wv;
-                            q[1] += yc[1] * wv;
-                            q[2] += yc[W] * wv;
-                            q[3] += yc[W + 1] * wv;
-                        }
-                    }
-                vi16 at;
-                const v16 v = pool_relu(q, &at);
-                for (int o = 0; o < 16; o++) on[o * HoWo + i * Wo + j] = v[o];
-                const vb16 a8 = __builtin_convertvector(at, vb16);
-                memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
-            }
+        const float *yn = y + (int64_t)n * H * W * Cin;
+        fwd16_image(yn, wt, bias, out + n * per, idx + n * per, H, W, Cin, K);
     }
     return 0; /* nothing to allocate */
 }
@@ -338,7 +352,7 @@ static inline __attribute__((always_inline)) void bwd16_image(
         }
     /* weight gradient: gw[ki,kj,c,:] = sum over (r,q) of y[c, r+ki, q+kj] * GC[r,q,:] */
     for (int ki = 0; ki < K; ki++) {
-        v16 acc[K * Cin];
+        v16 acc[MAXK * MAXCIN];
         for (int a = 0; a < K * Cin; a++) acc[a] = zero;
         for (int r = 0; r < P; r++)
             for (int q = 0; q < Q; q++) {
@@ -354,12 +368,12 @@ static inline __attribute__((always_inline)) void bwd16_image(
        16 columns per vector: for each conv row r, tacc[ki,kj] sums over o, shifted kj lanes
        right into the gradient rows r..r+K-1, held in registers (ring[0] is row r) */
     for (int c = 0; c < Cin; c++) {
-        v16 ring[K];
+        v16 ring[MAXK];
         for (int k = 0; k < K; k++) ring[k] = zero;
         float *restrict gyc = gyn + (size_t)c * H * W;
         for (int py = 0; py < H; py++) {
             if (py < P) {
-                v16 tacc[K * K];
+                v16 tacc[MAXK * MAXK];
                 for (int tp = 0; tp < K * K; tp++) tacc[tp] = zero;
                 for (int o = 0; o < 16; o++) {
                     const v16 row = ld16(GCt + (o * P + py) * 16);
@@ -428,5 +442,105 @@ int cpr16_backward(const float *restrict y, const float *restrict wt, const floa
                         tsum(rows, threads, n_row, (((size_t)ki * K + kj) * Cin + c) * 16 + o);
     for (int o = 0; o < 16; o++) grad_b[o] = tsum(rows, threads, n_row, taps * 16 + o);
     free(rows);
+    return failed;
+}
+
+/* The whole tutorial network for inference (no gradient): both blocks as above for each
+   image, then fc1 -> ReLU -> fc2 -> ReLU -> fc3 for GROUP images at a time, so that each weight
+   vector loaded serves all of them. A dense layer's weight comes transposed and padded, wt
+   [In][Op] with Op a multiple of 16 (zero columns and bias past the layer's outputs), so that
+   each input value scales whole output vectors. Each image's sums run in input order, whatever
+   the group, so results do not depend on the thread count. */
+#define GROUP 4
+
+static inline __attribute__((always_inline)) void dense_part(
+    const float *restrict in, int ld_in, int In, const float *restrict wt,
+    const float *restrict b, int Op, int o0, float *restrict out, int ld_out, int relu,
+    const int G, const int NV) {
+    const v16 zero = {0};
+    v16 acc[GROUP][4]; /* fixed sizes (G <= GROUP, NV <= 4), so that they can live in registers */
+    for (int g = 0; g < G; g++)
+        for (int v = 0; v < NV; v++) acc[g][v] = ld16(b + o0 + 16 * v);
+    for (int k = 0; k < In; k++) {
+        v16 wv[4];
+        for (int v = 0; v < NV; v++) wv[v] = ld16(wt + (size_t)k * Op + o0 + 16 * v);
+        for (int g = 0; g < G; g++) {
+            const float xk = in[g * ld_in + k];
+            for (int v = 0; v < NV; v++) acc[g][v] += xk * wv[v];
+        }
+    }
+    for (int g = 0; g < G; g++)
+        for (int v = 0; v < NV; v++) {
+            const v16 a = acc[g][v];
+            st16(out + g * ld_out + o0 + 16 * v,
+                 relu ? sel16((a > zero) | (a != a), a, zero) : a); /* relu(NaN) is NaN */
+        }
+}
+
+/* out [G][Op] = (ReLU of) b + in [G][In] x wt: GROUP images at a time, then one by one; 64
+   outputs at a time, then 16. */
+static void dense(const float *restrict in, int ld_in, int In, const float *restrict wt,
+                  const float *restrict b, int Op, float *restrict out, int ld_out, int relu,
+                  int G) {
+    int g = 0, o0;
+    for (; g + GROUP <= G; g += GROUP) {
+        const float *restrict ig = in + g * ld_in;
+        float *restrict og = out + g * ld_out;
+        for (o0 = 0; o0 + 64 <= Op; o0 += 64)
+            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, GROUP, 4);
+        for (; o0 < Op; o0 += 16)
+            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, GROUP, 1);
+    }
+    for (; g < G; g++) {
+        const float *restrict ig = in + g * ld_in;
+        float *restrict og = out + g * ld_out;
+        for (o0 = 0; o0 + 64 <= Op; o0 += 64)
+            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, 1, 4);
+        for (; o0 < Op; o0 += 16) dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, 1, 1);
+    }
+}
+
+/* x [N,H,W] -> scores [N,O3]. Block 1: w1 [C1,K1,K1], b1; block 2: wt2 [K2,K2,C1,16], b2;
+   fc1..fc3: f1 [F,O1p], f2 [O1,O2p], f3 [O2,O3p] and padded biases (F = 16*Ho2*Wo2). */
+int lenet_infer(const float *restrict x, const float *restrict w1, const float *restrict b1,
+                const float *restrict wt2, const float *restrict b2, const float *restrict f1,
+                const float *restrict fb1, const float *restrict f2, const float *restrict fb2,
+                const float *restrict f3, const float *restrict fb3, float *restrict scores,
+                int N, int H, int W, int C1, int K1, int K2, int O1, int O2, int O3,
+                int threads) {
+    const int H1 = (H - K1 + 1) / 2, W1 = (W - K1 + 1) / 2;
+    const int H2 = (H1 - K2 + 1) / 2, W2 = (W1 - K2 + 1) / 2, F = 16 * H2 * W2;
+    const int O1p = (O1 + 15) / 16 * 16, O2p = (O2 + 15) / 16 * 16, O3p = (O3 + 15) / 16 * 16;
+    const int n1 = C1 * H1 * W1 + LANES, n2 = F + LANES; /* slack for block 1's vector stores */
+    const size_t floats = n1 + (size_t)GROUP * (n2 + O1p + O2p + O3p);
+    const int groups = (N + GROUP - 1) / GROUP;
+    const v16 bias2 = ld16(b2);
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float *h1 = malloc(sizeof(float) * floats + n1 + n2);
+        if (h1 == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        float *h2 = h1 + n1, *a1 = h2 + GROUP * n2, *a2 = a1 + GROUP * O1p;
+        float *s = a2 + GROUP * O2p;
+        uint8_t *i1 = (uint8_t *)(s + GROUP * O3p), *i2 = i1 + n1;
+#pragma omp for schedule(static)
+        for (int gi = 0; gi < groups; gi++) {
+            if (h1 == NULL) continue;
+            const int n0 = gi * GROUP, G = N - n0 < GROUP ? N - n0 : GROUP;
+            for (int g = 0; g < G; g++) {
+                fwd1_image(x + (int64_t)(n0 + g) * H * W, w1, b1, h1, i1, H, W, C1, K1, 1);
+                fwd16_image(h1, wt2, bias2, h2 + g * n2, i2, H1, W1, C1, K2);
+            }
+            dense(h2, n2, F, f1, fb1, O1p, a1, O1p, 1, G);
+            dense(a1, O1p, O1, f2, fb2, O2p, a2, O2p, 1, G);
+            dense(a2, O2p, O2, f3, fb3, O3p, s, O3p, 0, G);
+            for (int g = 0; g < G; g++)
+                memcpy(scores + (int64_t)(n0 + g) * O3, s + g * O3p, sizeof(float) * O3);
+        }
+        free(h1);
+    }
     return failed;
 }
