@@ -5,10 +5,12 @@
 
 One model, one optimizer (SGD, momentum 0.9, fused as `lenet train` builds it) and random
 channels_last data; for each batch size, ``rounds`` rounds each time every variant: PyTorch's
-ops (``--no-fused``), the first block fused, both blocks fused (the default). Each measurement is
-one warmed-up pass over ``images`` images; the figure is the median over the rounds. Alternating
-in one process is what makes the ratios trustworthy on a machine whose speed drifts between
-runs (docs/benchmarks.md).
+ops (``--no-fused``); the two conv -> pool -> ReLU blocks as C kernels and the dense layers as
+PyTorch's ops (what applies to a network other than LeNet's exact shape); the whole network as
+one C call forward and one backward (the default for the tutorial's LeNet). Each measurement
+is one warmed-up pass over ``images`` images; the figure is the median over the rounds.
+Alternating in one process is what makes the ratios trustworthy on a machine whose speed
+drifts between runs (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from lenet_cli.model import build_model  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
-VARIANTS = ("pytorch", "block1", "both")
+VARIANTS = ("pytorch", "blocks", "net")
 
 
 def main() -> None:
@@ -55,11 +57,11 @@ def main() -> None:
     x = speed.prepare_inputs(torch.randn(a.images, 1, 32, 32), True)
     y = torch.randint(0, 10, (a.images,))
     order = torch.Generator().manual_seed(0)
-    applies2 = fused.applies2
+    plan = fused.plan
 
     def use(variant: str) -> None:
         model.fused = variant != "pytorch"
-        fused.applies2 = applies2 if variant == "both" else (lambda *_: False)
+        fused.plan = plan if variant == "net" else (lambda *_: None)
 
     def train_pass(bs: int) -> float:
         t0 = time.perf_counter()
@@ -98,18 +100,18 @@ def main() -> None:
                 print(
                     f"batch {bs:>5}: train "
                     + " / ".join(f"{row[f'{v}_train_images_per_s']:,.0f}" for v in VARIANTS)
-                    + f" img/s ({row['both_train_images_per_s'] / base_t:.2f}x); infer "
+                    + f" img/s ({row['net_train_images_per_s'] / base_t:.2f}x); infer "
                     + " / ".join(f"{row[f'{v}_infer_images_per_s']:,.0f}" for v in VARIANTS)
-                    + f" ({row['both_infer_images_per_s'] / base_i:.2f}x)  load {row['load'][0]}"
+                    + f" ({row['net_infer_images_per_s'] / base_i:.2f}x)  load {row['load'][0]}"
                 )
     finally:
-        fused.applies2 = applies2
+        fused.plan = plan
     if a.json:
         print(json.dumps({"arch": a.arch, "threads": threads, "variants": VARIANTS, "rows": rows}))
     else:
         print(
             f"({a.arch}, {threads} thread(s), median of {a.rounds} alternating rounds; "
-            "PyTorch ops / first block fused / both blocks fused; ratio: both vs PyTorch)"
+            "PyTorch ops / blocks fused / whole network fused; ratio: whole network vs PyTorch)"
         )
 
 

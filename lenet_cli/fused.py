@@ -113,7 +113,8 @@ def status() -> str | None:
                 lib.cpr_backward.argtypes = [_P] * 6 + [_I] * 9
                 lib.cpr16_forward.argtypes = [_P] * 5 + [_I] * 6
                 lib.cpr16_backward.argtypes = [_P] * 8 + [_I] * 10
-                lib.lenet_infer.argtypes = [_P] * 12 + [_I] * 10
+                lib.lenet_forward.argtypes = [_P] * 10
+                lib.lenet_backward.argtypes = [_P] * 11
                 channels, side = ctypes.c_int(), ctypes.c_int()
                 lib.cpr_limits(ctypes.byref(channels), ctypes.byref(side))
                 _lib, _limits = lib, (channels.value, side.value)
@@ -133,14 +134,24 @@ def _cpu_float(x: torch.Tensor) -> bool:
     )
 
 
-def _conv_fits(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
-    """A square, stride-1, unpadded, biased float32 conv whose windows fit images of ``shape``
-    (N, C, H, W) and the kernels' buffers (``status()`` must have been called)."""
-    w = conv.weight
+def _weight_bias(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A layer's weight and bias, read from its parameter dict (``module.weight`` goes through
+    nn.Module.__getattr__, about 0.6 us a time here, and a forward checks twenty)."""
+    params = module._parameters
+    return params["weight"], params.get("bias")
+
+
+def _conv_fits(shape, conv: torch.nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None) -> bool:
+    """A square, stride-1, unpadded, biased float32 CPU conv (weight w, bias b) whose windows
+    fit images of ``shape`` (N, C, H, W) and the kernels' buffers (after ``status()``)."""
     return (
-        shape[1] == conv.in_channels
+        b is not None
+        and shape[1] == w.shape[1]
         and w.dtype == torch.float32
-        and conv.bias is not None
+        and b.dtype == torch.float32
+        and w.is_cpu
+        and b.is_cpu
+        and b.is_contiguous()
         and conv.stride == (1, 1)
         and conv.padding == (0, 0)
         and conv.dilation == (1, 1)
@@ -151,19 +162,16 @@ def _conv_fits(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
     )
 
 
-def _block1(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
+def _block1(shape, conv: torch.nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None) -> bool:
     """The first block's kernel: one input channel."""
-    return conv.in_channels == 1 and conv.out_channels <= _limits[0] and _conv_fits(shape, conv)
+    return w.shape[1] == 1 and w.shape[0] <= _limits[0] and _conv_fits(shape, conv, w, b)
 
 
-def _block2(shape: tuple[int, ...], conv: torch.nn.Conv2d) -> bool:
+def _block2(shape, conv: torch.nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None) -> bool:
     """The second block's kernel: 16 output channels, at most 16 input channels (MAXCIN in the
     kernel), input rows of at most 16 columns (the backward holds one in a 16-lane vector)."""
     return (
-        conv.out_channels == 16
-        and conv.in_channels <= 16
-        and shape[-1] <= 16
-        and _conv_fits(shape, conv)
+        w.shape[0] == 16 and w.shape[1] <= 16 and shape[-1] <= 16 and _conv_fits(shape, conv, w, b)
     )
 
 
@@ -176,34 +184,58 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
         and x.shape[0] >= MIN_BATCH  # first: the cheapest test, and the one tiny batches fail
         and not x.requires_grad
         and _cpu_float(x)
-        and _block1(x.shape, conv)
+        and _block1(x.shape, conv, *_weight_bias(conv))
     )
 
 
 def applies2(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether ``conv_pool_relu16`` can stand in for relu(max_pool2d(conv(x), 2)) here: the
     second block, a batch of MIN_BATCH or more, any input gradient wanted."""
-    return x.dim() == 4 and x.shape[0] >= MIN_BATCH and _cpu_float(x) and _block2(x.shape, conv)
-
-
-def applies_net(x: torch.Tensor, net: torch.nn.Module) -> bool:
-    """Whether ``lenet_infer`` can run the whole of ``net`` (model.Net: conv1, conv2, fc1-fc3)
-    on ``x``: no gradient wanted (evaluation, prediction, benchmarks), any batch size."""
-    if torch.is_grad_enabled() or not _cpu_float(x):
-        return False
-    c1, c2 = net.conv1, net.conv2
-    k1, k2 = c1.kernel_size[0], c2.kernel_size[0]
-    n, _, h, w = x.shape
-    s1 = (n, c1.out_channels, (h - k1 + 1) // 2, (w - k1 + 1) // 2)
-    if not (_block1(x.shape, c1) and _block2(s1, c2)):
-        return False
-    fc = (net.fc1, net.fc2, net.fc3)
     return (
-        fc[0].in_features == 16 * ((s1[2] - k2 + 1) // 2) * ((s1[3] - k2 + 1) // 2)
-        and fc[1].in_features == fc[0].out_features
-        and fc[2].in_features == fc[1].out_features
-        and all(f.bias is not None and f.weight.dtype == torch.float32 for f in fc)
+        x.dim() == 4
+        and x.shape[0] >= MIN_BATCH
+        and _cpu_float(x)
+        and _block2(x.shape, conv, *_weight_bias(conv))
     )
+
+
+LAYERS = ("conv1", "conv2", "fc1", "fc2", "fc3")
+
+Plan = tuple[tuple[torch.Tensor, ...], tuple[int, ...]]
+
+
+def plan(x: torch.Tensor, net: torch.nn.Module) -> Plan | None:
+    """What ``lenet`` needs to run the whole of ``net`` (model.Net) on ``x``: its ten parameters
+    in LAYERS order and the sizes the C functions take; None where it does not apply. Without
+    autograd (evaluation, benchmarks) any batch; with it (training) MIN_BATCH or more images
+    and no input gradient wanted."""
+    if not _cpu_float(x) or (
+        torch.is_grad_enabled() and (x.shape[0] < MIN_BATCH or x.requires_grad)
+    ):
+        return None
+    mods = net._modules
+    params = tuple(t for name in LAYERS for t in _weight_bias(mods[name]))
+    w1, b1, w2, b2, *dense = params
+    n, _, h, w = x.shape
+    k1 = w1.shape[-1]
+    s1 = (n, w1.shape[0], (h - k1 + 1) // 2, (w - k1 + 1) // 2)
+    if not (_block1(x.shape, mods["conv1"], w1, b1) and _block2(s1, mods["conv2"], w2, b2)):
+        return None
+    k2 = w2.shape[-1]
+    v1, _, v2, _, v3, _ = dense
+    if not (
+        all(t is not None and t.dtype == torch.float32 and t.is_cpu for t in dense)
+        and all(t.is_contiguous() for t in dense)
+        and v1.shape[1] == 16 * ((s1[2] - k2 + 1) // 2) * ((s1[3] - k2 + 1) // 2)
+        and v2.shape[1] == v1.shape[0]
+        and v3.shape[1] == v2.shape[0]
+    ):
+        return None
+    sizes = (
+        n, h, w, s1[1], k1, k2, v1.shape[0], v2.shape[0], v3.shape[0],
+        min(torch.get_num_threads(), n), *w1.stride(), *w2.stride(),
+    )  # fmt: skip
+    return params, sizes
 
 
 def _run(name: str, *args: torch.Tensor | int) -> None:
@@ -325,58 +357,49 @@ def conv_pool_relu(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     return _apply(_ConvPoolReLU, x, conv)
 
 
-def _padded_t(fc: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dense layer as ``lenet_infer`` takes it: the weight transposed, [in, out padded to a
-    multiple of 16], and the bias padded, both with zeros."""
-    out_p = -(-fc.out_features // 16) * 16
-    wt = torch.zeros(fc.in_features, out_p)
-    wt[:, : fc.out_features] = fc.weight.detach().t()
-    b = torch.zeros(out_p)
-    b[: fc.out_features] = fc.bias.detach()
-    return wt, b
+def _pointers(tensors) -> ctypes.Array:
+    return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
-def _infer_weights(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
-    """``net``'s weights laid out for ``lenet_infer``; kept on the module until a parameter
-    changes (another tensor, or an in-place update, which bumps its version counter)."""
-    try:
-        key: tuple | None = tuple((p.data_ptr(), p._version) for p in net.parameters())
-    except RuntimeError:  # inference tensors keep no version counter: lay them out each time
-        key = None
-    cached = net.__dict__.get("_fused_weights")
-    if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
-    c1, c2 = net.conv1, net.conv2
-    k1 = c1.kernel_size[0]
-    weights = (
-        c1.weight.detach().reshape(c1.out_channels, k1, k1).contiguous(),
-        c1.bias.detach().contiguous(),
-        c2.weight.detach().permute(2, 3, 1, 0).contiguous(),  # [K,K,Cin,16]
-        c2.bias.detach().contiguous(),
-        *_padded_t(net.fc1),
-        *_padded_t(net.fc2),
-        *_padded_t(net.fc3),
-    )
-    net.__dict__["_fused_weights"] = (key, weights)
-    return weights
+class _LeNet(torch.autograd.Function):
+    """The whole network's forward and backward, one C call each."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, sizes: ctypes.Array, *params: torch.Tensor):
+        n, h, w, c1, k1, k2, o1, o2, o3 = sizes[:9]
+        h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
+        f = 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2)
+        x3 = x.detach().reshape(n, h, w).contiguous()  # a view for one channel
+        out1 = torch.empty((n, c1, h1, w1))
+        idx1 = torch.empty((n, c1, h1, w1), dtype=torch.uint8)
+        out2, idx2 = torch.empty((n, f)), torch.empty((n, f), dtype=torch.uint8)
+        a1, a2 = torch.empty((n, -(-o1 // 16) * 16)), torch.empty((n, -(-o2 // 16) * 16))
+        scores = torch.empty((n, o3))
+        _run("lenet_forward", x3, _pointers(params), sizes, scores, out1, idx1, out2, idx2, a1, a2)
+        ctx.save_for_backward(x3, out1, idx1, out2, idx2, a1, a2, *params)
+        ctx.sizes = sizes
+        return scores
+
+    @staticmethod
+    def backward(ctx, gs: torch.Tensor):
+        x3, out1, idx1, out2, idx2, a1, a2, *params = ctx.saved_tensors
+        grads = [_grad_like(p) for p in params]
+        _run(
+            "lenet_backward", x3, _pointers(params), ctx.sizes, gs.contiguous(),
+            out1, idx1, out2, idx2, a1, a2, _pointers(grads),
+        )  # fmt: skip
+        return (None, None, *grads)
 
 
-def lenet_infer(x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
-    """``net(x)``'s scores from one C call for the whole network; check ``applies_net`` first.
-    Values differ from PyTorch's ops by float rounding only (the dense layers sum in input
-    order)."""
+def lenet(x: torch.Tensor, params: tuple[torch.Tensor, ...], sizes: tuple[int, ...]):
+    """The whole network's scores for ``x`` from one C call (and one for the backward, when
+    autograd wants it), with ``plan``'s parameters and sizes. Values differ from PyTorch's
+    ops by float rounding only."""
+    dims = (ctypes.c_int * len(sizes))(*sizes)
+    if torch.is_grad_enabled():
+        return _LeNet.apply(x, dims, *params)
     n, _, h, w = x.shape
-    c1, c2 = net.conv1, net.conv2
-    out = torch.empty((n, net.fc3.out_features))
-    threads = min(torch.get_num_threads(), n)
-    _run(
-        "lenet_infer",
-        x.reshape(n, h, w).contiguous(),  # a view for one channel, channels_last or not
-        *_infer_weights(net),
-        out,
-        n, h, w,
-        c1.out_channels, c1.kernel_size[0], c2.kernel_size[0],
-        net.fc1.out_features, net.fc2.out_features, net.fc3.out_features,
-        threads,
-    )  # fmt: skip
+    out = torch.empty((n, sizes[8]))
+    _run("lenet_forward", x.reshape(n, h, w).contiguous(), _pointers(params), dims, out,
+         None, None, None, None, None, None)  # fmt: skip
     return out

@@ -66,8 +66,9 @@ class Net(nn.Module):
         self.fused = False  # each block as one CPU kernel (fused.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused and _fused.applies_net(x, self):  # no gradient wanted: one C call
-            return _fused.lenet_infer(x, self)
+        plan = _fused.plan(x, self) if self.fused else None
+        if plan is not None:  # the whole network: one C call forward, one backward
+            return _fused.lenet(x, *plan)
         if self.fused and _fused.applies(x, self.conv1):
             x = _fused.conv_pool_relu(x, self.conv1)
         else:  # pool before ReLU: the tutorial's numbers (see the module docstring)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -195,15 +196,38 @@ def test_whole_network_inference_matches_pytorchs_ops(arch, batch):
     net = _fused_net(arch)
     x = speed.prepare_inputs(torch.randn(batch, 1, 32, 32) * 2, True)
     with torch.inference_mode():
-        assert fused.applies_net(x, net)
+        assert fused.plan(x, net) is not None
         out = net(x)
         want = tutorial_forward(net, x)
     assert out.shape == (batch, 10)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
-        assert fused.applies_net(x, net)
+        assert fused.plan(x, net) is not None
         torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-5)
-    assert not fused.applies_net(x, net)  # autograd on: training's path, block by block
+    assert (fused.plan(x, net) is not None) == (batch >= fused.MIN_BATCH)  # autograd on
+    assert fused.plan(x.clone().requires_grad_(), net) is None  # it gives no input gradient
+
+
+@pytest.mark.parametrize("arch", ["tutorial", "lenet5"])
+@pytest.mark.parametrize("batch", [8, 13, 64])  # 13: groups of four and a rest, split unevenly
+def test_whole_network_gradients_match_pytorchs_ops(arch, batch):
+    net = _fused_net(arch, seed=4)
+    x = speed.prepare_inputs(torch.randn(batch, 1, 32, 32) * 2, True)
+    y = torch.randint(0, 10, (batch,))
+    assert fused.plan(x, net) is not None
+    loss = F.cross_entropy(net(x), y)
+    loss.backward()
+    exact = copy.deepcopy(net).double()
+    exact.fused = False
+    want = F.cross_entropy(tutorial_forward(exact, x.double()), y)
+    want.backward()
+    torch.testing.assert_close(loss.double(), want, rtol=1e-5, atol=1e-6)
+    for (name, p), q in zip(net.named_parameters(), exact.parameters(), strict=True):
+        scale = q.grad.abs().max().item()
+        torch.testing.assert_close(
+            p.grad.double(), q.grad, rtol=1e-4, atol=1e-4 * scale, msg=lambda m, n=name: f"{n}: {m}"
+        )
+        assert p.grad.stride() == p.stride(), name  # channels_last conv weights keep theirs
 
 
 def test_whole_network_inference_threads_nan_and_changed_weights():
@@ -231,12 +255,12 @@ def test_whole_network_inference_threads_nan_and_changed_weights():
 def test_whole_network_inference_only_for_the_shapes_it_was_built_for():
     net = _fused_net("tutorial")
     with torch.no_grad():
-        assert fused.applies_net(torch.randn(2, 1, 32, 32), net)
-        assert not fused.applies_net(torch.randn(2, 1, 28, 28), net)  # fc1 would not take it
-        assert not fused.applies_net(torch.randn(2, 1, 32, 32).double(), net)
-        assert not fused.applies_net(torch.randn(2, 3, 32, 32), net)
+        assert fused.plan(torch.randn(2, 1, 32, 32), net) is not None
+        assert fused.plan(torch.randn(2, 1, 28, 28), net) is None  # fc1 would not take it
+        assert fused.plan(torch.randn(2, 1, 32, 32).double(), net) is None
+        assert fused.plan(torch.randn(2, 3, 32, 32), net) is None
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not fused.applies_net(torch.randn(2, 1, 32, 32), net)
+            assert fused.plan(torch.randn(2, 1, 32, 32), net) is None
 
 
 def test_training_with_the_kernel_follows_pytorchs_ops():

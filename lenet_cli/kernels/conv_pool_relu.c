@@ -217,6 +217,39 @@ static inline __attribute__((always_inline)) void bwd1_channel(
     *gb += hsum(bacc);
 }
 
+/* One image's block-1 gradients: xn [H,W]; g, on, in_ [C,Ho,Wo]; gw [C*K*K] and gb [C] added
+   to. `last`: nothing may be read past g, on and in_. */
+static void bwd1_image(const float *restrict xn, const float *restrict g,
+                       const float *restrict on, const uint8_t *restrict in_,
+                       double *restrict gw, double *restrict gb, int H, int W, int C, int K,
+                       int last) {
+    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
+    float xb[MAXS * MAXS + XPAD];
+    load_image(xb, xn, H, W);
+    for (int c = 0; c < C; c++) {
+        const int o = c * Ho * Wo, end = last && c + 1 == C;
+        if (K == 3)
+            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * 9, gb + c, W, Ho, Wo, end, 3);
+        else if (K == 5)
+            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * 25, gb + c, W, Ho, Wo, end, 5);
+        else
+            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * K * K, gb + c, W, Ho, Wo, end, K);
+    }
+}
+
+/* The per-thread block-1 sums (rows of C*K*K + C) into grad_w (element strides s0, s2, s3)
+   and grad_b. */
+static void put1(const double *rows, int threads, size_t n_row, int C, int K, float *grad_w,
+                 float *grad_b, int s0, int s2, int s3) {
+    for (int c = 0; c < C; c++) {
+        for (int ki = 0; ki < K; ki++)
+            for (int kj = 0; kj < K; kj++)
+                grad_w[c * s0 + ki * s2 + kj * s3] =
+                    tsum(rows, threads, n_row, (c * K + ki) * K + kj);
+        grad_b[c] = tsum(rows, threads, n_row, (size_t)C * K * K + c);
+    }
+}
+
 /* Gradients of w and b from g = dLoss/dout [N,C,Ho,Wo], with out and idx from cpr_forward:
    grad_w [C,1,K,K] written at the element strides s (the weight's own), grad_b [C]. */
 int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
@@ -231,31 +264,13 @@ int cpr_backward(const float *restrict x, const float *restrict g, const float *
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
         double *restrict gw = rows + t * n_row, *restrict gb = gw + C * K * K;
-        float xb[MAXS * MAXS + XPAD];
         for (int n = n0; n < n1; n++) {
-            load_image(xb, x + (int64_t)n * H * W, H, W);
-            for (int c = 0; c < C; c++) {
-                const int64_t o = ((int64_t)n * C + c) * Ho * Wo;
-                const int last = n + 1 == N && c + 1 == C; /* the tensors end here */
-                if (K == 3)
-                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * 9, gb + c, W, Ho, Wo,
-                                 last, 3);
-                else if (K == 5)
-                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * 25, gb + c, W, Ho, Wo,
-                                 last, 5);
-                else
-                    bwd1_channel(xb, g + o, out + o, idx + o, gw + c * K * K, gb + c, W, Ho,
-                                 Wo, last, K);
-            }
+            const int64_t o = (int64_t)n * C * Ho * Wo;
+            bwd1_image(x + (int64_t)n * H * W, g + o, out + o, idx + o, gw, gb, H, W, C, K,
+                       n + 1 == N);
         }
     }
-    for (int c = 0; c < C; c++) {
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++)
-                grad_w[c * s0 + ki * s2 + kj * s3] =
-                    tsum(rows, threads, n_row, (c * K + ki) * K + kj);
-        grad_b[c] = tsum(rows, threads, n_row, (size_t)C * K * K + c);
-    }
+    put1(rows, threads, n_row, C, K, grad_w, grad_b, s0, s2, s3);
     free(rows);
     return 0;
 }
@@ -270,8 +285,9 @@ int cpr_backward(const float *restrict x, const float *restrict g, const float *
                      The backward's accumulator arrays have these fixed sizes rather than
                      K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
                      (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
-/* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16] (inlined for constant K, Cin). */
-static inline __attribute__((always_inline)) void fwd16_image(
+/* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16]. Not inlined: GCC compiles it
+   better on its own (inlined into lenet_forward: 5 us per image instead of 2.6). */
+static __attribute__((noinline)) void fwd16_image(
     const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
     uint8_t *restrict in_, int H, int W, const int Cin, const int K) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, HW = H * W, HoWo = Ho * Wo;
@@ -398,6 +414,37 @@ static inline __attribute__((always_inline)) void bwd16_image(
     for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
 }
 
+/* bwd16_image for LeNet's two shapes with constant sizes, else generic. */
+static void bwd16_any(const float *yn, const float *wt, const float *gn, const float *on,
+                      const uint8_t *in_, float *gyn, double *gw, double *gb, v16 *GC,
+                      float *GCt, int H, int W, int Cin, int K) {
+    if (K == 3 && Cin == 6) /* LeNet's tutorial net */
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 3);
+    else if (K == 5 && Cin == 6) /* the current tutorial's LeNet-5 */
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 5);
+    else
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
+}
+
+/* The per-thread block-2 sums (rows of K*K*Cin*16 + 16) into grad_w [16,Cin,K,K] (element
+   strides s) and grad_b. */
+static void put16(const double *rows, int threads, size_t n_row, int Cin, int K, float *grad_w,
+                  float *grad_b, int s0, int s1, int s2, int s3) {
+    const size_t taps = (size_t)K * K * Cin;
+    for (int ki = 0; ki < K; ki++)
+        for (int kj = 0; kj < K; kj++)
+            for (int c = 0; c < Cin; c++)
+                for (int o = 0; o < 16; o++)
+                    grad_w[o * s0 + c * s1 + ki * s2 + kj * s3] =
+                        tsum(rows, threads, n_row, (((size_t)ki * K + kj) * Cin + c) * 16 + o);
+    for (int o = 0; o < 16; o++) grad_b[o] = tsum(rows, threads, n_row, taps * 16 + o);
+}
+
+/* Scratch for bwd16_image: GC [P*Q] vectors and GCt [16][P][16] floats, 64-byte aligned. */
+static v16 *gc_alloc(int P, int Q) {
+    return alloc64(sizeof(v16) * P * Q + sizeof(float) * 16 * P * 16);
+}
+
 int cpr16_backward(const float *restrict y, const float *restrict wt, const float *restrict g,
                    const float *restrict out, const uint8_t *restrict idx, float *restrict gy,
                    float *restrict grad_w, float *restrict grad_b, int N, int H, int W, int Cin,
@@ -412,45 +459,35 @@ int cpr16_backward(const float *restrict y, const float *restrict wt, const floa
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
         double *restrict gw = rows + t * n_row, *restrict gb = gw + taps * 16;
-        const size_t n_gc = (size_t)P * Q, n_gct = (size_t)16 * P * 16;
-        v16 *GC = alloc64(sizeof(v16) * n_gc + sizeof(float) * n_gct);
+        v16 *GC = gc_alloc(P, Q);
         if (GC == NULL) {
 #pragma omp atomic write
             failed = 1;
         }
-        float *GCt = (float *)(GC + n_gc);
+        float *GCt = (float *)(GC + (size_t)P * Q);
         for (int n = n0; n < n1 && GC != NULL; n++) {
             const float *yn = y + (int64_t)n * H * W * Cin;
             const float *gn = g + (int64_t)n * Ho * Wo * 16;
             const float *on = out + (int64_t)n * Ho * Wo * 16;
             const uint8_t *in_ = idx + (int64_t)n * Ho * Wo * 16;
             float *gyn = gy + (int64_t)n * H * W * Cin;
-            if (K == 3 && Cin == 6) /* LeNet's tutorial net */
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 3);
-            else if (K == 5 && Cin == 6) /* the current tutorial's LeNet-5 */
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 5);
-            else
-                bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
+            bwd16_any(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
         }
         free(GC);
     }
-    for (int ki = 0; ki < K; ki++)
-        for (int kj = 0; kj < K; kj++)
-            for (int c = 0; c < Cin; c++)
-                for (int o = 0; o < 16; o++)
-                    grad_w[o * s0 + c * s1 + ki * s2 + kj * s3] =
-                        tsum(rows, threads, n_row, (((size_t)ki * K + kj) * Cin + c) * 16 + o);
-    for (int o = 0; o < 16; o++) grad_b[o] = tsum(rows, threads, n_row, taps * 16 + o);
+    put16(rows, threads, n_row, Cin, K, grad_w, grad_b, s0, s1, s2, s3);
     free(rows);
     return failed;
 }
 
-/* The whole tutorial network for inference (no gradient): both blocks as above for each
-   image, then fc1 -> ReLU -> fc2 -> ReLU -> fc3 for GROUP images at a time, so that each weight
-   vector loaded serves all of them. A dense layer's weight comes transposed and padded, wt
-   [In][Op] with Op a multiple of 16 (zero columns and bias past the layer's outputs), so that
-   each input value scales whole output vectors. Each image's sums run in input order, whatever
-   the group, so results do not depend on the thread count. */
+/* The whole tutorial network, conv1 -> pool -> ReLU -> conv2 -> pool -> ReLU -> fc1 -> ReLU ->
+   fc2 -> ReLU -> fc3, forward (lenet_forward) and backward (lenet_backward) in one call each:
+   the blocks as above image by image, the dense layers GROUP images at a time so that each
+   weight vector loaded serves all of them. The dense weights are used as they are, [O][I]
+   rows, with rows padded to a multiple of 16 (Ip) for fc2 and fc3 (fc1's 16*H2*W2 inputs are
+   one already): the forward takes dot products of input and weight rows, the backward scales
+   weight rows by the output gradient. Each image's sums run in a fixed order, whatever the
+   group and thread, so the outputs do not depend on the thread count. */
 #define GROUP 4
 
 static inline __attribute__((always_inline)) void dense_part(
@@ -460,7 +497,7 @@ static inline __attribute__((always_inline)) void dense_part(
     const v16 zero = {0};
     v16 acc[GROUP][4]; /* fixed sizes (G <= GROUP, NV <= 4), so that they can live in registers */
     for (int g = 0; g < G; g++)
-        for (int v = 0; v < NV; v++) acc[g][v] = ld16(b + o0 + 16 * v);
+        for (int v = 0; v < NV; v++) acc[g][v] = b != NULL ? ld16(b + o0 + 16 * v) : zero;
     for (int k = 0; k < In; k++) {
         v16 wv[4];
         for (int v = 0; v < NV; v++) wv[v] = ld16(wt + (size_t)k * Op + o0 + 16 * v);
@@ -500,47 +537,313 @@ static void dense(const float *restrict in, int ld_in, int In, const float *rest
     }
 }
 
-/* x [N,H,W] -> scores [N,O3]. Block 1: w1 [C1,K1,K1], b1; block 2: wt2 [K2,K2,C1,16], b2;
-   fc1..fc3: f1 [F,O1p], f2 [O1,O2p], f3 [O2,O3p] and padded biases (F = 16*Ho2*Wo2). */
-int lenet_infer(const float *restrict x, const float *restrict w1, const float *restrict b1,
-                const float *restrict wt2, const float *restrict b2, const float *restrict f1,
-                const float *restrict fb1, const float *restrict f2, const float *restrict fb2,
-                const float *restrict f3, const float *restrict fb3, float *restrict scores,
-                int N, int H, int W, int C1, int K1, int K2, int O1, int O2, int O3,
-                int threads) {
-    const int H1 = (H - K1 + 1) / 2, W1 = (W - K1 + 1) / 2;
-    const int H2 = (H1 - K2 + 1) / 2, W2 = (W1 - K2 + 1) / 2, F = 16 * H2 * W2;
-    const int O1p = (O1 + 15) / 16 * 16, O2p = (O2 + 15) / 16 * 16, O3p = (O3 + 15) / 16 * 16;
-    const int n1 = C1 * H1 * W1 + LANES, n2 = F + LANES; /* slack for block 1's vector stores */
-    const size_t floats = n1 + (size_t)GROUP * (n2 + O1p + O2p + O3p);
-    const int groups = (N + GROUP - 1) / GROUP;
-    const v16 bias2 = ld16(b2);
+static const vi16 SWAP8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+static const vi16 SWAP4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+static const vi16 SWAP2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+static const vi16 SWAP1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+
+/* The sum of a vector's lanes, as a tree (a fixed order). */
+static inline float lanes_sum(v16 v) {
+    v += __builtin_shuffle(v, SWAP8);
+    v += __builtin_shuffle(v, SWAP4);
+    v += __builtin_shuffle(v, SWAP2);
+    v += __builtin_shuffle(v, SWAP1);
+    return v[0];
+}
+
+/* out[g][o0..o0+NO) = (ReLU of) b + the dot products of in[g] [Ip] with the rows of w [O][Ip]. */
+static inline __attribute__((always_inline)) void dot_part(
+    const float *restrict in, int ld_in, int Ip, const float *restrict w,
+    const float *restrict b, int o0, float *restrict out, int ld_out, int relu, const int G,
+    const int NO) {
+    const v16 zero = {0};
+    v16 acc[GROUP][4]; /* fixed sizes (G <= GROUP, NO <= 4), so that they can live in registers */
+    for (int g = 0; g < G; g++)
+        for (int o = 0; o < NO; o++) acc[g][o] = zero;
+    for (int k = 0; k < Ip; k += 16) {
+        v16 xv[GROUP];
+        for (int g = 0; g < G; g++) xv[g] = ld16(in + g * ld_in + k);
+        for (int o = 0; o < NO; o++) {
+            const v16 wv = ld16(w + (size_t)(o0 + o) * Ip + k);
+            for (int g = 0; g < G; g++) acc[g][o] += xv[g] * wv;
+        }
+    }
+    for (int g = 0; g < G; g++)
+        for (int o = 0; o < NO; o++) {
+            const float r = b[o0 + o] + lanes_sum(acc[g][o]);
+            out[g * ld_out + o0 + o] = relu && !(r > 0.0f) && r == r ? 0.0f : r; /* relu(NaN) */
+        }
+}
+
+/* A dense layer's forward: out [G][Op] = (ReLU of) b + in [G][Ip] . w [O][Ip] rows, GROUP
+   images at a time, then one by one; zeros past O (the next layer's padding). */
+static void dot_dense(const float *restrict in, int ld_in, int Ip, const float *restrict w,
+                      const float *restrict b, int O, int Op, float *restrict out, int relu,
+                      int G) {
+    for (int g0 = 0; g0 < G; g0 += GROUP) {
+        const int n = G - g0 < GROUP ? G - g0 : GROUP;
+        const float *restrict ig = in + g0 * ld_in;
+        float *restrict og = out + g0 * Op;
+        int o = 0;
+        if (n == GROUP) {
+            for (; o + 4 <= O; o += 4) dot_part(ig, ld_in, Ip, w, b, o, og, Op, relu, GROUP, 4);
+            for (; o < O; o++) dot_part(ig, ld_in, Ip, w, b, o, og, Op, relu, GROUP, 1);
+        } else
+            for (int g = 0; g < n; g++) {
+                for (o = 0; o + 4 <= O; o += 4)
+                    dot_part(ig + g * ld_in, ld_in, Ip, w, b, o, og + g * Op, Op, relu, 1, 4);
+                for (; o < O; o++)
+                    dot_part(ig + g * ld_in, ld_in, Ip, w, b, o, og + g * Op, Op, relu, 1, 1);
+            }
+        for (int g = 0; g < n; g++)
+            for (int p = O; p < Op; p++) og[g * Op + p] = 0.0f;
+    }
+}
+
+/* The sizes lenet_forward and lenet_backward take, as the int array `d`: N, H, W, C1, K1, K2,
+   O1, O2, O3, threads, then conv1's and conv2's weight strides (4 each, in elements). The
+   parameters come as the array `prm`: conv1 weight and bias, conv2 weight and bias, fc1, fc2,
+   fc3 weight ([O][I], contiguous) and bias. */
+typedef struct {
+    int N, H, W, C1, K1, K2, O1, O2, O3, threads;
+    int H1, W1, H2, W2, F, O1p, O2p, O3p, per1, per2;
+    const int *s1, *s2;
+} Net;
+
+static Net net_of(const int *d) {
+    Net n = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]};
+    n.H1 = (n.H - n.K1 + 1) / 2, n.W1 = (n.W - n.K1 + 1) / 2;
+    n.H2 = (n.H1 - n.K2 + 1) / 2, n.W2 = (n.W1 - n.K2 + 1) / 2, n.F = 16 * n.H2 * n.W2;
+    n.O1p = (n.O1 + 15) / 16 * 16, n.O2p = (n.O2 + 15) / 16 * 16, n.O3p = (n.O3 + 15) / 16 * 16;
+    n.per1 = n.C1 * n.H1 * n.W1, n.per2 = n.H2 * n.W2 * 16;
+    n.s1 = d + 10, n.s2 = d + 14;
+    return n;
+}
+
+/* conv2's weight [16,C1,K2,K2] (strides s) as [K2,K2,C1,16], the layout fwd16/bwd16 read. */
+static void lay_conv2(const float *w, const int *s, int C1, int K, float *wt) {
+    for (int ki = 0; ki < K; ki++)
+        for (int kj = 0; kj < K; kj++)
+            for (int c = 0; c < C1; c++)
+                for (int o = 0; o < 16; o++)
+                    wt[((ki * K + kj) * C1 + c) * 16 + o] = w[o * s[0] + c * s[1] + ki * s[2] + kj * s[3]];
+}
+
+/* v [n] padded with zeros to np. */
+static void lay_pad(const float *v, int n, int np, float *dst) {
+    memcpy(dst, v, sizeof(float) * n);
+    memset(dst + n, 0, sizeof(float) * (np - n));
+}
+
+/* The weights as the kernels read them, in one 64-byte aligned allocation (NULL if none):
+   conv1 [C1,K1,K1], conv2 [K2,K2,C1,16], fc2 [O2][O1p] and fc3 [O3][O2p] rows padded. fc1 is
+   read where it is. */
+typedef struct {
+    float *w1, *wt2, *W2, *W3;
+} Layout;
+
+static Layout lay_net(const float *const *prm, const Net *z) {
+    const int k1 = z->C1 * z->K1 * z->K1, k2 = z->K2 * z->K2 * z->C1 * 16;
+    Layout l = {alloc64(sizeof(float) * (k1 + k2 + (size_t)z->O2 * z->O1p + (size_t)z->O3 * z->O2p))};
+    if (l.w1 == NULL) return l;
+    l.wt2 = l.w1 + k1, l.W2 = l.wt2 + k2, l.W3 = l.W2 + (size_t)z->O2 * z->O1p;
+    for (int c = 0; c < z->C1; c++)
+        for (int ki = 0; ki < z->K1; ki++)
+            for (int kj = 0; kj < z->K1; kj++)
+                l.w1[(c * z->K1 + ki) * z->K1 + kj] =
+                    prm[0][c * z->s1[0] + ki * z->s1[2] + kj * z->s1[3]];
+    lay_conv2(prm[2], z->s2, z->C1, z->K2, l.wt2);
+    for (int o = 0; o < z->O2; o++) lay_pad(prm[6] + o * z->O1, z->O1, z->O1p, l.W2 + o * z->O1p);
+    for (int o = 0; o < z->O3; o++) lay_pad(prm[8] + o * z->O2, z->O2, z->O2p, l.W3 + o * z->O2p);
+    return l;
+}
+
+/* x [N,H,W] -> scores [N,O3]. For training, out1, idx1 [N,C1,H1,W1], out2 [N,F], idx2
+   [N,H2,W2,16], a1 [N,O1p] and a2 [N,O2p] keep what lenet_backward needs; for inference they
+   are NULL and per-thread buffers stand in. */
+int lenet_forward(const float *restrict x, const float *const *prm, const int *d,
+                  float *restrict scores, float *out1, uint8_t *idx1, float *out2,
+                  uint8_t *idx2, float *a1, float *a2) {
+    const Net z = net_of(d);
+    const int save = out1 != NULL, groups = (z.N + GROUP - 1) / GROUP;
+    const int n1 = z.per1 + LANES, n2 = z.F + LANES;
+    const Layout l = lay_net(prm, &z);
+    if (l.w1 == NULL) return 1;
+    const size_t floats = (size_t)GROUP * z.O3p + (save ? 0 : n1 + (size_t)GROUP * (n2 + z.O1p + z.O2p));
     int failed = 0;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(z.threads)
     {
-        float *h1 = malloc(sizeof(float) * floats + n1 + n2);
-        if (h1 == NULL) {
+        float *buf = malloc(sizeof(float) * floats + (save ? 0 : n1 + z.per2));
+        if (buf == NULL) {
 #pragma omp atomic write
             failed = 1;
         }
-        float *h2 = h1 + n1, *a1 = h2 + GROUP * n2, *a2 = a1 + GROUP * O1p;
-        float *s = a2 + GROUP * O2p;
-        uint8_t *i1 = (uint8_t *)(s + GROUP * O3p), *i2 = i1 + n1;
+        float *s = buf, *h1 = s + GROUP * z.O3p, *h2 = h1 + n1, *b1 = h2 + GROUP * n2;
+        float *b2 = b1 + GROUP * z.O1p;
+        uint8_t *i1 = (uint8_t *)(b2 + GROUP * z.O2p), *i2 = i1 + n1;
+        const v16 bias2 = ld16(prm[3]);
 #pragma omp for schedule(static)
         for (int gi = 0; gi < groups; gi++) {
-            if (h1 == NULL) continue;
-            const int n0 = gi * GROUP, G = N - n0 < GROUP ? N - n0 : GROUP;
+            if (buf == NULL) continue;
+            const int n0 = gi * GROUP, G = z.N - n0 < GROUP ? z.N - n0 : GROUP;
             for (int g = 0; g < G; g++) {
-                fwd1_image(x + (int64_t)(n0 + g) * H * W, w1, b1, h1, i1, H, W, C1, K1, 1);
-                fwd16_image(h1, wt2, bias2, h2 + g * n2, i2, H1, W1, C1, K2);
+                const int64_t n = n0 + g;
+                float *o1 = save ? out1 + n * z.per1 : h1;
+                uint8_t *x1 = save ? idx1 + n * z.per1 : i1;
+                fwd1_image(x + n * z.H * z.W, l.w1, prm[1], o1, x1, z.H, z.W, z.C1, z.K1, !save);
+                fwd16_image(o1, l.wt2, bias2, save ? out2 + n * z.F : h2 + g * n2,
+                            save ? idx2 + n * z.per2 : i2, z.H1, z.W1, z.C1, z.K2);
             }
-            dense(h2, n2, F, f1, fb1, O1p, a1, O1p, 1, G);
-            dense(a1, O1p, O1, f2, fb2, O2p, a2, O2p, 1, G);
-            dense(a2, O2p, O2, f3, fb3, O3p, s, O3p, 0, G);
+            const float *f = save ? out2 + (int64_t)n0 * z.F : h2;
+            float *A1 = save ? a1 + (int64_t)n0 * z.O1p : b1;
+            float *A2 = save ? a2 + (int64_t)n0 * z.O2p : b2;
+            dot_dense(f, save ? z.F : n2, z.F, prm[4], prm[5], z.O1, z.O1p, A1, 1, G);
+            dot_dense(A1, z.O1p, z.O1p, l.W2, prm[7], z.O2, z.O2p, A2, 1, G);
+            dot_dense(A2, z.O2p, z.O2p, l.W3, prm[9], z.O3, z.O3p, s, 0, G);
             for (int g = 0; g < G; g++)
-                memcpy(scores + (int64_t)(n0 + g) * O3, s + g * O3p, sizeof(float) * O3);
+                memcpy(scores + (int64_t)(n0 + g) * z.O3, s + g * z.O3p, sizeof(float) * z.O3);
         }
-        free(h1);
+        free(buf);
     }
+    free(l.w1);
+    return failed;
+}
+
+/* g [n] = 0 where a [n] is not > 0 (ReLU's gradient); n a multiple of 16. */
+static void relu_grad(float *restrict g, const float *restrict a, int n) {
+    const v16 zero = {0};
+    for (int i = 0; i < n; i += 16) st16(g + i, sel16(ld16(a + i) > zero, ld16(g + i), zero));
+}
+
+/* A dense layer's weight gradient, rows o..o+NO and columns v..v+16*NV of grad [O][I]:
+   the sum over images nb..nb+ne of gy[n][o] * xin[n][columns], added to what earlier images
+   gave unless `first`. xin's rows (ldx) reach past I to a multiple of 16. */
+static inline __attribute__((always_inline)) void wgrad_part(
+    const float *restrict gy, int ldg, const float *restrict xin, int ldx, int nb, int ne,
+    int I, int o, int v, float *restrict grad, int first, const int NO, const int NV) {
+    const v16 zero = {0};
+    v16 acc[4][4];
+    for (int j = 0; j < NO; j++)
+        for (int q = 0; q < NV; q++) acc[j][q] = zero;
+    for (int n = nb; n < nb + ne; n++) {
+        v16 xv[4];
+        for (int q = 0; q < NV; q++) xv[q] = ld16(xin + (size_t)n * ldx + v + 16 * q);
+        for (int j = 0; j < NO; j++) {
+            const float g = gy[(size_t)n * ldg + o + j];
+            for (int q = 0; q < NV; q++) acc[j][q] += g * xv[q];
+        }
+    }
+    for (int j = 0; j < NO; j++)
+        for (int q = 0; q < NV; q++) {
+            float *dst = grad + (size_t)(o + j) * I + v + 16 * q;
+            const int cols = I - v - 16 * q < 16 ? I - v - 16 * q : 16;
+            for (int c = 0; c < cols; c++) dst[c] = (first ? 0.0f : dst[c]) + acc[j][q][c];
+        }
+}
+
+#define NB 256 /* images per pass over a weight gradient: their inputs stay in L2 */
+
+/* Rows o0..o1 of a dense layer's gradients: grad [O][I] = sum over images of gy[n][o] *
+   xin[n][0..I) and gb[o] = sum of gy[n][o], in image order (NB images at a time), so that
+   they do not depend on which thread computes them. */
+static void wgrad(const float *restrict gy, int ldg, const float *restrict xin, int ldx, int N,
+                  int I, int o0, int o1, float *restrict grad, float *restrict gb) {
+    const int Ip = (I + 15) / 16 * 16;
+    for (int o = o0; o < o1; o++) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++) sum += gy[(size_t)n * ldg + o];
+        gb[o] = (float)sum;
+    }
+    for (int nb = 0; nb < N; nb += NB) {
+        const int ne = N - nb < NB ? N - nb : NB, first = nb == 0;
+        int o = o0;
+        for (; o + 4 <= o1; o += 4) {
+            int v = 0;
+            for (; v + 64 <= Ip; v += 64) wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 4);
+            for (; v < Ip; v += 16) wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 1);
+        }
+        for (; o < o1; o++)
+            for (int v = 0; v < Ip; v += 16)
+                wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 1, 1);
+    }
+}
+
+/* Thread t's share of O rows, in blocks of 4. */
+static void rows_of(int O, int t, int nt, int *o0, int *o1) {
+    const int blocks = (O + 3) / 4;
+    *o0 = 4 * (blocks * t / nt);
+    *o1 = 4 * (blocks * (t + 1) / nt);
+    if (*o1 > O) *o1 = O;
+}
+
+/* All ten gradients from gs = dLoss/dscores [N,O3] and what lenet_forward kept; grads: the
+   parameters' gradients in `prm`'s order, the convolutions' at their weights' strides, the
+   dense layers' [O][I]. Each thread first takes its images back through the network (the
+   convolutions' gradients summed per thread in double), keeping the dense layers' output
+   gradients; then the threads split the dense layers' weight gradients by rows. */
+int lenet_backward(const float *restrict x, const float *const *prm, const int *d,
+                   const float *restrict gs, const float *out1, const uint8_t *idx1,
+                   const float *out2, const uint8_t *idx2, const float *a1, const float *a2,
+                   float *const *grads) {
+    const Net z = net_of(d);
+    const int P = 2 * ((z.H1 - z.K2 + 1) / 2), Q = 2 * ((z.W1 - z.K2 + 1) / 2);
+    const size_t taps = (size_t)z.K2 * z.K2 * z.C1;
+    const size_t r1 = (size_t)z.C1 * z.K1 * z.K1 + z.C1, r2 = taps * 16 + 16; /* double rows */
+    double *conv_rows = thread_rows(z.threads, r1 + r2);
+    float *ga = malloc(sizeof(float) * z.N * ((size_t)z.O2p + z.O1p)); /* dense out grads */
+    const Layout l = lay_net(prm, &z);
+    if (conv_rows == NULL || ga == NULL || l.w1 == NULL) {
+        free(conv_rows), free(ga), free(l.w1);
+        return 1;
+    }
+    float *ga2 = ga, *ga1 = ga + (size_t)z.N * z.O2p;
+    int failed = 0;
+#pragma omp parallel num_threads(z.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int m0 = (int)((int64_t)z.N * t / nt), m1 = (int)((int64_t)z.N * (t + 1) / nt);
+        double *g1 = conv_rows + t * (r1 + r2), *g2 = g1 + r1;
+        float *gf = malloc(sizeof(float) * ((size_t)GROUP * z.F + z.per1 + LANES));
+        v16 *GC = gc_alloc(P, Q);
+        if (gf == NULL || GC == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        float *gy = gf + GROUP * z.F, *GCt = (float *)(GC + (size_t)P * Q);
+        for (int n = m0; n < m1 && gf != NULL && GC != NULL; n += GROUP) {
+            const int G = m1 - n < GROUP ? m1 - n : GROUP;
+            float *ga2n = ga2 + (int64_t)n * z.O2p, *ga1n = ga1 + (int64_t)n * z.O1p;
+            dense(gs + (int64_t)n * z.O3, z.O3, z.O3, l.W3, NULL, z.O2p, ga2n, z.O2p, 0, G);
+            relu_grad(ga2n, a2 + (int64_t)n * z.O2p, G * z.O2p);
+            dense(ga2n, z.O2p, z.O2, l.W2, NULL, z.O1p, ga1n, z.O1p, 0, G);
+            relu_grad(ga1n, a1 + (int64_t)n * z.O1p, G * z.O1p);
+            dense(ga1n, z.O1p, z.O1, prm[4], NULL, z.F, gf, z.F, 0, G);
+            for (int g = 0; g < G; g++) {
+                const int64_t m = n + g;
+                bwd16_any(out1 + m * z.per1, l.wt2, gf + g * z.F, out2 + m * z.F,
+                          idx2 + m * z.per2, gy, g2, g2 + taps * 16, GC, GCt, z.H1, z.W1, z.C1,
+                          z.K2);
+                bwd1_image(x + m * z.H * z.W, gy, out1 + m * z.per1, idx1 + m * z.per1, g1,
+                           g1 + z.C1 * z.K1 * z.K1, z.H, z.W, z.C1, z.K1, m + 1 == z.N);
+            }
+        }
+        free(gf);
+        free(GC);
+#pragma omp barrier
+        int o0, o1;
+        rows_of(z.O1, t, nt, &o0, &o1);
+        wgrad(ga1, z.O1p, out2, z.F, z.N, z.F, o0, o1, grads[4], grads[5]);
+        rows_of(z.O2, t, nt, &o0, &o1);
+        wgrad(ga2, z.O2p, a1, z.O1p, z.N, z.O1, o0, o1, grads[6], grads[7]);
+        rows_of(z.O3, t, nt, &o0, &o1);
+        wgrad(gs, z.O3, a2, z.O2p, z.N, z.O2, o0, o1, grads[8], grads[9]);
+    }
+    if (!failed) {
+        const int *s1 = z.s1, *s2 = z.s2;
+        put1(conv_rows, z.threads, r1 + r2, z.C1, z.K1, grads[0], grads[1], s1[0], s1[2], s1[3]);
+        put16(conv_rows + r1, z.threads, r1 + r2, z.C1, z.K2, grads[2], grads[3], s2[0], s2[1],
+              s2[2], s2[3]);
+    }
+    free(conv_rows), free(ga), free(l.w1);
     return failed;
 }
