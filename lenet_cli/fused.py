@@ -1,4 +1,5 @@
-"""LeNet's two blocks on the CPU, conv -> 2x2 max-pool -> ReLU, each as one C kernel (layer 2).
+"""LeNet on the CPU as C kernels: the whole tutorial network in one call forward and one
+backward, or its two conv -> 2x2 max-pool -> ReLU blocks one call each (layer 2).
 
 Why: on the CPU, LeNet's first block (one input channel, six output channels) is where training
 spent about half its time: oneDNN's convolution is inefficient with so few channels, and
@@ -10,7 +11,11 @@ and odd columns, with a one-byte argmax; backward rebuilds the conv output's gra
 way and goes straight to the weight and bias gradients. Its output is NCHW, which the second
 block (16 output channels, ``conv_pool_relu16``) reads; that one holds a position's 16
 channels in one vector, and its backward also gives the input gradient that the first block's
-backward needs (docs/benchmarks.md has the figures).
+backward needs. For the tutorial's network (``plan``), ``lenet`` runs both blocks and the
+three dense layers in one C call (per image, the dense layers four images at a time) and its
+backward in one more, which leaves autograd one node instead of about twenty and PyTorch's
+small matrix products out (docs/benchmarks.md has the figures). Other shapes fall back to the
+blocks (``applies``, ``applies2``), anything else to PyTorch's ops.
 
 How: the C file is compiled on first use with the system C compiler (``$CC``, else ``cc``) into
 the user cache (``$LENET_KERNEL_DIR``, else ``$XDG_CACHE_HOME/lenet/kernels``), named by a hash
@@ -21,8 +26,10 @@ prints.
 
 Numbers: the same operations as ``relu(max_pool2d(conv2d(x)))``: the first maximum of each
 window (NaN wins) and ReLU's gradient mask, as PyTorch defines them. The convolution sums its
-terms in another order than oneDNN, so values differ by float rounding (about 1e-7 relative),
-as channels_last's do; the gradient sums run per thread in double.
+terms in another order than oneDNN, and the dense layers in another order than PyTorch's
+matrix products, so values differ by float rounding (about 1e-7 relative), as channels_last's
+do. The convolutions' gradient sums run per thread in double; the dense layers' over the
+images in order.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ import torch
 SOURCE = Path(__file__).with_name("kernels") / "conv_pool_relu.c"
 FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
 _P, _I = ctypes.c_void_p, ctypes.c_int
-# Below this many images PyTorch's ops are faster (a single image: 100 us against 155 us, the
-# ctypes call and the OpenMP region cost more than the work).
+# Below this many images PyTorch's ops are faster than the per-block kernels (a single image:
+# 100 us against 155 us, the ctypes call and the OpenMP region cost more than the work). The
+# whole-network path is faster at any batch (a training step at batch 1: 431-456 us against
+# 652-667 us), so it has no minimum.
 MIN_BATCH = 8
 
 _lock = threading.Lock()
@@ -206,12 +215,9 @@ Plan = tuple[tuple[torch.Tensor, ...], tuple[int, ...]]
 
 def plan(x: torch.Tensor, net: torch.nn.Module) -> Plan | None:
     """What ``lenet`` needs to run the whole of ``net`` (model.Net) on ``x``: its ten parameters
-    in LAYERS order and the sizes the C functions take; None where it does not apply. Without
-    autograd (evaluation, benchmarks) any batch; with it (training) MIN_BATCH or more images
-    and no input gradient wanted."""
-    if not _cpu_float(x) or (
-        torch.is_grad_enabled() and (x.shape[0] < MIN_BATCH or x.requires_grad)
-    ):
+    in LAYERS order and the sizes the C functions take; None where it does not apply. Any
+    batch; no input gradient (the backward gives none)."""
+    if x.requires_grad or not _cpu_float(x):
         return None
     mods = net._modules
     params = tuple(t for name in LAYERS for t in _weight_bias(mods[name]))

@@ -25,10 +25,10 @@ Speed notes, none of which changes a number:
   strided views instead of calling max_pool2d, which also computes the int64 argmax indices that
   only backward uses (the first pool at batch 1024, 2 threads: 5.8 ms instead of 13.0 ms).
 
-With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs each block,
-relu(max_pool2d(conv(x))), as one C kernel (``fused.py``) wherever the kernel applies, and where
-no gradient is wanted (evaluation, prediction) the whole network as one C call; the values then
-differ from PyTorch's ops by float rounding only.
+With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs as C kernels
+(``fused.py``): on 32x32 images (3x3 or 5x5 kernels) the whole network is one call forward and one
+backward; otherwise each block, relu(max_pool2d(conv(x))), is one call wherever its kernel
+applies. The values then differ from PyTorch's ops by float rounding only.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Net(nn.Module):
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
-        self.fused = False  # each block as one CPU kernel (fused.py)
+        self.fused = False  # C kernels on the CPU (fused.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         plan = _fused.plan(x, self) if self.fused else None
