@@ -250,7 +250,7 @@ def _run(name: str, *args: torch.Tensor | int) -> None:
     assert _lib is not None
     ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
     if getattr(_lib, name)(*ptrs):
-        raise MemoryError("the fused CPU kernel ran out of memory")
+        raise MemoryError("the fused CPU kernels ran out of memory")
 
 
 def _grad_like(t: torch.Tensor) -> torch.Tensor:
@@ -347,7 +347,7 @@ class _ConvPoolReLU(torch.autograd.Function):
 def _apply(fn: type[torch.autograd.Function], x: torch.Tensor, conv: torch.nn.Conv2d):
     reason = status()
     if reason is not None:
-        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
+        raise RuntimeError(f"the fused CPU kernels are not available: {reason}")
     return fn.apply(x, conv.weight, conv.bias)
 
 

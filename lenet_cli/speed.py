@@ -1,8 +1,8 @@
 """Speed helpers the engines call (layer 2): threads, memory format, mixed precision, backends.
 
-Imports torch, the standard library and lenet's config and fused kernel; prints nothing. Each
+Imports torch, the standard library and lenet's config and fused kernels; prints nothing. Each
 helper keeps results the same as the plain path unless its name says otherwise (mixed precision
-changes the arithmetic; the fused kernel and channels_last change float rounding).
+changes the arithmetic; the fused kernels and channels_last change float rounding).
 What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has the figures):
 - channels_last (data stored channels_last once, model converted once) trains 1.2-2x faster than
   NCHW at batch 64-1024 and infers 2-4x faster at batch 256-1024, so it is the default for
@@ -11,9 +11,9 @@ What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has
 - torch.compile (inductor) trained SLOWER than eager here (5.2k vs 8.1k images/s at batch 256, one
   thread) after 40 s of compiling: LeNet's kernels are too small for fusion to pay. It is offered
   (``compile=True``) for GPUs, where launch overhead dominates, not recommended on the CPU.
-- the fused blocks (``fused.py``, chosen by ``fused_choice``) train the tutorial net 2.3x faster
-  at batch 64 and 2.0-2.4x at batch 256-1024 with 2 threads (benchmarks/fused.py, alternating
-  in one process).
+- the fused kernels (``fused.py``, chosen by ``fused_choice``: the whole network as one C call
+  forward and one backward) train the tutorial net about 4x faster than PyTorch's ops at batch
+  64-1024 with 2 threads (benchmarks/fused.py, alternating in one process).
 - channels_last differs from NCHW by float rounding only (oneDNN picks another convolution
   algorithm): tests/test_speed.py checks 1e-5 agreement, not bit identity.
 """
@@ -96,11 +96,11 @@ def configure_backends(device: torch.device, *, tf32: bool = False) -> dict[str,
 def fused_choice(
     device: torch.device, requested: bool | None, *, compile: bool = False
 ) -> tuple[bool, str | None]:
-    """Whether to run ``Net``'s first block as the fused CPU kernel (fused.py), and a note.
+    """Whether to run ``Net`` as the fused CPU kernels (fused.py), and a note.
 
-    ``requested`` None (the default): on the CPU when the kernel builds, and not with
-    ``compile``; when it cannot be built the note says so (the run goes on with PyTorch's ops).
-    True: the kernel or a UsageError saying why not. False: PyTorch's ops.
+    ``requested`` None (the default): on the CPU when the kernels build, and not with
+    ``compile``; when they cannot be built the note says so (the run goes on with PyTorch's
+    ops). True: the kernels or a UsageError saying why not. False: PyTorch's ops.
     """
     if requested is False:
         return False, None
@@ -114,10 +114,10 @@ def fused_choice(
         return True, None
     if requested:
         raise UsageError(
-            f"--fused: the fused CPU kernel is not available: {reason}",
+            f"--fused: the fused CPU kernels are not available: {reason}",
             hint="install a C compiler (gcc or clang), or use --no-fused",
         )
-    return False, f"fused CPU kernel not available ({reason}); using PyTorch's conv and pool"
+    return False, f"fused CPU kernels not available ({reason}); using PyTorch's ops"
 
 
 def prepare_model(

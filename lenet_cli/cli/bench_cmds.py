@@ -65,8 +65,8 @@ def bench(
         bool | None,
         typer.Option(
             "--fused/--no-fused",
-            help="Each conv -> pool -> ReLU block as one C kernel "
-            "[default: on the CPU when it builds].",
+            help="LeNet as C kernels (the whole network, or each conv -> pool -> ReLU block) "
+            "[default: on the CPU when they build].",
             show_default=False,
         ),
     ] = None,

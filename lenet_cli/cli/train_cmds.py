@@ -178,8 +178,9 @@ def train_cmd(
         bool | None,
         _opt(
             "--fused/--no-fused",
-            "Run each conv -> pool -> ReLU block as one C kernel (CPU; built on first use with "
-            "the C compiler). Default: on the CPU when it builds, else PyTorch's ops with a note.",
+            "Run LeNet as C kernels: the whole network, or each conv -> pool -> ReLU block (CPU; "
+            "built on first use with the C compiler). Default: on the CPU when they build, else "
+            "PyTorch's ops with a note.",
             key="fused",
         ),
     ] = None,
