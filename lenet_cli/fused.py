@@ -45,6 +45,7 @@ import threading
 from pathlib import Path
 
 import torch
+from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("kernels") / "conv_pool_relu.c"
 FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC")
@@ -274,6 +275,7 @@ class _ConvPoolReLU16(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the kernels' gradients carry no graph of their own
     def backward(ctx, grad: torch.Tensor):
         y, wt, out, idx, weight, bias = ctx.saved_tensors
         n, cin, h, w = y.shape
@@ -317,6 +319,7 @@ class _ConvPoolReLU(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the kernels' gradients carry no graph of their own
     def backward(ctx, grad: torch.Tensor):
         x3, out, idx, weight, bias = ctx.saved_tensors
         n, h, w = x3.shape
@@ -387,6 +390,7 @@ class _LeNet(torch.autograd.Function):
         return scores
 
     @staticmethod
+    @once_differentiable  # the kernels' gradients carry no graph of their own
     def backward(ctx, gs: torch.Tensor):
         x3, out1, idx1, out2, idx2, a1, a2, *params = ctx.saved_tensors
         grads = [_grad_like(p) for p in params]

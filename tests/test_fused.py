@@ -269,6 +269,15 @@ def test_whole_network_inference_threads_nan_and_changed_weights():
         torch.testing.assert_close(net(x[:3]), tutorial_forward(net, x[:3]), rtol=1e-5, atol=1e-5)
 
 
+def test_second_derivatives_are_refused_not_wrong():
+    """The kernels' backward is not itself differentiable: double backward is an error."""
+    net = _fused_net("tutorial")
+    (g,) = torch.autograd.grad(net(torch.randn(4, 1, 32, 32)).pow(2).sum(), net.fc1.weight,
+                               create_graph=True)  # fmt: skip
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
+
+
 def test_whole_network_inference_only_for_the_shapes_it_was_built_for():
     net = _fused_net("tutorial")
     with torch.no_grad():

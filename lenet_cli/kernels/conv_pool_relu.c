@@ -1,12 +1,13 @@
-/* lenet's fused blocks for the CPU: conv -> 2x2 max-pool -> ReLU, forward and gradients,
-   float32. Built and loaded by lenet_cli/fused.py.
+/* lenet's CPU kernels, float32, built and loaded by lenet_cli/fused.py: LeNet's two blocks,
+   conv -> 2x2 max-pool -> ReLU, forward and gradients (cpr_*, cpr16_*), and the whole network,
+   both blocks and three dense layers, forward and backward in one call each (lenet_*).
 
    Semantics follow PyTorch's: the pool keeps the first maximum of each window in the order
    (0,0), (0,1), (1,0), (1,1), and a NaN wins (max_pool2d's rule); ReLU passes no gradient where
    its output is not > 0. Images are split across the OpenMP threads of the process, which are
-   PyTorch's own once torch is loaded (the same libgomp). The convolutions sum in a fixed order,
-   so results do not depend on the thread count; the weight and bias gradients are summed per
-   thread in double and added in thread order by the caller.
+   PyTorch's own once torch is loaded (the same libgomp). Every sum runs in a fixed order, so
+   outputs do not depend on the thread count; the convolutions' weight and bias gradients are
+   summed per thread in double and added in thread order.
 
    The vectors are GCC's vector extensions (16 floats), so the file builds for any target; with
    -march=native on an AVX-512 CPU each is one register. */
@@ -285,6 +286,7 @@ int cpr_backward(const float *restrict x, const float *restrict g, const float *
                      The backward's accumulator arrays have these fixed sizes rather than
                      K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
                      (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
+
 /* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16]. Not inlined: GCC compiles it
    better on its own (inlined into lenet_forward: 5 us per image instead of 2.6). */
 static __attribute__((noinline)) void fwd16_image(
