@@ -217,8 +217,8 @@ Plan = tuple[tuple[torch.Tensor, ...], tuple[int, ...]]
 def plan(x: torch.Tensor, net: torch.nn.Module) -> Plan | None:
     """What ``lenet`` needs to run the whole of ``net`` (model.Net) on ``x``: its ten parameters
     in LAYERS order and the sizes the C functions take; None where it does not apply. Any
-    batch; no input gradient (the backward gives none)."""
-    if x.requires_grad or not _cpu_float(x):
+    batch but an empty one; no input gradient (the backward gives none)."""
+    if x.requires_grad or not _cpu_float(x) or x.shape[0] == 0:
         return None
     mods = net._modules
     params = tuple(t for name in LAYERS for t in _weight_bias(mods[name]))

@@ -283,6 +283,8 @@ def test_whole_network_inference_only_for_the_shapes_it_was_built_for():
     with torch.no_grad():
         assert fused.plan(torch.randn(2, 1, 32, 32), net) is not None
         assert fused.plan(torch.randn(2, 1, 28, 28), net) is None  # fc1 would not take it
+        assert fused.plan(torch.randn(0, 1, 32, 32), net) is None  # PyTorch's ops handle it
+        assert net(torch.randn(0, 1, 32, 32)).shape == (0, 10)
         assert fused.plan(torch.randn(2, 1, 32, 32).double(), net) is None
         assert fused.plan(torch.randn(2, 3, 32, 32), net) is None
         with torch.autocast("cpu", dtype=torch.bfloat16):
