@@ -158,7 +158,9 @@ static inline double hsum(v16 v) {
 /* The backward kernels sum the weight and bias gradients per thread in double, in rows of n
    (zeroed here, one per thread), and add the rows in thread order at the end (tsum), so the
    result depends on the thread count only through float rounding of the final sums. */
-static double *thread_rows(int threads, size_t n) { return calloc((size_t)threads * n, sizeof(double)); }
+static double *thread_rows(int threads, size_t n) {
+    return calloc((size_t)threads * n, sizeof(double));
+}
 
 static inline float tsum(const double *rows, int threads, size_t n, size_t e) {
     double s = 0.0;
@@ -492,50 +494,44 @@ int cpr16_backward(const float *restrict y, const float *restrict wt, const floa
    group and thread, so the outputs do not depend on the thread count. */
 #define GROUP 4
 
-static inline __attribute__((always_inline)) void dense_part(
-    const float *restrict in, int ld_in, int In, const float *restrict wt,
-    const float *restrict b, int Op, int o0, float *restrict out, int ld_out, int relu,
-    const int G, const int NV) {
+static inline __attribute__((always_inline)) void rows_part(
+    const float *restrict in, int ld_in, int In, const float *restrict w, int Op, int o0,
+    float *restrict out, int ld_out, const int G, const int NV) {
     const v16 zero = {0};
     v16 acc[GROUP][4]; /* fixed sizes (G <= GROUP, NV <= 4), so that they can live in registers */
     for (int g = 0; g < G; g++)
-        for (int v = 0; v < NV; v++) acc[g][v] = b != NULL ? ld16(b + o0 + 16 * v) : zero;
+        for (int v = 0; v < NV; v++) acc[g][v] = zero;
     for (int k = 0; k < In; k++) {
         v16 wv[4];
-        for (int v = 0; v < NV; v++) wv[v] = ld16(wt + (size_t)k * Op + o0 + 16 * v);
+        for (int v = 0; v < NV; v++) wv[v] = ld16(w + (size_t)k * Op + o0 + 16 * v);
         for (int g = 0; g < G; g++) {
             const float xk = in[g * ld_in + k];
             for (int v = 0; v < NV; v++) acc[g][v] += xk * wv[v];
         }
     }
     for (int g = 0; g < G; g++)
-        for (int v = 0; v < NV; v++) {
-            const v16 a = acc[g][v];
-            st16(out + g * ld_out + o0 + 16 * v,
-                 relu ? sel16((a > zero) | (a != a), a, zero) : a); /* relu(NaN) is NaN */
-        }
+        for (int v = 0; v < NV; v++) st16(out + g * ld_out + o0 + 16 * v, acc[g][v]);
 }
 
-/* out [G][Op] = (ReLU of) b + in [G][In] x wt: GROUP images at a time, then one by one; 64
-   outputs at a time, then 16. */
-static void dense(const float *restrict in, int ld_in, int In, const float *restrict wt,
-                  const float *restrict b, int Op, float *restrict out, int ld_out, int relu,
-                  int G) {
+/* out [G][Op] = in [G][In] x w [In][Op], the sum of w's rows scaled by the inputs: a dense
+   layer's input gradient from its output gradient (In = its outputs) and its weight rows
+   (Op = its inputs, padded to a multiple of 16). GROUP images at a time, then one by one; 64
+   columns at a time, then 16. */
+static void scaled_rows(const float *restrict in, int ld_in, int In, const float *restrict w,
+                        int Op, float *restrict out, int ld_out, int G) {
     int g = 0, o0;
     for (; g + GROUP <= G; g += GROUP) {
         const float *restrict ig = in + g * ld_in;
         float *restrict og = out + g * ld_out;
         for (o0 = 0; o0 + 64 <= Op; o0 += 64)
-            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, GROUP, 4);
-        for (; o0 < Op; o0 += 16)
-            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, GROUP, 1);
+            rows_part(ig, ld_in, In, w, Op, o0, og, ld_out, GROUP, 4);
+        for (; o0 < Op; o0 += 16) rows_part(ig, ld_in, In, w, Op, o0, og, ld_out, GROUP, 1);
     }
     for (; g < G; g++) {
         const float *restrict ig = in + g * ld_in;
         float *restrict og = out + g * ld_out;
-        for (o0 = 0; o0 + 64 <= Op; o0 += 64)
-            dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, 1, 4);
-        for (; o0 < Op; o0 += 16) dense_part(ig, ld_in, In, wt, b, Op, o0, og, ld_out, relu, 1, 1);
+        for (o0 = 0; o0 + 64 <= Op; o0 += 64) rows_part(ig, ld_in, In, w, Op, o0, og, ld_out, 1, 4);
+        for (; o0 < Op; o0 += 16) rows_part(ig, ld_in, In, w, Op, o0, og, ld_out, 1, 1);
     }
 }
 
@@ -628,7 +624,8 @@ static void lay_conv2(const float *w, const int *s, int C1, int K, float *wt) {
         for (int kj = 0; kj < K; kj++)
             for (int c = 0; c < C1; c++)
                 for (int o = 0; o < 16; o++)
-                    wt[((ki * K + kj) * C1 + c) * 16 + o] = w[o * s[0] + c * s[1] + ki * s[2] + kj * s[3]];
+                    wt[((ki * K + kj) * C1 + c) * 16 + o] =
+                        w[o * s[0] + c * s[1] + ki * s[2] + kj * s[3]];
 }
 
 /* v [n] padded with zeros to np. */
@@ -646,7 +643,8 @@ typedef struct {
 
 static Layout lay_net(const float *const *prm, const Net *z) {
     const int k1 = z->C1 * z->K1 * z->K1, k2 = z->K2 * z->K2 * z->C1 * 16;
-    Layout l = {alloc64(sizeof(float) * (k1 + k2 + (size_t)z->O2 * z->O1p + (size_t)z->O3 * z->O2p))};
+    const size_t n = k1 + k2 + (size_t)z->O2 * z->O1p + (size_t)z->O3 * z->O2p;
+    Layout l = {alloc64(sizeof(float) * n)};
     if (l.w1 == NULL) return l;
     l.wt2 = l.w1 + k1, l.W2 = l.wt2 + k2, l.W3 = l.W2 + (size_t)z->O2 * z->O1p;
     for (int c = 0; c < z->C1; c++)
@@ -671,7 +669,8 @@ int lenet_forward(const float *restrict x, const float *const *prm, const int *d
     const int n1 = z.per1 + LANES, n2 = z.F + LANES;
     const Layout l = lay_net(prm, &z);
     if (l.w1 == NULL) return 1;
-    const size_t floats = (size_t)GROUP * z.O3p + (save ? 0 : n1 + (size_t)GROUP * (n2 + z.O1p + z.O2p));
+    const size_t floats =
+        (size_t)GROUP * z.O3p + (save ? 0 : n1 + (size_t)GROUP * (n2 + z.O1p + z.O2p));
     int failed = 0;
 #pragma omp parallel num_threads(z.threads)
     {
@@ -761,8 +760,10 @@ static void wgrad(const float *restrict gy, int ldg, const float *restrict xin, 
         int o = o0;
         for (; o + 4 <= o1; o += 4) {
             int v = 0;
-            for (; v + 64 <= Ip; v += 64) wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 4);
-            for (; v < Ip; v += 16) wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 1);
+            for (; v + 64 <= Ip; v += 64)
+                wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 4);
+            for (; v < Ip; v += 16)
+                wgrad_part(gy, ldg, xin, ldx, nb, ne, I, o, v, grad, first, 4, 1);
         }
         for (; o < o1; o++)
             for (int v = 0; v < Ip; v += 16)
@@ -815,11 +816,11 @@ int lenet_backward(const float *restrict x, const float *const *prm, const int *
         for (int n = m0; n < m1 && gf != NULL && GC != NULL; n += GROUP) {
             const int G = m1 - n < GROUP ? m1 - n : GROUP;
             float *ga2n = ga2 + (int64_t)n * z.O2p, *ga1n = ga1 + (int64_t)n * z.O1p;
-            dense(gs + (int64_t)n * z.O3, z.O3, z.O3, l.W3, NULL, z.O2p, ga2n, z.O2p, 0, G);
+            scaled_rows(gs + (int64_t)n * z.O3, z.O3, z.O3, l.W3, z.O2p, ga2n, z.O2p, G);
             relu_grad(ga2n, a2 + (int64_t)n * z.O2p, G * z.O2p);
-            dense(ga2n, z.O2p, z.O2, l.W2, NULL, z.O1p, ga1n, z.O1p, 0, G);
+            scaled_rows(ga2n, z.O2p, z.O2, l.W2, z.O1p, ga1n, z.O1p, G);
             relu_grad(ga1n, a1 + (int64_t)n * z.O1p, G * z.O1p);
-            dense(ga1n, z.O1p, z.O1, prm[4], NULL, z.F, gf, z.F, 0, G);
+            scaled_rows(ga1n, z.O1p, z.O1, prm[4], z.F, gf, z.F, G);
             for (int g = 0; g < G; g++) {
                 const int64_t m = n + g;
                 bwd16_any(out1 + m * z.per1, l.wt2, gf + g * z.F, out2 + m * z.F,
