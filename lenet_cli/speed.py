@@ -130,7 +130,7 @@ def prepare_model(
 ) -> nn.Module:
     """Move ``model`` to ``device`` (in place) in the chosen layout; optionally compile it.
 
-    ``fused`` turns on the fused first block of ``Net`` (decide with ``fused_choice``).
+    ``fused`` turns on the fused CPU kernels of ``Net`` (decide with ``fused_choice``).
 
     Returns the module to call. With ``compile`` that is a wrapper whose state_dict keys carry an
     ``_orig_mod.`` prefix: save and load ``unwrap(result)`` (or the model passed in) instead.
