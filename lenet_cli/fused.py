@@ -281,25 +281,8 @@ class _ConvPoolReLU16(torch.autograd.Function):
         n, cin, h, w = y.shape
         k = wt.shape[0]
         gy, gw, gb = torch.empty((n, cin, h, w)), _grad_like(weight), _grad_like(bias)
-        g = grad.contiguous()
-        _run(
-            "cpr16_backward",
-            y,
-            wt,
-            g,
-            out,
-            idx,
-            gy,
-            gw,
-            gb,
-            n,
-            h,
-            w,
-            cin,
-            k,
-            *gw.stride(),
-            torch.get_num_threads(),
-        )
+        _run("cpr16_backward", y, wt, grad.contiguous(), out, idx, gy, gw, gb, n, h, w, cin, k,
+             *gw.stride(), torch.get_num_threads())  # fmt: skip
         return gy, gw, gb
 
 
@@ -326,24 +309,8 @@ class _ConvPoolReLU(torch.autograd.Function):
         c, k = out.shape[1], weight.shape[-1]
         gw, gb = _grad_like(weight), _grad_like(bias)
         s0, _, s2, s3 = gw.stride()
-        _run(
-            "cpr_backward",
-            x3,
-            grad.contiguous(),
-            out,
-            idx,
-            gw,
-            gb,
-            n,
-            h,
-            w,
-            c,
-            k,
-            s0,
-            s2,
-            s3,
-            torch.get_num_threads(),
-        )
+        _run("cpr_backward", x3, grad.contiguous(), out, idx, gw, gb, n, h, w, c, k, s0, s2, s3,
+             torch.get_num_threads())  # fmt: skip
         return None, gw, gb
 
 
@@ -370,34 +337,46 @@ def _pointers(tensors) -> ctypes.Array:
     return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
+def _forward(x: torch.Tensor, params, sizes: ctypes.Array, keep: bool):
+    """``lenet_forward``: (the images as [N,H,W], the scores, and with ``keep`` what the
+    backward needs: both blocks' outputs and argmaxes, the two hidden layers' activations)."""
+    n, h, w, c1, k1, k2, o1, o2, o3 = sizes[:9]
+    x3 = x.detach().reshape(n, h, w).contiguous()  # a view for one channel
+    kept: tuple[torch.Tensor | None, ...] = (None,) * 6
+    if keep:
+        h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
+        f = 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2)
+        kept = (
+            torch.empty((n, c1, h1, w1)),
+            torch.empty((n, c1, h1, w1), dtype=torch.uint8),
+            torch.empty((n, f)),
+            torch.empty((n, f), dtype=torch.uint8),
+            torch.empty((n, -(-o1 // 16) * 16)),  # padded to whole vectors
+            torch.empty((n, -(-o2 // 16) * 16)),
+        )
+    scores = torch.empty((n, o3))
+    _run("lenet_forward", x3, _pointers(params), sizes, scores, *kept)
+    return x3, scores, kept
+
+
 class _LeNet(torch.autograd.Function):
     """The whole network's forward and backward, one C call each."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, sizes: ctypes.Array, *params: torch.Tensor):
-        n, h, w, c1, k1, k2, o1, o2, o3 = sizes[:9]
-        h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
-        f = 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2)
-        x3 = x.detach().reshape(n, h, w).contiguous()  # a view for one channel
-        out1 = torch.empty((n, c1, h1, w1))
-        idx1 = torch.empty((n, c1, h1, w1), dtype=torch.uint8)
-        out2, idx2 = torch.empty((n, f)), torch.empty((n, f), dtype=torch.uint8)
-        a1, a2 = torch.empty((n, -(-o1 // 16) * 16)), torch.empty((n, -(-o2 // 16) * 16))
-        scores = torch.empty((n, o3))
-        _run("lenet_forward", x3, _pointers(params), sizes, scores, out1, idx1, out2, idx2, a1, a2)
-        ctx.save_for_backward(x3, out1, idx1, out2, idx2, a1, a2, *params)
+        x3, scores, kept = _forward(x, params, sizes, keep=True)
+        ctx.save_for_backward(x3, *kept, *params)
         ctx.sizes = sizes
         return scores
 
     @staticmethod
     @once_differentiable  # the kernels' gradients carry no graph of their own
     def backward(ctx, gs: torch.Tensor):
-        x3, out1, idx1, out2, idx2, a1, a2, *params = ctx.saved_tensors
+        x3, *kept_and_params = ctx.saved_tensors
+        kept, params = kept_and_params[:6], kept_and_params[6:]
         grads = [_grad_like(p) for p in params]
-        _run(
-            "lenet_backward", x3, _pointers(params), ctx.sizes, gs.contiguous(),
-            out1, idx1, out2, idx2, a1, a2, _pointers(grads),
-        )  # fmt: skip
+        _run("lenet_backward", x3, _pointers(params), ctx.sizes, gs.contiguous(), *kept,
+             _pointers(grads))  # fmt: skip
         return (None, None, *grads)
 
 
@@ -408,8 +387,4 @@ def lenet(x: torch.Tensor, params: tuple[torch.Tensor, ...], sizes: tuple[int, .
     dims = (ctypes.c_int * len(sizes))(*sizes)
     if torch.is_grad_enabled():
         return _LeNet.apply(x, dims, *params)
-    n, _, h, w = x.shape
-    out = torch.empty((n, sizes[8]))
-    _run("lenet_forward", x.reshape(n, h, w).contiguous(), _pointers(params), dims, out,
-         None, None, None, None, None, None)  # fmt: skip
-    return out
+    return _forward(x, params, dims, keep=False)[1]
