@@ -120,6 +120,15 @@ static inline __attribute__((always_inline)) void fwd1_channel(
         }
 }
 
+/* `call` with kk bound to K, as a constant for LeNet's 3x3 and 5x5 kernels (so that the
+   always-inlined channel loops unroll: 5-12% faster than with K unknown), else as it is. */
+#define WITH_K(K, call)                                  \
+    do {                                                 \
+        if ((K) == 3) { const int kk = 3; call; }        \
+        else if ((K) == 5) { const int kk = 5; call; }   \
+        else { const int kk = (K); call; }               \
+    } while (0)
+
 /* One image xn [H,W] -> on, in_ [C,Ho,Wo]; `slack`: 16 values may be written past them. */
 static void fwd1_image(const float *restrict xn, const float *restrict w, const float *restrict b,
                        float *restrict on, uint8_t *restrict in_, int H, int W, int C, int K,
@@ -129,12 +138,7 @@ static void fwd1_image(const float *restrict xn, const float *restrict w, const 
     load_image(xb, xn, H, W);
     for (int c = 0; c < C; c++) {
         const int o = c * Ho * Wo, last = c + 1 == C && !slack;
-        if (K == 3)
-            fwd1_channel(xb, w + c * 9, b[c], on + o, in_ + o, W, Ho, Wo, last, 3);
-        else if (K == 5)
-            fwd1_channel(xb, w + c * 25, b[c], on + o, in_ + o, W, Ho, Wo, last, 5);
-        else
-            fwd1_channel(xb, w + c * K * K, b[c], on + o, in_ + o, W, Ho, Wo, last, K);
+        WITH_K(K, fwd1_channel(xb, w + c * kk * kk, b[c], on + o, in_ + o, W, Ho, Wo, last, kk));
     }
 }
 
@@ -231,12 +235,8 @@ static void bwd1_image(const float *restrict xn, const float *restrict g,
     load_image(xb, xn, H, W);
     for (int c = 0; c < C; c++) {
         const int o = c * Ho * Wo, end = last && c + 1 == C;
-        if (K == 3)
-            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * 9, gb + c, W, Ho, Wo, end, 3);
-        else if (K == 5)
-            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * 25, gb + c, W, Ho, Wo, end, 5);
-        else
-            bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * K * K, gb + c, W, Ho, Wo, end, K);
+        WITH_K(K, bwd1_channel(xb, g + o, on + o, in_ + o, gw + c * kk * kk, gb + c, W, Ho, Wo,
+                               end, kk));
     }
 }
 
