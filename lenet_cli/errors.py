@@ -76,6 +76,36 @@ class OutputExistsError(LenetError):
     exit_code = 10
 
 
+class WriteError(LenetError):
+    """A file could not be written (no space left, read-only, permission); says what was kept."""
+
+    exit_code = 11
+
+
+class RunLockedError(LenetError):
+    """The run directory is in use by another live process (its lock file names the pid)."""
+
+    exit_code = 12
+
+
+class ExportMismatchError(LenetError):
+    """An exported model does not reproduce the checkpoint's scores or accuracy (``--verify``)."""
+
+    exit_code = 13
+
+
+class MissingExtraError(LenetError):
+    """A feature needs an optional extra that is not installed (the message names the extra)."""
+
+    exit_code = 14
+
+
+class DistributedError(LenetError):
+    """A distributed (multi-process) run failed: a rank died, timed out or could not connect."""
+
+    exit_code = 15
+
+
 # Exit codes for signals follow the shell convention 128 + signal number.
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
