@@ -63,3 +63,37 @@ def idx_set(tmp_path):
         return directory
 
     return make
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """A 20-step run on the bundled MNIST sample (for the picture commands)."""
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    out = tmp_path_factory.mktemp("sample-runs")
+    args = "train --data mnist-sample --device cpu --threads 1 --epochs 1 --max-steps 20"
+    result = CliRunner().invoke(app, [*args.split(), "--out", str(out), "--name", "s"])
+    assert result.exit_code == 0, result.output
+    return out / "s"
+
+
+def check_png(path, min_size=(300, 200), max_size=(3000, 3000)) -> None:
+    """A PNG that Pillow opens, of a sensible size, and not blank (its pixels vary)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        w, h = img.size
+        pixels = np.asarray(img.convert("L"), dtype=np.float32)
+    assert min_size[0] <= w <= max_size[0] and min_size[1] <= h <= max_size[1], (w, h)
+    assert pixels.std() > 10, pixels.std()
+
+
+def check_terminal_text(text: str, width: int = 80) -> None:
+    """Fits ``width`` columns and holds no control characters (as in a pipe)."""
+    for line in text.splitlines():
+        assert len(line) <= width, repr(line)
+        assert all(ch.isprintable() for ch in line), repr(line)

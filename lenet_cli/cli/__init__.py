@@ -7,6 +7,7 @@ from lenet_cli.cli import (
     model_cmds,  # noqa: F401  (registers its commands)
     train_cmds,  # noqa: F401  (registers its commands)
     use_cmds,  # noqa: F401  (registers its commands)
+    viz_cmds,  # noqa: F401  (registers the picture commands)
 )
 from lenet_cli.cli.app import app
 from lenet_cli.cli.data_cmds import data_app

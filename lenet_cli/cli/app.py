@@ -34,6 +34,11 @@ COMMAND_ORDER = (
     "train",
     "evaluate",
     "predict",
+    "plot",
+    "activations",
+    "filters",
+    "autograd",
+    "tutorial",
     "data",
     "bench",
 )

@@ -9,6 +9,7 @@ from lenet_cli.ui.bench import render_bench
 from lenet_cli.ui.console import err, error_line, fmt_int, note, out, print_json
 from lenet_cli.ui.data import download_progress, render_data_list, render_digits, render_verify
 from lenet_cli.ui.model import render_forward, render_model_facts, render_step
+from lenet_cli.ui.plot import plot_png, render_plot
 from lenet_cli.ui.train import (
     TrainProgress,
     epoch_line,
@@ -41,4 +42,6 @@ __all__ = [
     "render_evaluation",
     "render_prediction",
     "render_bench",
+    "render_plot",
+    "plot_png",
 ]

@@ -1,0 +1,51 @@
+"""Writing matplotlib figures as PNG files (layer 5). matplotlib is imported on first use only,
+so `lenet --help` never loads it; the Agg backend draws without a display."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from lenet_cli.atomic import atomic_write
+from lenet_cli.errors import WriteError
+
+DPI = 100  # figure sizes below are in inches at this density: 1 inch = 100 pixels
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no window, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": DPI})
+    return plt
+
+
+def save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` atomically (the old file, if any, stays whole on failure)."""
+    plt = pyplot()
+    path = Path(path)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    finally:
+        plt.close(fig)
+    try:
+        with atomic_write(path) as f:
+            f.write(buffer.getvalue())
+    except OSError as e:
+        raise WriteError(
+            f"cannot write {path}: {e.strerror or e}", hint="nothing was written"
+        ) from None
+    return path
+
+
+def signed_limits(*arrays: Any) -> float:
+    """One symmetric colour limit for arrays of signed values (so that 0 is the middle colour)."""
+    import numpy as np
+
+    peak = max(float(np.abs(np.asarray(a)).max()) for a in arrays)
+    return peak if peak > 0 else 1.0
