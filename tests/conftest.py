@@ -19,15 +19,19 @@ def _isolated_data_env(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def random_run(tmp_path_factory):
     """The run directory of one short training run on random data (for evaluate and predict)."""
+    args = "--data random --device cpu --threads 1 --epochs 1 --batch-size 256"
+    return _train(tmp_path_factory.mktemp("runs"), args, "r")
+
+
+def _train(out, args: str, name: str):
+    """`lenet train ARGS --out OUT --name NAME`, checked; the run directory."""
     from typer.testing import CliRunner
 
     from lenet_cli.cli import app
 
-    out = tmp_path_factory.mktemp("runs")
-    args = "train --data random --device cpu --threads 1 --epochs 1 --batch-size 256"
-    result = CliRunner().invoke(app, [*args.split(), "--out", str(out), "--name", "r"])
+    result = CliRunner().invoke(app, ["train", *args.split(), "--out", str(out), "--name", name])
     assert result.exit_code == 0, result.output
-    return out / "r"
+    return out / name
 
 
 def write_idx(path, array, magic: int, gz: bool | None = None) -> None:
@@ -68,15 +72,8 @@ def idx_set(tmp_path):
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory):
     """A 20-step run on the bundled MNIST sample (for the picture commands)."""
-    from typer.testing import CliRunner
-
-    from lenet_cli.cli import app
-
-    out = tmp_path_factory.mktemp("sample-runs")
-    args = "train --data mnist-sample --device cpu --threads 1 --epochs 1 --max-steps 20"
-    result = CliRunner().invoke(app, [*args.split(), "--out", str(out), "--name", "s"])
-    assert result.exit_code == 0, result.output
-    return out / "s"
+    args = "--data mnist-sample --device cpu --threads 1 --epochs 1 --max-steps 20"
+    return _train(tmp_path_factory.mktemp("sample-runs"), args, "s")
 
 
 def check_png(path, min_size=(300, 200), max_size=(3000, 3000)) -> None:
