@@ -74,6 +74,38 @@ def renormalise(images: torch.Tensor, have: tuple[float, float], want: tuple[flo
     return images * (s0 / s1) + (m0 - m1) / s1
 
 
+def model_data(
+    meta: dict[str, Any],
+    *,
+    data: str | None,
+    split: str,
+    data_dir: str | None,
+    device: torch.device,
+    on_event: Callable[[dict], None] | None = None,
+):
+    """(dataset, its images normalised with the model's mean/std) that a loaded model is judged on.
+
+    Default: the data it was trained on, read from where it was read; plain weights (no data
+    named) get mnist, which may fall back to the bundled sample with a notice.
+    """
+    from lenet_cli.data import load_dataset
+
+    config = meta.get("config") or {}
+    name = data or meta.get("data") or "mnist"
+    if data is None and data_dir is None:
+        data_dir = config.get("data_dir")
+    ds = load_dataset(
+        name,
+        split,
+        data_dir=data_dir,
+        device=device,
+        explicit=data is not None or meta.get("data") is not None,
+        seed=int(config.get("seed", 0)),
+        on_event=on_event,
+    )
+    return ds, renormalise(ds.images, (ds.mean, ds.std), (meta["mean"], meta["std"]))
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -88,24 +120,15 @@ def evaluate_checkpoint(
 
     The images are normalised with the checkpoint's mean/std, as they were in training.
     """
-    from lenet_cli.checkpoint import load_model
-    from lenet_cli.data import load_dataset
+    from lenet_cli.weights import load_model
 
-    model, meta = load_model(checkpoint, device)
+    model, meta = load_model(checkpoint, device)  # also a plain state_dict (meta["notice"])
+    if meta.get("notice") and on_event is not None:
+        on_event({"event": "fallback", "notice": meta["notice"]})
     config = meta.get("config") or {}
-    name = data or meta.get("data") or "mnist"
-    if data is None and data_dir is None:  # the data it was trained on, from where it was read
-        data_dir = config.get("data_dir")
-    ds = load_dataset(
-        name,
-        split,
-        data_dir=data_dir,
-        device=device,
-        explicit=True,
-        seed=int(config.get("seed", 0)),
-        on_event=on_event,
+    ds, images = model_data(
+        meta, data=data, split=split, data_dir=data_dir, device=device, on_event=on_event
     )
-    images = renormalise(ds.images, (ds.mean, ds.std), (meta["mean"], meta["std"]))
     layout = speed.channels_last_default(device)  # as in training: the faster layout here
     use_fused, note = speed.fused_choice(device, None)  # and the same kernels
     if note and on_event is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lenet_cli.cli import (
     bench_cmds,  # noqa: F401  (registers `lenet bench`)
+    export_cmds,  # noqa: F401  (registers `lenet export`)
     model_cmds,  # noqa: F401  (registers its commands)
     train_cmds,  # noqa: F401  (registers its commands)
     use_cmds,  # noqa: F401  (registers its commands)

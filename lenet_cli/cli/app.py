@@ -39,6 +39,8 @@ COMMAND_ORDER = (
     "filters",
     "autograd",
     "tutorial",
+    "export",
+    "runs",
     "data",
     "bench",
 )

@@ -27,9 +27,11 @@ def _load(arch: str, checkpoint: Path | None, seed: int, device_spec: str):
 
     dev, _ = setup_device(device_spec)
     if checkpoint is not None:
-        from lenet_cli.checkpoint import load_model
+        from lenet_cli.weights import load_model
 
         model, meta = load_model(checkpoint, dev)
+        if meta.get("notice"):
+            ui.note(meta["notice"])
         return model, meta.get("arch", arch), dev
     return seeded_model(arch, seed).to(dev), arch, dev
 

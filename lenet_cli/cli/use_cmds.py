@@ -50,9 +50,7 @@ def evaluate_cmd(
         batch_size=batch_size,
         on_event=ui.TrainProgress("none" if json_out else "plain"),
     )
-    if result.get("notice"):
-        ui.note(result["notice"])
-    if json_out:
+    if json_out:  # notices (data fallback, plain weights) went to stderr through on_event
         ui.print_json(result)
     else:
         ui.render_evaluation(result)
@@ -68,10 +66,12 @@ def run_predict(
             hint="train one with `lenet train`, then pass --checkpoint runs/NAME",
         )
     dev, _ = setup_device(device)
-    from lenet_cli.checkpoint import load_model
     from lenet_cli.predict import predict_images
+    from lenet_cli.weights import load_model
 
     model, meta = load_model(checkpoint, dev)
+    if meta.get("notice"):
+        ui.note(meta["notice"])
     results = predict_images(list(images), model, meta, dev)
     if json_out:
         if not preview:
