@@ -25,6 +25,7 @@ from lenet_cli import __version__
 from lenet_cli.atomic import atomic_write
 from lenet_cli.errors import ExportMismatchError, MissingExtraError, OutputExistsError
 from lenet_cli.model import build_model
+from lenet_cli.runs import class_names
 from lenet_cli.weights import SAFETENSORS_FORMAT, safetensors_torch
 
 FORMATS = ("safetensors", "pt2", "onnx")
@@ -32,21 +33,6 @@ SUFFIXES = {"safetensors": ".safetensors", "pt2": ".pt2", "onnx": ".onnx"}
 TOLERANCE = 1e-4  # largest absolute difference of the scores that --verify accepts
 _BATCH = 1000
 _MAX_BATCH = 65536
-_CLASS_NAMES = {
-    "fashion-mnist": (
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),  # fmt: skip
-    "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),  # hiragana, romanised
-}
 
 
 def contract(meta: dict[str, Any]) -> dict[str, str]:
@@ -62,11 +48,6 @@ def contract(meta: dict[str, Any]) -> dict[str, str]:
         "classes": json.dumps(class_names(meta.get("data"))),
         "lenet_cli": __version__,
     }
-
-
-def class_names(data: str | None) -> list[str]:
-    """The ten class names: Fashion-MNIST's garments, Kuzushiji-MNIST's hiragana, else digits."""
-    return list(_CLASS_NAMES.get(data or "", [str(k) for k in range(10)]))
 
 
 def default_out(source: Path, fmt: str) -> Path:

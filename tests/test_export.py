@@ -95,7 +95,7 @@ def test_export_reloads_without_lenet_and_predicts_the_same(fmt, sample_run, tes
     assert doc["out"] == str(out) and doc["bytes"] == out.stat().st_size > 100_000
     v = doc["verify"]
     assert v["count"] == 10_000 and v["max_abs_diff"] <= 1e-4
-    assert v["accuracy_export"] == v["accuracy_checkpoint"] > 0.8
+    assert v["accuracy_export"] == v["accuracy_checkpoint"] > 0.5
     assert v["accuracy_checkpoint"] == pytest.approx((predicted == labels).mean())
 
     preds = tmp_path / "preds.npy"
