@@ -81,8 +81,9 @@ def _number(value: Any) -> float | None:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The epoch rows of a run's metrics.jsonl, checked: epoch, losses, accuracies, lr.
 
-    Each row keeps ``epoch`` (int), ``partial`` and, where the run logged them, ``lr`` and
-    ``{train,val,test}_{loss,acc}`` as finite floats or None.
+    Each row keeps ``epoch`` (int), ``partial`` and, where the run logged them, ``lr``, ``step``,
+    ``seconds``, ``images_per_s`` and ``{train,val,test}_{loss,acc}`` as finite floats or None,
+    and ``time`` (ISO 8601) as a string or None.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -94,7 +95,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise _bad(path, f"cannot be read: {e}") from None
-    keys = ["lr"] + [f"{s}_{m}" for s in SPLITS for m in ("loss", "acc")]
+    keys = ["lr", "step", "seconds", "images_per_s"]
+    keys += [f"{s}_{m}" for s in SPLITS for m in ("loss", "acc")]
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -103,6 +105,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             raw = json.loads(line)
             row = {"epoch": int(raw["epoch"]), "partial": bool(raw.get("partial", False))}
             row.update({k: _number(raw.get(k)) for k in keys})
+            row["time"] = raw["time"] if isinstance(raw.get("time"), str) else None
         except (ValueError, KeyError, TypeError):
             raise _bad(path, f"line {n} is not a metrics row of `lenet train`") from None
         rows.append(row)

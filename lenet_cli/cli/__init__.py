@@ -12,9 +12,11 @@ from lenet_cli.cli import (
 )
 from lenet_cli.cli.app import app
 from lenet_cli.cli.data_cmds import data_app
+from lenet_cli.cli.runs_cmds import runs_app
 
 # Sub-apps and further command modules register here, one line each.
 app.add_typer(data_app, name="data")
+app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:

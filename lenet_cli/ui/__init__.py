@@ -11,6 +11,7 @@ from lenet_cli.ui.data import download_progress, render_data_list, render_digits
 from lenet_cli.ui.export import render_export
 from lenet_cli.ui.model import render_forward, render_model_facts, render_step
 from lenet_cli.ui.plot import plot_png, render_plot
+from lenet_cli.ui.runs import render_runs, render_runs_diff
 from lenet_cli.ui.train import (
     TrainProgress,
     epoch_line,
@@ -46,4 +47,6 @@ __all__ = [
     "render_plot",
     "plot_png",
     "render_export",
+    "render_runs",
+    "render_runs_diff",
 ]
