@@ -8,12 +8,13 @@ no partial file behind.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -44,3 +45,14 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         fsync_dir(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: they become null (in every JSON file and document we write)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from lenet_cli import speed
+from lenet_cli.config import AT_LEAST_1, check_value
 from lenet_cli.data import batches
 from lenet_cli.device import set_threads, synchronize
 from lenet_cli.errors import UsageError
@@ -161,10 +162,11 @@ def run_bench(
     on_event: Event | None = None,
 ) -> dict[str, Any]:
     """Every (threads, batch size) cell, in that order; returns a JSON-ready dict."""
-    if not batch_sizes or any(b < 1 for b in batch_sizes):
-        raise UsageError(f"batch sizes must be positive integers, got {batch_sizes}")
-    if repeats < 1:
-        raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    if not batch_sizes:
+        raise UsageError("--batch-sizes needs at least one batch size")
+    for b in batch_sizes:
+        check_value("--batch-sizes", b, AT_LEAST_1)
+    check_value("--repeats", repeats, AT_LEAST_1)
     if images < max(batch_sizes):
         raise UsageError(
             f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"

@@ -1,6 +1,9 @@
 """Choices shared by flags and config files, the training config, and its resolution.
 
-Standard library only (layer 1). Precedence: built-in defaults < ``--config FILE`` < flags; every
+Standard library only (layer 1). Each ``TrainConfig`` field declares its type, default, help and
+range once: ``lenet train``'s flags are generated from it (cli/train_cmds.py), config files and
+checkpoints are checked against it, and the other commands check their numbers with the same
+``Range`` rules (``check_value``). Precedence: built-in defaults < ``--config FILE`` < flags; every
 resolved value remembers where it came from, so ``--print-config`` can say so and the CLI can
 tell an explicit ``--data mnist`` from the default one.
 """
@@ -11,7 +14,7 @@ import dataclasses
 import difflib
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -36,82 +39,189 @@ SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
+FLOAT32_MAX = 3.4028234663852886e38  # torch keeps lr & co. as float32 in its kernels
+SEED_MAX = 2**63 - 1  # TOML integers are signed 64-bit; torch.manual_seed takes this range
+NAME_MAX = 100  # characters of a run directory name (file systems allow 255 bytes)
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval of allowed numbers; ``problem(v)`` says what is wrong with ``v``, or None."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def problem(self, v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= FLOAT32_MAX):
+            return "must be a finite number (at most 3.4e38, float32's largest)"
+        below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        above = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+        return self.text() if below or above else None
+
+    def text(self) -> str:
+        if self.hi is None:
+            if self.lo == 0 and self.lo_open:
+                return "must be positive"
+            return f"must be {'above' if self.lo_open else 'at least'} {self.lo}"
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"must be in {left}{self.lo}, {self.hi}{right}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Any other test of a value: ``test(v)`` is True when ``v`` is fine."""
+
+    test: Callable[[Any], bool]
+    message: str
+
+    def problem(self, v: Any) -> str | None:
+        return None if v is None or self.test(v) else self.message
+
+
+AT_LEAST_1 = Range(lo=1)
+POSITIVE = Range(lo=0, lo_open=True)
+NON_NEGATIVE = Range(lo=0)
+FRACTION = Range(lo=0, hi=1, hi_open=True)
+SEED = Range(lo=0, hi=SEED_MAX)
+
+
+def _plain_text(v: str) -> bool:
+    return v.isprintable() and v == v.strip()
+
+
+# a directory name inside --out: a path would escape it, and "" / "." / ".." are no new run
+RUN_NAME = Rule(
+    lambda v: (
+        v not in ("", ".", "..")
+        and "/" not in v
+        and "\\" not in v
+        and len(v) <= NAME_MAX
+        and _plain_text(v)
+    ),
+    f"must be a plain directory name of at most {NAME_MAX} printable characters "
+    "(no /, not empty, '.' or '..', no spaces at either end)",
+)
+PATH_TEXT = Rule(_plain_text, "must be printable text (no newline or control character)")
+
+
+def check_value(label: str, value: Any, rule: Range | Rule) -> Any:
+    """``value``, or a UsageError (exit 2) naming ``label`` (a flag) when ``rule`` refuses it."""
+    problem = rule.problem(value)
+    if problem:
+        raise UsageError(f"{label} {problem}, got {value!r}")
+    return value
+
+
+def opt(default: Any, help: str, rule: Range | Rule | None = None) -> Any:  # noqa: A002
+    """A TrainConfig field: its default, the help of its flag, and the rule its values obey."""
+    return field(default=default, metadata={"help": help, "rule": rule})
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run. Field names are the TOML keys (or with dashes)."""
+    """Everything that defines a training run. Field names are the TOML keys (or with dashes).
+
+    Each field's help becomes its flag's help (with "Default: X." added when X is not None); a
+    bool field becomes ``--x/--no-x``.
+    """
 
     # data
-    data: DataName = "mnist"
-    data_dir: str | None = None
-    val_split: float = 0.0
+    data: DataName = opt(
+        "mnist",
+        "Data set. The default mnist falls back to the bundled 5,000-digit sample (with a notice) "
+        "when full MNIST is absent; an explicit --data mnist never does.",
+    )
+    data_dir: str | None = opt(
+        None, "Read the IDX files from this directory (no download).", PATH_TEXT
+    )
+    val_split: float = opt(
+        0.0,
+        "Fraction of the training set held out for validation (then best.pt is picked on it, not "
+        "on test).",
+        FRACTION,
+    )
     # model and loss
-    arch: Arch = "tutorial"
-    loss: LossName = "cross-entropy"
-    label_smoothing: float = 0.0
+    arch: Arch = opt("tutorial", "Network: tutorial (3x3), lenet5 (5x5), classic (LeNet-5 1998).")
+    loss: LossName = opt(
+        "cross-entropy",
+        "cross-entropy, or mse: the tutorial's MSELoss between the raw scores (no softmax) and "
+        "one-hot targets.",
+    )
+    label_smoothing: float = opt(0.0, "Label smoothing (either loss).", FRACTION)
     # optimisation
-    optimizer: OptimizerName = "adamw"
-    lr: float = 0.003
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
-    scheduler: SchedulerName = "onecycle"
-    step_size: int = 5  # step scheduler: epochs between decays
-    gamma: float = 0.1  # step scheduler: decay factor
-    warmup: float = 0.2  # onecycle: fraction of the steps spent warming up
+    optimizer: OptimizerName = opt(
+        "adamw", "manual-sgd is the tutorial's w -= lr * grad; the others are torch.optim's."
+    )
+    lr: float = opt(0.003, "Learning rate (the peak, for onecycle).", POSITIVE)
+    momentum: float = opt(0.9, "Momentum (sgd, rmsprop).", FRACTION)
+    weight_decay: float = opt(0.0005, "Weight decay.", NON_NEGATIVE)
+    scheduler: SchedulerName = opt("onecycle", "Learning-rate schedule, stepped every batch.")
+    step_size: int = opt(5, "step: epochs between decays.", AT_LEAST_1)
+    gamma: float = opt(0.1, "step: lr factor at each decay.", Range(lo=0, hi=1, lo_open=True))
+    warmup: float = opt(0.2, "onecycle: fraction of steps spent warming up.", FRACTION)
     # run
-    epochs: int = 15
-    max_steps: int | None = None
-    batch_size: int = 64
-    eval_batch_size: int = 1000
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    threads: int | None = None
-    out: str = "runs"
-    name: str | None = None
-    early_stop: int | None = None
+    epochs: int = opt(15, "Epochs in all (with --resume: the new total).", AT_LEAST_1)
+    max_steps: int | None = opt(None, "Stop after this many steps in all.", AT_LEAST_1)
+    batch_size: int = opt(64, "Training batch size.", AT_LEAST_1)
+    eval_batch_size: int = opt(1000, "Batch size of the evaluations after each epoch.", AT_LEAST_1)
+    seed: int = opt(0, "Seed of the initial weights, split and data order.", SEED)
+    deterministic: bool = opt(False, "Deterministic algorithms only (needed for exact GPU reruns).")
+    device: str = opt("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps.")
+    threads: int | None = opt(None, "CPU threads. Default: the physical cores.", AT_LEAST_1)
+    out: str = opt("runs", "Parent directory of run directories.", PATH_TEXT)
+    name: str | None = opt(
+        None, "Run directory name (default DATA-ARCH-YYYYmmdd-HHMMSS); never overwritten.", RUN_NAME
+    )
+    early_stop: int | None = opt(
+        None, "Stop after N epochs without a better validation (else test) accuracy.", AT_LEAST_1
+    )
     # speed
-    precision: Precision = "fp32"
-    channels_last: bool | None = None  # None: the faster layout for the device (speed.py)
-    compile: bool = False
-    fused: bool | None = None  # None: the fused CPU kernels when they build (speed.fused_choice)
+    precision: Precision = opt(
+        "fp32",
+        "fp32, or bf16-mixed / fp16-mixed autocast (fp16 needs a GPU; mixed precision changes the "
+        "arithmetic, so results differ slightly from fp32).",
+    )
+    channels_last: bool | None = opt(  # None: the faster layout for the device (speed.py)
+        None,
+        "Memory layout of images and conv weights. Default: channels_last on CPU and CUDA "
+        "(measured faster), NCHW on MPS.",
+    )
+    compile: bool = opt(
+        False, "torch.compile the model (pays on GPUs; measured slower on this 2-core CPU)."
+    )
+    fused: bool | None = opt(  # None: the fused CPU kernels when they build (speed.fused_choice)
+        None,
+        "Run LeNet as C kernels: the whole network, or each conv -> pool -> ReLU block (CPU; built "
+        "on first use with the C compiler). Default: on the CPU when they build, else PyTorch's "
+        "ops with a note.",
+    )
     # output
-    progress: ProgressMode = "auto"
+    progress: ProgressMode = opt(
+        "auto", "auto: Rich bars on a terminal, one plain line per epoch otherwise."
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-FLOAT32_MAX = 3.4028234663852886e38
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
-_HINTS = typing.get_type_hints(TrainConfig)
-# Checked after types: (test, message). Each names the key.
-_RANGES: dict[str, tuple[Any, str]] = {
-    "val_split": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
-    "label_smoothing": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
-    "lr": (lambda v: v > 0, "must be positive"),
-    "momentum": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
-    "weight_decay": (lambda v: v >= 0, "must be >= 0"),
-    "step_size": (lambda v: v >= 1, "must be at least 1"),
-    "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "warmup": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    "epochs": (lambda v: v >= 1, "must be at least 1"),
-    "max_steps": (lambda v: v is None or v >= 1, "must be at least 1"),
-    "batch_size": (lambda v: v >= 1, "must be at least 1"),
-    "eval_batch_size": (lambda v: v >= 1, "must be at least 1"),
-    "threads": (lambda v: v is None or v >= 1, "must be at least 1"),
-    "early_stop": (lambda v: v is None or v >= 1, "must be at least 1"),
-    # a directory name inside --out: a path would escape it, and "" / "." / ".." are no new run
-    "name": (
-        lambda v: v is None or (v not in ("", ".", "..") and "/" not in v and "\\" not in v),
-        "must be a plain directory name (no /, not empty, '.' or '..')",
-    ),
+HINTS: dict[str, Any] = typing.get_type_hints(TrainConfig)
+RULES: dict[str, Range | Rule] = {
+    f.name: f.metadata["rule"] or Range() for f in dataclasses.fields(TrainConfig)
 }
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def _check_type(key: str, value: Any, where: str) -> Any:
     """``value`` converted to the field's type, or a ConfigError naming the key and ``where``."""
-    hint = _HINTS[key]
+    hint = HINTS[key]
     if value is None and type(None) in get_args(hint):
         return None
     options = [a for a in get_args(hint) if a is not type(None)] if get_args(hint) else [hint]
@@ -149,23 +259,12 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(FIELDS)
             raise ConfigError(f"{where}: unknown key {raw_key!r}", hint=hint)
         value = _check_type(key, value, where)
-        problem = _range_problem(key, value)
-        if problem and where == "flag":
-            raise UsageError(f"--{key.replace('_', '-')} {problem}, got {value!r}")
-        if problem:
+        if where == "flag":
+            check_value(flag_name(key), value, RULES[key])
+        elif problem := RULES[key].problem(value):
             raise ConfigError(f"{where}: {key} = {value!r} {problem}")
         clean[key] = value
     return clean
-
-
-def _range_problem(key: str, value: Any) -> str | None:
-    """What is wrong with a value of the right type, or None."""
-    # TOML and flags accept inf and nan; torch stores lr & co. as float32 in its kernels
-    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
-        return "must be a finite number (at most 3.4e38, float32's largest)"
-    if key in _RANGES and value is not None and not _RANGES[key][0](value):
-        return _RANGES[key][1]
-    return None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

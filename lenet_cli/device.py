@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lenet_cli.config import AT_LEAST_1, check_value
 from lenet_cli.errors import DeviceError, UsageError
 
 _SPEC = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d+))?$")
@@ -71,9 +72,7 @@ def resolve_device(spec: str = "auto") -> Chosen:
 def set_threads(threads: int | None) -> int:
     """Set torch's intra-op threads (None keeps torch's default). Returns the count in use."""
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(check_value("--threads", threads, AT_LEAST_1))
     return torch.get_num_threads()
 
 

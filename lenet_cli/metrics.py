@@ -1,15 +1,9 @@
-"""Run logs (layer 3): the files of a run directory other than the checkpoints.
-
-- ``config.toml``: the resolved config, usable again with ``--config``;
-- ``metrics.jsonl`` and ``metrics.csv``: one complete row per epoch, the same columns in both;
-- ``env.json``: versions, device, threads, seed and argv of each session (a resume appends).
+"""What a run records (layer 3): its counters (``RunState``), its epoch rows and summary, and
+the environment of each session (``env_info``). rundir.py writes them into the run directory.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 import platform
 import sys
@@ -20,23 +14,6 @@ from typing import Any
 import torch
 
 from lenet_cli import __version__
-from lenet_cli.errors import OutputExistsError
-
-COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "step",
-    "partial",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "images_per_s",
-    "seconds",
-    "time",
-)
 
 
 def now() -> str:
@@ -66,76 +43,6 @@ def env_info(
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     return info
-
-
-def _json_number(value: Any) -> Any:
-    """JSON has no NaN/Inf: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def resume_dir(checkpoint: Path) -> Path:
-    """The run directory that resuming ``checkpoint`` continues in, if that overwrites nothing.
-
-    Resuming writes last.pt, config.toml, env.json and the metrics next to the checkpoint: from an
-    older checkpoint (best.pt) of a run that has a last.pt, that would overwrite later work; in a
-    directory that is not a run directory, it could overwrite the user's own files.
-    """
-    run_dir = checkpoint.parent
-    if checkpoint.name != "last.pt" and (run_dir / "last.pt").is_file():
-        raise OutputExistsError(
-            f"resuming from {checkpoint} would overwrite the run's later {run_dir / 'last.pt'}",
-            hint=f"resume the run itself (--resume {run_dir}), or copy {checkpoint.name} into a "
-            "new directory and resume it there",
-        )
-    foreign = [p.name for p in run_dir.iterdir() if p.suffix != ".pt"]
-    if foreign and not (run_dir / "metrics.jsonl").is_file():
-        raise OutputExistsError(
-            f"{run_dir} is not a run directory of `lenet train` (it holds {', '.join(foreign[:3])})"
-            "; resuming there would write config.toml, env.json and metrics beside them",
-            hint="copy the checkpoint into an empty directory and resume it there",
-        )
-    return run_dir
-
-
-class RunLog:
-    """Appends to the log files of one run directory."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def write_config(self, toml_text: str) -> None:
-        (self.directory / "config.toml").write_text(toml_text, encoding="utf-8")
-
-    def write_env(self, info: dict[str, Any]) -> None:
-        path = self.directory / "env.json"
-        if path.exists():  # a resumed run: keep the first session, list the later ones
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            doc.setdefault("resumed", []).append(info)
-        else:
-            doc = info
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-
-    def append(self, row: dict[str, Any]) -> None:
-        row = {k: _json_number(row.get(k)) for k in COLUMNS}
-        with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        csv_path = self.directory / "metrics.csv"
-        new = not csv_path.exists()
-        with open(csv_path, "a", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-
-
-def read_rows(directory: str | Path) -> list[dict[str, Any]]:
-    """The rows of metrics.jsonl (empty when there is none yet)."""
-    path = Path(directory) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 class RunState:

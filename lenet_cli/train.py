@@ -1,4 +1,9 @@
-"""The training engine (layer 4): ``train(config, ...)`` returns a summary and emits events.
+"""The training engine (layer 4): ``train(plan, ...)`` returns a summary and emits events.
+
+``train`` is a short orchestration: load the data, build a ``Run`` (everything a checkpoint
+carries, with ``payload()`` / ``restore()``), open the run directory, then iterate
+``train_epochs``, a generator in the style of spaCy's ``train_while_improving`` that yields each
+epoch's row once its checkpoint is saved.
 
 Design notes (the *why*):
 - Data are in-memory tensors; batches are slices of one ``randperm`` per epoch drawn from a CPU
@@ -17,12 +22,10 @@ Design notes (the *why*):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import random
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -30,15 +33,16 @@ from torch import nn
 
 from lenet_cli import speed
 from lenet_cli.checkpoint import restore_rng, rng_states, save_checkpoint
-from lenet_cli.config import TrainConfig, to_toml
-from lenet_cli.data import batches, load_dataset, split_validation
+from lenet_cli.config import TrainConfig
+from lenet_cli.data import Dataset, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.evaluate import evaluate_tensors
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
-from lenet_cli.metrics import RunLog, RunState, env_info
+from lenet_cli.metrics import RunState, env_info
 from lenet_cli.model import build_model
 from lenet_cli.optim import build_optimizer, build_scheduler
+from lenet_cli.rundir import Plan, RunDir
 
 Event = Callable[[dict], None]
 
@@ -72,45 +76,32 @@ def train_step(
     return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
 
 
-def _emit(on_event: Event | None, **event: Any) -> None:
-    if on_event is not None:
-        on_event(event)
+def _emitter(on_event: Event | None) -> Callable[..., None]:
+    def emit(**event: Any) -> None:
+        if on_event is not None:
+            on_event(event)
+
+    return emit
 
 
-def train(
-    config: TrainConfig,
-    run_dir: Path,
-    *,
-    device: torch.device,
-    threads: int,
-    data_explicit: bool = True,
-    resume: dict[str, Any] | None = None,
-    on_event: Event | None = None,
-    progress_interval: float | None = None,
-    check_every: int = 200,
-) -> dict[str, Any]:
-    """Train as ``config`` says, logging into ``run_dir``; ``resume`` is a loaded checkpoint."""
-    cfg = config
-    speed.check_precision(device, cfg.precision)  # before any data is loaded
-    use_fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
-    if fused_note:
-        _emit(on_event, event="fallback", notice=fused_note)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
+def _layout(cfg: TrainConfig, device: torch.device) -> bool:
+    return speed.channels_last_default(device) if cfg.channels_last is None else cfg.channels_last
 
-    def data_event(e: dict) -> None:
-        _emit(on_event, **e)
 
-    load = functools.partial(
-        load_dataset, data_dir=cfg.data_dir, device=device, seed=cfg.seed, on_event=data_event
-    )
-    train_ds = load(cfg.data, "train", explicit=data_explicit)
-    test_ds = load(train_ds.name, "test")  # from where the training split was found (fallback)
+@dataclasses.dataclass
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset
+
+
+def load_splits(cfg: TrainConfig, device: torch.device, explicit: bool, emit) -> Splits:
+    """The training, validation and test sets on ``device``, in the layout the model runs in."""
+    args = dict(data_dir=cfg.data_dir, device=device, seed=cfg.seed, on_event=lambda e: emit(**e))
+    train_ds = load_dataset(cfg.data, "train", explicit=explicit, **args)
+    test_ds = load_dataset(train_ds.name, "test", **args)  # from where the training split was
     train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
-    _emit(
-        on_event,
+    emit(
         event="data",
         name=train_ds.name,
         source=train_ds.source,
@@ -119,165 +110,218 @@ def train(
         val=len(val_ds) if val_ds else 0,
         test=len(test_ds),
     )
-
     speed.configure_backends(device)
-    layout = speed.channels_last_default(device) if cfg.channels_last is None else cfg.channels_last
+    layout = _layout(cfg, device)
     for ds in (train_ds, val_ds, test_ds):
         if ds is not None:  # stored once in the fast layout; batches keep it
             ds.images = speed.prepare_inputs(ds.images, layout)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch)
-    # `net` is what runs (maybe compiled); `model` is what is saved and restored.
-    net = speed.prepare_model(
-        model, device, channels_last=layout, compile=cfg.compile, fused=use_fused
-    )
-    scaler = speed.grad_scaler(device, cfg.precision)
-    loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
-    eval_loss = build_loss(cfg.loss)
-    optimizer = build_optimizer(
-        cfg.optimizer,
-        model.parameters(),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-    )
-    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    scheduler = build_scheduler(
-        cfg.scheduler,
-        optimizer,
-        total_steps=total_steps,
-        steps_per_epoch=steps_per_epoch,
-        step_size=cfg.step_size,
-        gamma=cfg.gamma,
-        warmup=cfg.warmup,
-    )
-    generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
-    state = RunState()
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
-        scheduler.load_state_dict(resume["scheduler"])
-        state = RunState.from_dict(resume["state"])
-        generator.set_state(resume["rng"]["data_generator"])
-        restore_rng(resume["rng"])
-    if train_ds.name != cfg.data:  # the default mnist fell back to the sample: say so
-        cfg = dataclasses.replace(cfg, data=train_ds.name)
-    log = RunLog(run_dir)
-    log.write_config(
-        to_toml(
-            cfg,
-            f"resolved config of the run in {run_dir}\n"
-            "train again with: lenet train --config THIS-FILE",
-            skip=("name",),
-        )
-    )
-    log.write_env(env_info(device, threads, cfg.seed, cfg.deterministic, use_fused))
-    meta = {
-        "arch": cfg.arch,
-        "config": cfg.to_dict(),
-        "mean": train_ds.mean,
-        "std": train_ds.std,
-        "data": train_ds.name,
-    }
+    return Splits(train_ds, val_ds, test_ds)
 
-    def payload(epoch_start_gen: torch.Tensor) -> dict[str, Any]:
+
+class Run:
+    """Everything a training run holds and a checkpoint carries.
+
+    ``model`` is what is saved and restored; ``net`` is what runs (the fast CPU path or a
+    compiled wrapper sharing ``model``'s parameters).
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, data: Splits, fused: bool) -> None:
+        self.cfg, self.device, self.data, self.fused = cfg, device, data, fused
+        torch.manual_seed(cfg.seed)  # the initial weights
+        self.model = build_model(cfg.arch)
+        self.net = speed.prepare_model(
+            self.model, device, channels_last=_layout(cfg, device), compile=cfg.compile, fused=fused
+        )
+        self.scaler = speed.grad_scaler(device, cfg.precision)
+        self.loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
+        self.eval_loss = build_loss(cfg.loss)
+        self.optimizer = build_optimizer(
+            cfg.optimizer,
+            self.model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+        )
+        self.steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+        total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+        self.scheduler = build_scheduler(
+            cfg.scheduler,
+            self.optimizer,
+            total_steps=total_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            step_size=cfg.step_size,
+            gamma=cfg.gamma,
+            warmup=cfg.warmup,
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
+        self.state = RunState()
+
+    def payload(self, data_generator: torch.Tensor) -> dict[str, Any]:
+        """The checkpoint; ``data_generator`` is the data order's state to resume from."""
+        train = self.data.train
         return {
-            **meta,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),  # empty unless fp16 on CUDA
-            "scheduler": scheduler.state_dict(),
-            "epoch": state.epoch,
-            "step": state.step,
-            "state": state.to_dict(),
-            "rng": {**rng_states(), "data_generator": epoch_start_gen},
+            "arch": self.cfg.arch,
+            "config": self.cfg.to_dict(),
+            "mean": train.mean,
+            "std": train.std,
+            "data": train.name,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),  # empty unless fp16 on CUDA
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "state": self.state.to_dict(),
+            "rng": {**rng_states(), "data_generator": data_generator},
         }
 
-    def evaluate(ds):
-        return evaluate_tensors(net, ds.images, ds.labels, eval_loss, cfg.eval_batch_size)
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by ``payload``."""
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.state = RunState.from_dict(payload["state"])
+        self.generator.set_state(payload["rng"]["data_generator"])
+        restore_rng(payload["rng"])
 
-    _emit(
-        on_event,
-        event="start",
-        run_dir=str(run_dir),
-        epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch,
-        start_epoch=state.epoch,
-        step=state.step,
-        device=str(device),
-        threads=threads,
-        fused=use_fused,
+    def evaluate(self, ds: Dataset) -> dict[str, Any]:
+        return evaluate_tensors(
+            self.net, ds.images, ds.labels, self.eval_loss, self.cfg.eval_batch_size
+        )
+
+    def stop_reason(self) -> str | None:
+        """Why training is over, or None while it goes on."""
+        cfg, s = self.cfg, self.state
+        if cfg.max_steps is not None and s.step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.early_stop and s.epochs_since_best >= cfg.early_stop:
+            return "early_stop"
+        return "epochs" if s.epoch >= cfg.epochs else None
+
+
+def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, check_every) -> bool:
+    """Train the open epoch until its end, max_steps or a signal; True if it ended part-way."""
+    cfg, s = run.cfg, run.state
+    emit(event="epoch_start", epoch=s.epoch + 1, batches=run.steps_per_epoch, done=s.batch_in_epoch)
+    sums = EpochSums(s, run.device, cfg.lr, rd.path)
+    order = batches(
+        run.data.train.images, run.data.train.labels, cfg.batch_size, generator=run.generator
     )
-    model.train()
-    started = time.perf_counter()
-    stop_reason = "epochs"
-    if cfg.max_steps is not None and state.step >= cfg.max_steps:
-        stop_reason = "max_steps"
-    with Signals() as signals:
-        while state.epoch < cfg.epochs and stop_reason == "epochs":
-            epoch_gen = generator.get_state()  # the permutation of this epoch comes from here
-            _emit(
-                on_event,
-                event="epoch_start",
-                epoch=state.epoch + 1,
-                batches=steps_per_epoch,
-                done=state.batch_in_epoch,
+    for i, (x, y) in enumerate(order):
+        if i < sums.skip:  # resuming mid-epoch: the same permutation, minus what was done
+            continue
+        if signals.received is not None:
+            break
+        loss, hits = train_step(
+            run.net, run.optimizer, run.loss_fn, x, y, precision=cfg.precision, scaler=run.scaler
+        )
+        run.scheduler.step()
+        sums.add(loss, hits, int(y.shape[0]))
+        s.step += 1
+        s.batch_in_epoch = i + 1
+        if progress_interval is not None and sums.due(progress_interval):
+            report = sums.report()
+            emit(
+                event="progress",
+                epoch=s.epoch + 1,
+                batch=i + 1,
+                batches=run.steps_per_epoch,
+                **report,
             )
-            acc = EpochSums(state, device, cfg.lr, run_dir)
-            order = batches(train_ds.images, train_ds.labels, cfg.batch_size, generator=generator)
-            for i, (x, y) in enumerate(order):
-                if i < acc.skip:  # resuming mid-epoch: the same permutation, minus what was done
-                    continue
-                if signals.received is not None:
-                    break
-                loss, hits = train_step(
-                    net, optimizer, loss_fn, x, y, precision=cfg.precision, scaler=scaler
-                )
-                scheduler.step()
-                acc.add(loss, hits, int(y.shape[0]))
-                state.step += 1
-                state.batch_in_epoch = i + 1
-                if progress_interval is not None and acc.due(progress_interval):
-                    _emit(
-                        on_event,
-                        event="progress",
-                        epoch=state.epoch + 1,
-                        batch=i + 1,
-                        batches=steps_per_epoch,
-                        **acc.report(),
-                    )
-                elif state.step % check_every == 0:
-                    acc.sync()  # the periodic NaN check
-                if cfg.max_steps is not None and state.step >= cfg.max_steps:
-                    stop_reason = "max_steps"
-                    break
-            acc.sync()
-            partial = state.batch_in_epoch < steps_per_epoch
+        elif s.step % check_every == 0:
+            sums.sync()  # the periodic NaN check
+        if cfg.max_steps is not None and s.step >= cfg.max_steps:
+            break
+    sums.sync()
+    return s.batch_in_epoch < run.steps_per_epoch
+
+
+def end_epoch(run: Run, rd: RunDir, epoch_gen: torch.Tensor, partial: bool) -> tuple[dict, bool]:
+    """Evaluate, log the row and save the checkpoints of the epoch just trained."""
+    s, data = run.state, run.data
+    val = run.evaluate(data.val) if data.val is not None else None
+    row = s.row(partial, run.optimizer.param_groups[0]["lr"], val, run.evaluate(data.test))
+    check_finite_eval(row, s.epoch + 1, run.cfg.lr)  # finite weights, NaN outputs
+    if not partial:
+        s.next_epoch()
+    rd.append(row)
+    improved = s.track_best(row, "val" if data.val is not None else "test")
+    payload = run.payload(epoch_gen if partial else run.generator.get_state())
+    save_checkpoint(rd.path / "last.pt", payload)
+    if improved:
+        save_checkpoint(rd.path / "best.pt", payload)
+    return row, improved
+
+
+def train_epochs(
+    run: Run, rd: RunDir, emit, progress_interval: float | None, check_every: int
+) -> Iterator[tuple[dict, bool]]:
+    """Train epoch after epoch; yield (row, improved) after each epoch's checkpoint is saved.
+
+    A signal ends it with last.pt saved and TrainingInterrupted raised (exit 130 / 143).
+    """
+    with Signals() as signals:
+        while run.stop_reason() is None:
+            epoch_gen = run.generator.get_state()  # the permutation of this epoch comes from here
+            partial = run_epoch(run, rd, signals, emit, progress_interval, check_every)
+            s = run.state
             if signals.received is not None and partial:
-                path = save_checkpoint(run_dir / "last.pt", payload(epoch_gen))
-                raise_interrupted(signals.received, state.epoch + 1, state.step, path, run_dir)
-            val = evaluate(val_ds) if val_ds is not None else None
-            row = state.row(partial, optimizer.param_groups[0]["lr"], val, evaluate(test_ds))
-            check_finite_eval(row, state.epoch + 1, cfg.lr)  # finite weights, NaN outputs
-            if not partial:
-                state.next_epoch()
-            log.append(row)
-            improved = state.track_best(row, "val" if val_ds is not None else "test")
-            resume_gen = epoch_gen if partial else generator.get_state()
-            save_checkpoint(run_dir / "last.pt", payload(resume_gen))
-            if improved:
-                save_checkpoint(run_dir / "best.pt", payload(resume_gen))
-            _emit(on_event, event="epoch_end", row=row, best=improved)
+                path = save_checkpoint(rd.path / "last.pt", run.payload(epoch_gen))
+                raise_interrupted(signals.received, s.epoch + 1, s.step, path, rd.path)
+            yield end_epoch(run, rd, epoch_gen, partial)
             if signals.received is not None:
                 raise_interrupted(
-                    signals.received, state.epoch + 1, state.step, run_dir / "last.pt", run_dir
+                    signals.received, s.epoch + 1, s.step, rd.path / "last.pt", rd.path
                 )
-            if cfg.early_stop and state.epochs_since_best >= cfg.early_stop:
-                stop_reason = "early_stop"
-    wall = time.perf_counter() - started
-    return state.summary(run_dir, cfg.data, cfg.arch, stop_reason, wall)
+
+
+def train(
+    plan: Plan,
+    *,
+    device: torch.device,
+    threads: int,
+    on_event: Event | None = None,
+    progress_interval: float | None = None,
+    check_every: int = 200,
+) -> dict[str, Any]:
+    """Train as ``plan`` says (a new run, or one resumed); returns the run's summary."""
+    cfg, emit = plan.config, _emitter(on_event)
+    speed.check_precision(device, cfg.precision)  # before any data is loaded
+    fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
+    if fused_note:
+        emit(event="fallback", notice=fused_note)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    data = load_splits(cfg, device, plan.data_explicit, emit)
+    # the default mnist that fell back to the sample is recorded as what it is
+    cfg = dataclasses.replace(cfg, data=data.train.name)
+    run = Run(cfg, device, data, fused)
+    if plan.resume is not None:
+        run.restore(plan.resume)
+    with RunDir(plan.run_dir, new=plan.resume is None) as rd:
+        rd.write_config(cfg)
+        rd.write_env(env_info(device, threads, cfg.seed, cfg.deterministic, fused))
+        s = run.state
+        emit(
+            event="start",
+            run_dir=str(rd.path),
+            epochs=cfg.epochs,
+            steps_per_epoch=run.steps_per_epoch,
+            start_epoch=s.epoch,
+            step=s.step,
+            device=str(device),
+            threads=threads,
+            fused=fused,
+        )
+        run.model.train()
+        started = time.perf_counter()
+        for row, improved in train_epochs(run, rd, emit, progress_interval, check_every):
+            emit(event="epoch_end", row=row, best=improved)
+        wall = time.perf_counter() - started
+    return run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)

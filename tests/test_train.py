@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from lenet_cli.checkpoint import load_checkpoint
 from lenet_cli.cli import app
 from lenet_cli.config import TrainConfig
+from lenet_cli.rundir import Plan
 from lenet_cli.train import train
 
 FAST = ["--data", "random", "--device", "cpu", "--threads", "1", "--batch-size", "256"]
@@ -77,8 +78,7 @@ def _config(**kw) -> TrainConfig:
 
 def _run(cfg: TrainConfig, run_dir: Path, resume=None) -> dict:
     torch.set_num_threads(1)
-    run_dir.mkdir(exist_ok=True)
-    train(cfg, run_dir, device=torch.device("cpu"), threads=1, resume=resume)
+    train(Plan(cfg, run_dir, resume), device=torch.device("cpu"), threads=1)
     return load_checkpoint(run_dir / "last.pt")
 
 

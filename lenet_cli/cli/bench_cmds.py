@@ -8,7 +8,7 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import ArchOpt, DeviceOpt, JsonOpt, SeedOpt, app, setup_device
-from lenet_cli.config import Precision
+from lenet_cli.config import AT_LEAST_1, Precision, check_value
 from lenet_cli.errors import UsageError
 
 
@@ -17,9 +17,9 @@ def _int_list(text: str, flag: str) -> list[int]:
         values = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         raise UsageError(f"{flag} takes comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise UsageError(f"{flag} takes positive integers, got {text!r}")
-    return values
+    if not values:
+        raise UsageError(f"{flag} takes comma-separated integers, got {text!r}")
+    return [check_value(flag, v, AT_LEAST_1) for v in values]
 
 
 @app.command()

@@ -111,11 +111,10 @@ def step(
     json_out: JsonOpt = False,
 ) -> None:
     """Run the tutorial's steps 3-8 on one random input: forward, backward, loss, update."""
-    from lenet_cli.config import FLOAT32_MAX
+    from lenet_cli.config import RULES, check_value
     from lenet_cli.walkthrough import tutorial_step
 
-    if not 0 < lr <= FLOAT32_MAX:  # also refuses nan and inf
-        raise UsageError(f"--lr must be positive and at most 3.4e38 (float32's largest), got {lr}")
+    check_value("--lr", lr, RULES["lr"])  # the rule of `lenet train --lr`: also nan and inf
     dev, _ = setup_device(device)
     result = tutorial_step(arch=arch, seed=seed, lr=lr, loss=loss, device=dev)
     result["device"] = str(dev)

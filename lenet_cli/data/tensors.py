@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from lenet_cli.config import AT_LEAST_1, FRACTION, check_value
 from lenet_cli.errors import UsageError
 
 PAD = 2  # 28 -> 32, LeNet's input size
@@ -71,8 +72,7 @@ def batches(
     generator state gives the same order on every device: the permutation is drawn on the
     generator's device and moved to the data's). Without it, batches are views in order.
     """
-    if batch_size < 1:
-        raise UsageError(f"batch size must be at least 1, got {batch_size}")
+    check_value("batch size", batch_size, AT_LEAST_1)
     n = int(labels.shape[0])
     if int(images.shape[0]) != n:
         raise UsageError(f"{images.shape[0]} images but {n} labels")
@@ -93,8 +93,7 @@ def split_validation(ds: Dataset, fraction: float, seed: int = 0) -> tuple[Datas
     Returns (train, val); ``fraction == 0`` returns (ds, None). The same seed always picks the
     same examples; both parts keep ``ds``'s mean/std (the statistics of the full training set).
     """
-    if not 0.0 <= fraction < 1.0:
-        raise UsageError(f"validation fraction must be in [0, 1), got {fraction}")
+    check_value("validation fraction", fraction, FRACTION)
     if fraction == 0.0:
         return ds, None
     n = len(ds)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+
+from lenet_cli.atomic import json_safe
 
 _out: Console | None = None
 _err: Console | None = None
@@ -29,20 +30,9 @@ def err() -> Console:
     return _err
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or Infinity: they become null (as in metrics.jsonl)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def print_json(doc: Any) -> None:
     """Exactly one JSON document on stdout (strict JSON: no NaN or Infinity)."""
-    sys.stdout.write(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

@@ -73,34 +73,7 @@ class TrainProgress:
                 f"{e['test']:,} test images"
             )
         elif kind == "start":
-            self.epochs = e["epochs"]
-            if self.mode != "none":
-                at = f", resuming after step {e['step']}" if e["step"] else ""
-                threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
-                threads += ", fused kernels" if e.get("fused") else ""
-                note(
-                    f"training on {e['device']} ({threads}), "
-                    f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
-                )
-            if self.mode == "rich":
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeElapsedColumn,
-                )
-
-                self._progress = Progress(
-                    TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"),
-                    TextColumn("{task.fields[speed]}"),
-                    TimeElapsedColumn(),
-                    console=err(),
-                )
-                self._progress.start()
+            self._start(e)
         elif kind == "epoch_start" and self._progress is not None:
             self._task = self._progress.add_task(
                 "",
@@ -119,14 +92,47 @@ class TrainProgress:
                 speed=f"{e['images_per_s']:,.0f} img/s",
             )
         elif kind == "epoch_end":
-            line = epoch_line(e["row"], self.epochs, e["best"])
-            if self._progress is not None:
-                if self._task is not None:
-                    self._progress.remove_task(self._task)
-                    self._task = None
-                self._progress.console.print(safe(line), soft_wrap=True)
-            elif self.mode == "plain":
-                self._plain(line)
+            self._epoch_end(e)
+
+    def _start(self, e: dict[str, Any]) -> None:
+        self.epochs = e["epochs"]
+        if self.mode != "none":
+            at = f", resuming after step {e['step']}" if e["step"] else ""
+            threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
+            threads += ", fused kernels" if e.get("fused") else ""
+            note(
+                f"training on {e['device']} ({threads}), "
+                f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
+            )
+        if self.mode == "rich":
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[speed]}"),
+                TimeElapsedColumn(),
+                console=err(),
+            )
+            self._progress.start()
+
+    def _epoch_end(self, e: dict[str, Any]) -> None:
+        line = epoch_line(e["row"], self.epochs, e["best"])
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+                self._task = None
+            self._progress.console.print(safe(line), soft_wrap=True)
+        elif self.mode == "plain":
+            self._plain(line)
 
     def close(self) -> None:
         if self._progress is not None:
