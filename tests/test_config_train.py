@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import tomllib
 from typer.testing import CliRunner
 
 from lenet_cli.cli import app
-from lenet_cli.config import TrainConfig, load_toml, resolve, to_toml, validate
+from lenet_cli.config import TrainConfig, flag_name, load_toml, resolve, to_toml, validate
 from lenet_cli.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
@@ -144,3 +145,41 @@ def test_non_finite_number_or_path_as_name_in_config_exit_7(tmp_path, text, word
     assert result.exit_code == 7
     for word in words:
         assert word in result.stderr
+
+
+def test_every_config_key_is_a_flag_with_its_help_and_default():
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    for f in dataclasses.fields(TrainConfig):
+        assert flag_name(f.name) in result.stdout, f.name
+        assert f.metadata["help"].split(".")[0][:40] in result.stdout, f.name
+        if f.default is not None:
+            assert f"Default: {f.default}." in result.stdout, f.name
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--seed", str(2**64)], ["--seed", "must be in [0, 9223372036854775807]"]),
+        (["--seed", "-1"], ["--seed", "must be in"]),
+        (["--name", "x" * 300], ["--name", "at most 100"]),
+        (["--name", "a\nb"], ["--name", "printable"]),
+        (["--name", "tab\there"], ["--name", "printable"]),
+        (["--out", "runs\nevil"], ["--out", "printable"]),
+        (["--data-dir", "d\x1b[31m"], ["--data-dir", "printable"]),
+    ],
+)
+def test_bad_numbers_and_names_are_one_line_exit_2(tmp_path, args, words):
+    result = CliRunner().invoke(app, ["train", "--data", "random", "--print-config", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr and result.stdout == ""
+    for word in words:
+        assert word in lines[0]
+
+
+def test_a_name_with_a_newline_in_a_config_file_is_exit_7(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('name = "a\\nb"\n')
+    result = CliRunner().invoke(app, ["train", "--config", str(path)])
+    assert result.exit_code == 7 and "name" in result.stderr
