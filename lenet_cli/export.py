@@ -23,7 +23,12 @@ from torch import nn
 
 from lenet_cli import __version__
 from lenet_cli.atomic import atomic_write
-from lenet_cli.errors import ExportMismatchError, MissingExtraError, OutputExistsError
+from lenet_cli.errors import (
+    ExportMismatchError,
+    MissingExtraError,
+    OutputExistsError,
+    WriteError,
+)
 from lenet_cli.model import build_model
 from lenet_cli.runs import class_names
 from lenet_cli.weights import SAFETENSORS_FORMAT, safetensors_torch
@@ -136,8 +141,11 @@ def write_export(
         )
     model = model.cpu().eval()
     data = _WRITERS[fmt](model, meta)
-    with atomic_write(out) as f:
-        f.write(data)
+    try:
+        with atomic_write(out) as f:
+            f.write(data)
+    except OSError as e:
+        raise WriteError(f"cannot write {out}: {e.strerror or e}", hint="check --out") from None
     return out
 
 

@@ -103,6 +103,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             continue
         try:
             raw = json.loads(line)
+            if isinstance(raw, dict) and raw.get("kind") == "step":
+                continue  # a per-step row (`lenet train --log-every N`)
             row = {"epoch": int(raw["epoch"]), "partial": bool(raw.get("partial", False))}
             row.update({k: _number(raw.get(k)) for k in keys})
             row["time"] = raw["time"] if isinstance(raw.get("time"), str) else None

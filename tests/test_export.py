@@ -121,6 +121,8 @@ def test_export_refuses_to_overwrite_and_default_out(sample_run, tmp_path):
     assert again.exit_code == 10 and "already exists" in again.stderr
     forced = ["export", str(source), "--format", "safetensors", "--force"]
     assert CliRunner().invoke(app, forced).exit_code == 0
+    nowhere = ["export", str(source), "--format", "safetensors", "--out", str(tmp_path / "no/x")]
+    assert CliRunner().invoke(app, nowhere).exit_code == 11
 
 
 def test_missing_onnx_extra_names_it(sample_run, tmp_path, monkeypatch):
