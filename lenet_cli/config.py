@@ -146,6 +146,12 @@ class TrainConfig:
     )
     # model and loss
     arch: Arch = opt("tutorial", "Network: tutorial (3x3), lenet5 (5x5), classic (LeNet-5 1998).")
+    init: str | None = opt(
+        None,
+        "Start from these weights (a fresh optimizer and schedule): a checkpoint, run directory, "
+        "torch.save(net.state_dict()) file or .safetensors file that fits --arch.",
+        PATH_TEXT,
+    )
     loss: LossName = opt(
         "cross-entropy",
         "cross-entropy, or mse: the tutorial's MSELoss between the raw scores (no softmax) and "
@@ -202,6 +208,17 @@ class TrainConfig:
     # output
     progress: ProgressMode = opt(
         "auto", "auto: Rich bars on a terminal, one plain line per epoch otherwise."
+    )
+    log_every: int | None = opt(
+        None,
+        'Also log the training loss and lr every N steps: metrics.jsonl rows with "kind": '
+        '"step" (and TensorBoard\'s with --tensorboard).',
+        AT_LEAST_1,
+    )
+    tensorboard: bool = opt(
+        False,
+        "Write TensorBoard event files into the run directory: per-epoch metrics, the --log-every "
+        "steps, hparams, a grid of test digits (needs pip install 'lenet-cli[tensorboard]').",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ and writes its files:
 
 - ``config.toml``: the resolved config of what ran, usable again with ``--config``;
 - ``metrics.jsonl`` and ``metrics.csv``: one complete row per epoch, the same columns in both;
+  with ``--log-every N`` metrics.jsonl also holds per-step rows, marked ``"kind": "step"``;
 - ``env.json``: versions, device, threads, seed and argv of each session (a resume appends);
 - ``last.pt`` / ``best.pt`` (written by the engine through checkpoint.save_checkpoint).
 """
@@ -159,6 +160,11 @@ class RunDir:
         else:
             doc = info
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+    def append_step(self, row: dict[str, Any]) -> None:
+        """A per-step row (--log-every): metrics.jsonl only, marked ``"kind": "step"``."""
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(json_safe({"kind": "step", **row})) + "\n")
 
     def append(self, row: dict[str, Any]) -> None:
         row = json_safe({k: row.get(k) for k in COLUMNS})

@@ -39,10 +39,12 @@ from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.evaluate import evaluate_tensors
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
-from lenet_cli.metrics import RunState, env_info
+from lenet_cli.metrics import RunState, env_info, now
 from lenet_cli.model import build_model
 from lenet_cli.optim import build_optimizer, build_scheduler
 from lenet_cli.rundir import Plan, RunDir
+from lenet_cli.tblog import require_tensorboard, tensorboard_log
+from lenet_cli.weights import init_weights
 
 Event = Callable[[dict], None]
 
@@ -76,10 +78,11 @@ def train_step(
     return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
 
 
-def _emitter(on_event: Event | None) -> Callable[..., None]:
+def _emitter(*listeners: Event | None) -> Callable[..., None]:
     def emit(**event: Any) -> None:
-        if on_event is not None:
-            on_event(event)
+        for listener in listeners:
+            if listener is not None:
+                listener(event)
 
     return emit
 
@@ -223,6 +226,8 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
         sums.add(loss, hits, int(y.shape[0]))
         s.step += 1
         s.batch_in_epoch = i + 1
+        if cfg.log_every and s.step % cfg.log_every == 0:
+            log_step(run, rd, emit, loss)
         if progress_interval is not None and sums.due(progress_interval):
             report = sums.report()
             emit(
@@ -238,6 +243,15 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
             break
     sums.sync()
     return s.batch_in_epoch < run.steps_per_epoch
+
+
+def log_step(run: Run, rd: RunDir, emit, loss: torch.Tensor) -> None:
+    """A per-step row (--log-every): the batch's loss (one sync) and the learning rate."""
+    s = run.state
+    lr = run.optimizer.param_groups[0]["lr"]
+    row = {"epoch": s.epoch + 1, "step": s.step, "loss": loss.item(), "lr": lr, "time": now()}
+    rd.append_step(row)
+    emit(event="step", **row)
 
 
 def end_epoch(run: Run, rd: RunDir, epoch_gen: torch.Tensor, partial: bool) -> tuple[dict, bool]:
@@ -291,6 +305,11 @@ def train(
     """Train as ``plan`` says (a new run, or one resumed); returns the run's summary."""
     cfg, emit = plan.config, _emitter(on_event)
     speed.check_precision(device, cfg.precision)  # before any data is loaded
+    if cfg.tensorboard:
+        require_tensorboard()  # a missing extra is said before anything runs
+    init = init_weights(cfg.init, cfg.arch) if cfg.init and plan.resume is None else None
+    if init is not None:
+        emit(event="fallback", notice=init[1])
     fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
     if fused_note:
         emit(event="fallback", notice=fused_note)
@@ -304,7 +323,13 @@ def train(
     run = Run(cfg, device, data, fused)
     if plan.resume is not None:
         run.restore(plan.resume)
-    with RunDir(plan.run_dir, new=plan.resume is None) as rd:
+    elif init is not None:  # in place: the fast path and the optimizer share these parameters
+        run.model.load_state_dict(init[0])
+    with (
+        RunDir(plan.run_dir, new=plan.resume is None) as rd,
+        tensorboard_log(cfg, rd.path, run.state.step, data.test) as board,
+    ):
+        emit = _emitter(on_event, board)
         rd.write_config(cfg)
         rd.write_env(env_info(device, threads, cfg.seed, cfg.deterministic, fused))
         s = run.state

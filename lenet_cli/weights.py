@@ -183,3 +183,17 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[
     model = build_model(meta["arch"])
     model.load_state_dict(state)  # shapes were checked above
     return model.to(device).eval(), meta
+
+
+def init_weights(path: str | Path, arch: str) -> tuple[dict[str, torch.Tensor], str]:
+    """(state_dict, notice) for ``train --init PATH``: any weights file that fits ``arch``."""
+    model, meta = load_model(path, torch.device("cpu"))
+    state = model.state_dict()
+    problem = mismatch(state, arch)
+    if problem:
+        raise CheckpointError(
+            f"--init {path} does not fit --arch {arch}: {problem}",
+            hint=f"pass the --arch it was trained as ({meta['arch']}?)",
+        )
+    said = f"{meta['notice']}; " if meta.get("notice") else ""
+    return state, f"{said}training starts from the weights of {meta['path']}"
