@@ -1,0 +1,130 @@
+"""``--threads auto``: the CPU thread count that trains fastest *now*, re-checked as the load moves.
+
+Why: on a machine where another program holds a core, PyTorch's OpenMP threads wait for each other
+at every parallel region, and a 2-thread step can be 3-17x slower than a 1-thread one; on a quiet
+machine 2 threads are ~1.6x faster. No fixed choice is right for laptops, CI runners and shared
+servers, so the training loop times its own steps: a short probe of each candidate count (the
+first step after a switch is not counted: it wakes the thread pool), then the fastest is kept.
+It probes again every ``recheck_s`` seconds, and at once when steps get much slower than they
+were (another program started). A probe costs ``(1 + probe_steps)`` steps per candidate.
+
+Pure Python and no torch: the caller passes the function that sets the thread count and reports
+each step's time; the tuner reports its choices through ``on_choice``. The C kernels give the same
+numbers at any thread count (tests/test_fused.py), so switching changes speed only.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def candidates(cores: int) -> list[int]:
+    """The counts worth trying on ``cores`` cores: 1, half of them, all of them."""
+    return sorted({1, max(1, cores // 2), max(1, cores)})
+
+
+@dataclass
+class Choice:
+    """What a probe found: the chosen count, each count's median time per image, and why it ran."""
+
+    threads: int
+    us_per_image: dict[int, float]
+    reason: str  # "start", "recheck" (timer) or "slowdown" (steps got slower)
+
+
+@dataclass
+class ThreadTuner:
+    cands: list[int]
+    set_threads: Callable[[int], object]
+    on_choice: Callable[[Choice], None] | None = None
+    probe_steps: int = 6
+    recheck_s: float = 5.0
+    slow_factor: float = 1.8  # a step this much slower than the recent median is a slowdown...
+    slow_run: int = 4  # ...when this many in a row are (one slow step is a GC pause or a blip)
+    clock: Callable[[], float] = time.perf_counter
+    current: int = field(init=False, default=0)
+    _queue: list[int] = field(init=False, default_factory=list)
+    _skip: bool = field(init=False, default=False)
+    _samples: dict[int, list[float]] = field(init=False, default_factory=dict)
+    _recent: deque = field(init=False, default_factory=lambda: deque(maxlen=32))
+    _slow: int = field(init=False, default=0)
+    _settled_at: float = field(init=False, default=0.0)
+    _reason: str = field(init=False, default="start")
+    choices: list[Choice] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cands = sorted(set(self.cands))
+        if len(self.cands) == 1:  # nothing to choose between: settle at once, never probe
+            self._use(self.cands[0])
+            self._settled_at = self.clock()
+        else:
+            self._probe("start")
+
+    @property
+    def probing(self) -> bool:
+        return bool(self._queue)
+
+    def record(self, seconds: float, images: int) -> None:
+        """One training step took ``seconds`` for ``images`` images; maybe switch for the next."""
+        if images <= 0:
+            return
+        per_image = seconds / images
+        if self._queue:
+            self._record_probe(per_image)
+        elif len(self.cands) > 1:
+            self._watch(per_image)
+
+    def _probe(self, reason: str) -> None:
+        self._reason = reason
+        # the current count last, so that a probe that finds nothing better switches only once
+        order = [c for c in self.cands if c != self.current] + [self.current]
+        self._queue = [c for c in order if c in self.cands]
+        self._samples = {c: [] for c in self.cands}
+        self._use(self._queue[0])
+
+    def _record_probe(self, per_image: float) -> None:
+        if self._skip:  # the first step after a switch wakes the thread pool: not counted
+            self._skip = False
+            return
+        samples = self._samples[self.current]
+        samples.append(per_image)
+        if len(samples) < self.probe_steps:
+            return
+        self._queue.pop(0)
+        if self._queue:
+            self._use(self._queue[0])
+            return
+        medians = {c: statistics.median(s) for c, s in self._samples.items()}
+        best = min(medians, key=lambda c: (medians[c], c))  # a tie goes to fewer threads
+        self._use(best)
+        self._recent.clear()
+        self._slow = 0
+        self._settled_at = self.clock()
+        choice = Choice(best, {c: m * 1e6 for c, m in medians.items()}, self._reason)
+        self.choices.append(choice)
+        if self.on_choice is not None:
+            self.on_choice(choice)
+
+    def _watch(self, per_image: float) -> None:
+        if len(self._recent) >= 8 and per_image > self.slow_factor * statistics.median(
+            self._recent
+        ):
+            self._slow += 1
+            if self._slow >= self.slow_run:
+                self._probe("slowdown")
+                return
+        else:
+            self._slow = 0
+            self._recent.append(per_image)
+        if self.clock() - self._settled_at >= self.recheck_s:
+            self._probe("recheck")
+
+    def _use(self, threads: int) -> None:
+        if threads != self.current:
+            self.set_threads(threads)
+            self.current = threads
+            self._skip = True

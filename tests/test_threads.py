@@ -1,0 +1,114 @@
+"""`--threads auto`: the tuner picks the faster count and follows the load (simulated times)."""
+
+from __future__ import annotations
+
+from lenet_cli.threads import ThreadTuner, candidates
+
+
+class Machine:
+    """Step times that depend on the thread count and on whether another program is busy."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.threads = 0
+        self.busy = False
+        self.switches: list[int] = []
+
+    def set_threads(self, n: int) -> None:
+        self.threads = n
+        self.switches.append(n)
+
+    def step_seconds(self, images: int) -> float:
+        # quiet: 2 threads 1.6x faster; one core busy: 2 threads 4x slower than 1
+        per_image = {1: 30e-6, 2: 19e-6}[self.threads]
+        if self.busy and self.threads == 2:
+            per_image = 120e-6
+        seconds = per_image * images
+        self.now += seconds
+        return seconds
+
+
+def run(tuner: ThreadTuner, machine: Machine, steps: int, images: int = 64) -> None:
+    for _ in range(steps):
+        tuner.record(machine.step_seconds(images), images)
+
+
+def make(machine: Machine, **kw) -> ThreadTuner:
+    return ThreadTuner([1, 2], machine.set_threads, clock=lambda: machine.now, **kw)
+
+
+def test_candidates():
+    assert candidates(1) == [1]
+    assert candidates(2) == [1, 2]
+    assert candidates(16) == [1, 8, 16]
+
+
+def test_quiet_machine_settles_on_the_faster_count():
+    m = Machine()
+    tuner = make(m)
+    run(tuner, m, 40)
+    assert not tuner.probing
+    assert tuner.current == 2 and m.threads == 2
+    (choice,) = tuner.choices
+    assert choice.reason == "start"
+    assert abs(choice.us_per_image[1] - 30) < 1e-6 and abs(choice.us_per_image[2] - 19) < 1e-6
+
+
+def test_a_busy_core_makes_it_switch_to_one_thread_without_waiting_for_the_timer():
+    m = Machine()
+    tuner = make(m, recheck_s=1e9)
+    run(tuner, m, 40)
+    assert tuner.current == 2
+    m.busy = True
+    run(tuner, m, 40)
+    assert tuner.current == 1 and m.threads == 1
+    assert tuner.choices[-1].reason == "slowdown"
+
+
+def test_the_timer_finds_that_the_load_went_away():
+    m = Machine()
+    m.busy = True
+    tuner = make(m, recheck_s=0.01)
+    run(tuner, m, 30)
+    assert tuner.current == 1
+    m.busy = False
+    run(tuner, m, 400)  # 400 steps * 64 images * 30 us = 0.77 s of simulated time: many rechecks
+    assert tuner.current == 2
+    assert any(c.reason == "recheck" for c in tuner.choices)
+
+
+def test_one_slow_step_is_not_a_slowdown():
+    m = Machine()
+    tuner = make(m, recheck_s=1e9)
+    run(tuner, m, 40)
+    n = len(tuner.choices)
+    tuner.record(1.0, 64)  # a GC pause
+    run(tuner, m, 10)
+    assert len(tuner.choices) == n and tuner.current == 2
+
+
+def test_the_first_step_after_a_switch_is_not_counted():
+    m = Machine()
+    tuner = make(m, probe_steps=2)
+    # the first step at 2 threads is very slow (the pool wakes up); counted, it would pick 1
+    for threads in (1, 2):
+        for i in range(tuner.probe_steps + 1):
+            assert m.threads == threads
+            seconds = m.step_seconds(64) * (50 if (threads == 2 and i == 0) else 1)
+            tuner.record(seconds, 64)
+    assert tuner.choices and tuner.current == 2
+
+
+def test_one_candidate_never_probes():
+    m = Machine()
+    tuner = ThreadTuner([1], m.set_threads, clock=lambda: m.now)
+    run(tuner, m, 20)
+    assert m.switches == [1] and tuner.choices == [] and not tuner.probing
+
+
+def test_empty_steps_are_ignored():
+    m = Machine()
+    tuner = make(m)
+    tuner.record(0.5, 0)
+    run(tuner, m, 40)
+    assert tuner.current == 2
