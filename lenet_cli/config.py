@@ -87,6 +87,7 @@ POSITIVE = Range(lo=0, lo_open=True)
 NON_NEGATIVE = Range(lo=0)
 FRACTION = Range(lo=0, hi=1, hi_open=True)
 SEED = Range(lo=0, hi=SEED_MAX)
+THREADS = Rule(lambda v: v == "auto" or v >= 1, "must be auto or at least 1")
 
 
 def _plain_text(v: str) -> bool:
@@ -177,7 +178,13 @@ class TrainConfig:
     seed: int = opt(0, "Seed of the initial weights, split and data order.", SEED)
     deterministic: bool = opt(False, "Deterministic algorithms only (needed for exact GPU reruns).")
     device: str = opt("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps.")
-    threads: int | None = opt(None, "CPU threads. Default: the physical cores.", AT_LEAST_1)
+    threads: int | Literal["auto"] = opt(
+        "auto",
+        "CPU threads: a number, or auto: time the first steps at 1 thread and at all physical "
+        "cores, keep the faster, and check again every few seconds and when steps slow down "
+        "(another program took a core).",
+        THREADS,
+    )
     out: str = opt("runs", "Parent directory of run directories.", PATH_TEXT)
     name: str | None = opt(
         None, "Run directory name (default DATA-ARCH-YYYYmmdd-HHMMSS); never overwritten.", RUN_NAME
@@ -262,6 +269,23 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     )
 
 
+def _from_flag(key: str, value: Any) -> Any:
+    """A flag that takes a number or a word (``--threads 2`` / ``auto``) arrives as text."""
+    hint = HINTS[key]
+    if not isinstance(value, str) or int not in get_args(hint):
+        return value
+    words = [w for t in get_args(hint) if typing.get_origin(t) is Literal for w in get_args(t)]
+    if value in words:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        choices = " or ".join(words)
+        raise UsageError(
+            f"{flag_name(key)} must be {choices} or a whole number, got {value!r}"
+        ) from None
+
+
 def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check keys and types of a partial config; keys may use dashes. Returns clean values.
 
@@ -275,6 +299,8 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             close = difflib.get_close_matches(key, FIELDS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(FIELDS)
             raise ConfigError(f"{where}: unknown key {raw_key!r}", hint=hint)
+        if where == "flag":
+            value = _from_flag(key, value)
         value = _check_type(key, value, where)
         if where == "flag":
             check_value(flag_name(key), value, RULES[key])

@@ -5,8 +5,10 @@ at every parallel region, and a 2-thread step can be 3-17x slower than a 1-threa
 machine 2 threads are ~1.6x faster. No fixed choice is right for laptops, CI runners and shared
 servers, so the training loop times its own steps: a short probe of each candidate count (the
 first step after a switch is not counted: it wakes the thread pool), then the fastest is kept.
-It probes again every ``recheck_s`` seconds, and at once when steps get much slower than they
-were (another program started). A probe costs ``(1 + probe_steps)`` steps per candidate.
+It probes again after ``recheck_s`` seconds (doubling, up to 8x, while the answer stays the same),
+and at once when steps get much slower than they were (another program started). A probe costs
+``(1 + probe_steps)`` steps per candidate, and one counted step for a candidate that is already
+more than twice as slow as the best so far (with one core busy, 2 threads can be 100x slower).
 
 Pure Python and no torch: the caller passes the function that sets the thread count and reports
 each step's time; the tuner reports its choices through ``on_choice``. The C kernels give the same
@@ -54,10 +56,12 @@ class ThreadTuner:
     _slow: int = field(init=False, default=0)
     _settled_at: float = field(init=False, default=0.0)
     _reason: str = field(init=False, default="start")
+    _interval: float = field(init=False, default=0.0)  # seconds until the next timed re-check
     choices: list[Choice] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.cands = sorted(set(self.cands))
+        self._interval = self.recheck_s
         if len(self.cands) == 1:  # nothing to choose between: settle at once, never probe
             self._use(self.cands[0])
             self._settled_at = self.clock()
@@ -92,7 +96,9 @@ class ThreadTuner:
             return
         samples = self._samples[self.current]
         samples.append(per_image)
-        if len(samples) < self.probe_steps:
+        done = [statistics.median(v) for c, v in self._samples.items() if c not in self._queue]
+        clearly_worse = bool(done) and per_image > 2 * min(done)  # stop paying for a bad count
+        if len(samples) < self.probe_steps and not clearly_worse:
             return
         self._queue.pop(0)
         if self._queue:
@@ -100,6 +106,9 @@ class ThreadTuner:
             return
         medians = {c: statistics.median(s) for c, s in self._samples.items()}
         best = min(medians, key=lambda c: (medians[c], c))  # a tie goes to fewer threads
+        # the same answer again: check less often (up to 8x); a new answer: as often as at first
+        same = self.choices and self.choices[-1].threads == best
+        self._interval = min(self._interval * 2, 8 * self.recheck_s) if same else self.recheck_s
         self._use(best)
         self._recent.clear()
         self._slow = 0
@@ -120,7 +129,7 @@ class ThreadTuner:
         else:
             self._slow = 0
             self._recent.append(per_image)
-        if self.clock() - self._settled_at >= self.recheck_s:
+        if self.clock() - self._settled_at >= self._interval:
             self._probe("recheck")
 
     def _use(self, threads: int) -> None:

@@ -44,6 +44,7 @@ from lenet_cli.model import build_model
 from lenet_cli.optim import build_optimizer, build_scheduler
 from lenet_cli.rundir import Plan, RunDir
 from lenet_cli.tblog import require_tensorboard, tensorboard_log
+from lenet_cli.threads import Choice, ThreadTuner, candidates
 from lenet_cli.weights import init_weights
 
 Event = Callable[[dict], None]
@@ -144,6 +145,7 @@ class Run:
             lr=cfg.lr,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
+            lean=not cfg.compile,  # torch.compile needs torch._dynamo anyway
         )
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
         total_steps = cfg.epochs * self.steps_per_epoch
@@ -160,6 +162,7 @@ class Run:
         )
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
         self.state = RunState()
+        self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
 
     def payload(self, data_generator: torch.Tensor) -> dict[str, Any]:
         """The checkpoint; ``data_generator`` is the data order's state to resume from."""
@@ -219,9 +222,12 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
             continue
         if signals.received is not None:
             break
+        started = time.perf_counter()
         loss, hits = train_step(
             run.net, run.optimizer, run.loss_fn, x, y, precision=cfg.precision, scaler=run.scaler
         )
+        if run.tuner is not None:  # CPU steps are synchronous: this is the step's own time
+            run.tuner.record(time.perf_counter() - started, int(y.shape[0]))
         run.scheduler.step()
         sums.add(loss, hits, int(y.shape[0]))
         s.step += 1
@@ -293,6 +299,19 @@ def train_epochs(
                 )
 
 
+def thread_tuner(cfg: TrainConfig, device: torch.device, emit) -> ThreadTuner | None:
+    """``--threads auto`` on the CPU: a tuner that reports each choice as a "threads" event."""
+    cands = candidates(speed.default_threads())
+    if cfg.threads != "auto" or device.type != "cpu" or len(cands) < 2:
+        return None
+
+    def report(choice: Choice) -> None:
+        emit(event="threads", threads=choice.threads, reason=choice.reason,
+             us_per_image=choice.us_per_image)  # fmt: skip
+
+    return ThreadTuner(cands, torch.set_num_threads, on_choice=report)
+
+
 def train(
     plan: Plan,
     *,
@@ -321,6 +340,7 @@ def train(
     # the default mnist that fell back to the sample is recorded as what it is
     cfg = dataclasses.replace(cfg, data=data.train.name)
     run = Run(cfg, device, data, fused)
+    run.tuner = thread_tuner(cfg, device, emit)
     if plan.resume is not None:
         run.restore(plan.resume)
     elif init is not None:  # in place: the fast path and the optimizer share these parameters

@@ -112,3 +112,42 @@ def test_empty_steps_are_ignored():
     tuner.record(0.5, 0)
     run(tuner, m, 40)
     assert tuner.current == 2
+
+
+def test_a_count_that_is_far_slower_is_dropped_after_one_counted_step():
+    m = Machine()
+    m.busy = True  # 2 threads 4x slower than 1
+    tuner = make(m)
+    run(tuner, m, 7 + 2)  # 1 skipped + 6 counted at 1 thread, then 1 skipped + 1 counted at 2
+    assert not tuner.probing and tuner.current == 1
+    assert m.switches == [1, 2, 1]
+
+
+def test_rechecks_that_keep_the_same_answer_come_less_often():
+    m = Machine()
+    tuner = make(m, recheck_s=0.01)
+    run(tuner, m, 2000)
+    times = [c for c in tuner.choices if c.reason == "recheck"]
+    assert all(c.threads == 2 for c in tuner.choices)
+    # 2000 steps of ~1.2 ms: at a fixed 0.01 s there would be ~200 re-checks; backing off to
+    # 0.08 s, about 30
+    assert 10 < len(times) < 60
+
+
+def test_train_with_threads_auto_says_what_it_chose(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lenet_cli import speed
+    from lenet_cli.cli import app
+
+    monkeypatch.setattr(speed, "default_threads", lambda: 2)  # two candidates on any machine
+    args = ["train", "--data", "random", "--device", "cpu", "--epochs", "1", "--batch-size", "16"]
+    args += ["--progress", "plain", "--out", str(tmp_path)]
+    auto = CliRunner().invoke(app, [*args, "--name", "a"])
+    assert auto.exit_code == 0, auto.output
+    assert "threads auto: " in auto.output and "us per training image" in auto.output
+    fixed = CliRunner().invoke(app, [*args, "--name", "f", "--threads", "1"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "threads auto" not in fixed.output
+    shown = CliRunner().invoke(app, ["train", "--print-config"])
+    assert "auto" in next(line for line in shown.output.splitlines() if "threads" in line)

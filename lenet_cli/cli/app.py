@@ -161,8 +161,10 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def setup_device(spec: str, threads: int | None = None):
-    """The torch.device for --device (saying what `auto` chose) and the CPU threads in use."""
+def setup_device(spec: str, threads: int | str | None = None):
+    """The torch.device for --device (saying what `auto` chose) and the CPU threads in use.
+
+    ``threads`` None or "auto" starts at the physical cores (training's auto then tunes it)."""
     from lenet_cli.device import resolve_device, set_threads
     from lenet_cli.speed import default_threads
 
@@ -171,4 +173,5 @@ def setup_device(spec: str, threads: int | None = None):
         from lenet_cli import ui
 
         ui.note(chosen.note)
-    return chosen.device, set_threads(threads or default_threads())
+    start = default_threads() if threads in (None, "auto") else threads
+    return chosen.device, set_threads(start)

@@ -29,6 +29,8 @@ def _flag(f: dataclasses.Field) -> inspect.Parameter:
     """
     hint = HINTS[f.name]
     base = [a for a in typing_args(hint) if a is not type(None)] or [hint]
+    if len(base) > 1:  # a number or a word (--threads 2 / auto): text, converted by config.py
+        base = [str]
     name = flag_name(f.name)
     decl = f"{name}/--no-{name[2:]}" if base[0] is bool else name
     shown = f" Default: {f.default}." if f.default is not None else ""

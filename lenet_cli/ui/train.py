@@ -54,6 +54,7 @@ class TrainProgress:
         self.mode = mode
         self.epochs = 0
         self._progress: Any = None
+        self.threads: int | None = None  # what --threads auto last chose
         self._task: Any = None
 
     def _plain(self, line: str) -> None:
@@ -74,6 +75,8 @@ class TrainProgress:
             )
         elif kind == "start":
             self._start(e)
+        elif kind == "threads":
+            self._threads(e)
         elif kind == "epoch_start" and self._progress is not None:
             self._task = self._progress.add_task(
                 "",
@@ -93,6 +96,18 @@ class TrainProgress:
             )
         elif kind == "epoch_end":
             self._epoch_end(e)
+
+    def _threads(self, e: dict[str, Any]) -> None:
+        """--threads auto: say what it chose, the first time and whenever it changes."""
+        if self.mode == "none" or e["threads"] == self.threads:
+            return
+        self.threads = e["threads"]
+        timings = ", ".join(f"{n}: {us:.1f}" for n, us in sorted(e["us_per_image"].items()))
+        why = {"start": "", "recheck": " (re-checked)", "slowdown": " (steps slowed down)"}
+        note(
+            f"threads auto: {e['threads']}{why.get(e['reason'], '')}; "
+            f"us per training image at each count: {timings}"
+        )
 
     def _start(self, e: dict[str, Any]) -> None:
         self.epochs = e["epochs"]
