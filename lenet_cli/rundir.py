@@ -13,17 +13,20 @@ and writes its files:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lenet_cli.atomic import json_safe
 from lenet_cli.config import TrainConfig, load_toml, resolve, to_toml, validate
 from lenet_cli.errors import OutputExistsError, UsageError
+from lenet_cli.interrupts import TrainingInterrupted
 
 # Keys that a resumed run cannot change: the weights, optimizer state or data would not fit.
 FIXED_ON_RESUME = ("data", "arch", "optimizer", "batch_size", "val_split", "seed")
@@ -114,6 +117,10 @@ def resume_dir(checkpoint: Path) -> Path:
     return run_dir
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # as metrics.now (no torch)
+
+
 class RunDir:
     """A run directory while a run trains in it: created (or reopened), then its log files.
 
@@ -157,9 +164,31 @@ class RunDir:
         if path.exists():  # a resumed run: keep the first session, list the later ones
             doc = json.loads(path.read_text(encoding="utf-8"))
             doc.setdefault("resumed", []).append(info)
+            doc.pop("ended", None)  # the previous session's end: running again now
         else:
             doc = info
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+    @contextlib.contextmanager
+    def recording_end(self) -> Iterator[None]:
+        """Records in env.json how the session ended: ``"ended": {"status", "reason", "time"}``,
+        status finished, interrupted (a signal) or failed (a NaN loss, an error): `lenet runs`."""
+        try:
+            yield
+        except BaseException as e:
+            stopped = isinstance(e, (TrainingInterrupted, KeyboardInterrupt))
+            self._ended("interrupted" if stopped else "failed", str(e) or type(e).__name__)
+            raise
+        self._ended("finished", "")
+
+    def _ended(self, status: str, reason: str) -> None:
+        path = self.path / "env.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc["ended"] = {"status": status, "reason": reason[:300], "time": _now()}
+            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except (OSError, ValueError):
+            pass  # the end is a courtesy for `lenet runs`: never mask why training stopped
 
     def append_step(self, row: dict[str, Any]) -> None:
         """A per-step row (--log-every): metrics.jsonl only, marked ``"kind": "step"``."""

@@ -2,7 +2,9 @@
 
 Reads what `lenet train` wrote (config.toml, metrics.jsonl, env.json, the checkpoints) directly,
 as user input: unknown keys and fields are ignored (newer runs may carry more), a file that is
-there but broken is an error naming it. The status is inferred from the files:
+there but broken is an error naming it. The status is what env.json's ``ended`` recorded
+(``lenet train`` writes it when a session ends), else, for older runs or a process that was
+killed, it is inferred from the files:
 - finished: the last epoch row is complete and the run reached its epochs, its max_steps or
   its early stop;
 - interrupted: it saved a checkpoint but did not get there (Ctrl-C, SIGTERM, a killed
@@ -119,7 +121,10 @@ def summarise(run_dir: Path) -> dict[str, Any]:
     seconds = sum(r["seconds"] or 0.0 for r in rows)
     images = sum((r["seconds"] or 0.0) * (r["images_per_s"] or 0.0) for r in rows)
     started = _time(env.get("time"))
-    ended = _time(rows[-1].get("time")) if rows else None
+    record = env.get("ended") if isinstance(env.get("ended"), dict) else None
+    if record and record.get("status") not in ("finished", "interrupted", "failed"):
+        record = None
+    last_time = _time(rows[-1].get("time")) if rows else None
     return {
         "name": run_dir.name,
         "path": str(run_dir),
@@ -129,10 +134,11 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         "epochs_planned": _int(config, "epochs"),
         "best_acc": max(accs) if accs else None,
         "final_acc": accs[-1] if accs else None,
-        "wall_s": (ended - started).total_seconds() if started and ended else None,
+        "wall_s": (last_time - started).total_seconds() if started and last_time else None,
         "train_s": seconds if rows else None,
         "images_per_s": images / seconds if seconds > 0 else None,
-        "status": _status(config, rows, saved),
+        "status": record["status"] if record else _status(config, rows, saved),
+        "reason": record.get("reason") or None if record else None,
         "started": env.get("time") if started else None,
     }
 

@@ -366,7 +366,8 @@ def train(
         )
         run.model.train()
         started = time.perf_counter()
-        for row, improved in train_epochs(run, rd, emit, progress_interval, check_every):
-            emit(event="epoch_end", row=row, best=improved)
+        with rd.recording_end():  # in env.json, for `lenet runs`
+            for row, improved in train_epochs(run, rd, emit, progress_interval, check_every):
+                emit(event="epoch_end", row=row, best=improved)
         wall = time.perf_counter() - started
     return run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)

@@ -18,13 +18,17 @@ def _runs(*args):
 
 @pytest.fixture
 def runs_dir(sample_run, tmp_path):
-    """finished (the 20-step sample run), interrupted (its files, but 5 epochs planned), empty."""
+    """finished (the 20-step sample run), interrupted (its files, 5 epochs planned, no recorded
+    end), empty."""
     root = tmp_path / "runs"
     shutil.copytree(sample_run, root / "done")
     shutil.copytree(sample_run, root / "cut")
     config = root / "cut" / "config.toml"
     text = re.sub(r"(?m)^max_steps = .*$", "# max_steps is not set", config.read_text())
     config.write_text(re.sub(r"(?m)^epochs = .*$", "epochs = 5", text) + 'new_key = "later"\n')
+    env = json.loads((root / "cut" / "env.json").read_text())
+    env.pop("ended")  # as a killed process leaves it: no end recorded, the files tell
+    (root / "cut" / "env.json").write_text(json.dumps(env))
     (root / "empty").mkdir()
     return root
 
@@ -82,3 +86,18 @@ def test_runs_diff(runs_dir):
     table = _runs("diff", runs_dir / "done", runs_dir / "cut")
     assert table.exit_code == 0 and "max_steps" in table.stdout and "interrupted" in table.stdout
     assert _runs("diff", runs_dir / "done", runs_dir / "missing").exit_code == 2
+
+
+def test_status_recorded_by_train_nan_is_failed(tmp_path):
+    args = "train --data mnist-sample --device cpu --threads 1 --epochs 2 --max-steps 3"
+    nan = "--optimizer sgd --lr 1e12 --loss mse --scheduler none"
+    runner = CliRunner()
+    ok = runner.invoke(app, [*args.split(), "--out", str(tmp_path), "--name", "ok"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, [*args.split(), *nan.split(), "--out", str(tmp_path), "--name", "nan"])
+    assert bad.exit_code == 9, bad.output
+    env = json.loads((tmp_path / "ok" / "env.json").read_text())
+    assert env["ended"]["status"] == "finished"
+    runs = {r["name"]: r for r in json.loads(_runs(tmp_path, "--json").stdout)}
+    assert runs["ok"]["status"] == "finished" and runs["nan"]["status"] == "failed"
+    assert "non-finite" in runs["nan"]["reason"]
