@@ -9,7 +9,11 @@
   cuDNN autotuning, reported as ``warmup_s``), then ``repeats`` timed passes over all the
   images, each ended by a device synchronize; the figure is the median pass;
 - inference is the same passes under ``torch.inference_mode()`` with the model in eval mode;
-- ``epoch_s`` is the time a 60,000-image epoch takes at the median rate.
+- ``epoch_s`` is the time a 60,000-image epoch takes at the median rate;
+- threads ``auto`` is ``lenet train --threads auto``: a ``threads.ThreadTuner`` times every
+  training step (from the warm-up pass on) and sets the count; inference then runs at the count
+  it chose. ``busy`` busy-looping processes run beside the whole measurement (the machine as it
+  is when other programs work), to show what a fixed count and auto do then.
 Nothing in a timed pass reads a value back to the host (no ``.item()``).
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,13 +31,14 @@ from typing import Any
 import torch
 
 from lenet_cli import speed
-from lenet_cli.config import AT_LEAST_1, check_value
+from lenet_cli.config import AT_LEAST_1, NON_NEGATIVE, check_value
 from lenet_cli.data import batches
 from lenet_cli.device import set_threads, synchronize
 from lenet_cli.errors import UsageError
 from lenet_cli.losses import build_loss
 from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
 from lenet_cli.optim import build_optimizer
+from lenet_cli.threads import ThreadTuner, candidates
 from lenet_cli.train import train_step
 
 Event = Callable[[dict], None]
@@ -59,6 +66,14 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def busy_loops(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that keep one core busy each (``python -c "while True: pass"``)."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
 
 
 def _median_rate(
@@ -93,6 +108,7 @@ def bench_one(
     lr: float = 0.01,
     do_train: bool = True,
     do_infer: bool = True,
+    tuner: ThreadTuner | None = None,
 ) -> dict[str, Any]:
     """One (batch size, current threads) cell: training and inference figures."""
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -115,7 +131,10 @@ def bench_one(
 
         def train_pass() -> None:
             for x, y in batches(x_all, y_all, batch_size, generator=order):
+                started = time.perf_counter()
                 train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
+                if tuner is not None:  # CPU steps are synchronous
+                    tuner.record(time.perf_counter() - started, int(y.shape[0]))
 
         model.train()
         warm, rate, secs = _median_rate(train_pass, device, images, repeats)
@@ -125,6 +144,8 @@ def bench_one(
             train_warmup_s=warm,
             train_pass_s=secs,
         )
+        if tuner is not None:
+            row["threads_chosen"] = [c.threads for c in tuner.choices]
     if do_infer:
         model.eval()
 
@@ -148,7 +169,7 @@ def run_bench(
     *,
     device: torch.device,
     batch_sizes: list[int],
-    threads: list[int | None],
+    threads: list[int | str | None],
     repeats: int = 5,
     images: int = 8192,
     arch: str = "tutorial",
@@ -159,6 +180,7 @@ def run_bench(
     seed: int = 0,
     train: bool = True,
     infer: bool = True,
+    busy: int = 0,
     on_event: Event | None = None,
 ) -> dict[str, Any]:
     """Every (threads, batch size) cell, in that order; returns a JSON-ready dict."""
@@ -167,6 +189,7 @@ def run_bench(
     for b in batch_sizes:
         check_value("--batch-sizes", b, AT_LEAST_1)
     check_value("--repeats", repeats, AT_LEAST_1)
+    check_value("--busy", busy, NON_NEGATIVE)
     if images < max(batch_sizes):
         raise UsageError(
             f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
@@ -184,11 +207,16 @@ def run_bench(
     backends = speed.configure_backends(device)
     before = torch.get_num_threads()
     rows = []
+    loops = busy_loops(busy)
     try:
         for n_threads in threads:
-            used = set_threads(n_threads)
+            auto = n_threads == "auto"
+            used = set_threads(speed.default_threads() if auto else n_threads)
             for bs in batch_sizes:
-                _emit(on_event, event="cell", threads=used, batch_size=bs)
+                _emit(on_event, event="cell", threads="auto" if auto else used, batch_size=bs)
+                tuner = None
+                if auto and device.type == "cpu":
+                    tuner = ThreadTuner(candidates(speed.default_threads()), set_threads)
                 load = _load()
                 row = bench_one(
                     device=device,
@@ -203,13 +231,19 @@ def run_bench(
                     fused=use_fused,
                     do_train=train,
                     do_infer=infer,
+                    tuner=tuner,
                 )
+                if auto:
+                    row["threads"] = "auto"
                 row["load"] = load
                 row["channels_last"] = layout(bs)
                 rows.append(row)
                 _emit(on_event, event="cell_done", row=row)
     finally:
         torch.set_num_threads(before)
+        for proc in loops:
+            proc.kill()
+            proc.wait()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {
         "device": str(device),
@@ -225,6 +259,7 @@ def run_bench(
         "repeats": repeats,
         "backends": backends,
         "physical_cores": speed.default_threads(),
+        "busy": busy,
         "load_end": _load(),
         "results": rows,
     }

@@ -6,7 +6,8 @@ machine 2 threads are ~1.6x faster. No fixed choice is right for laptops, CI run
 servers, so the training loop times its own steps: a short probe of each candidate count (the
 first step after a switch is not counted: it wakes the thread pool), then the fastest is kept.
 It probes again after ``recheck_s`` seconds (doubling, up to 8x, while the answer stays the same),
-and at once when steps get much slower than they were (another program started). A probe costs
+and sooner when steps get much slower than they were (another program started; at most once per
+``recheck_s``). A probe costs
 ``(1 + probe_steps)`` steps per candidate, and one counted step for a candidate that is already
 more than twice as slow as the best so far (with one core busy, 2 threads can be 100x slower).
 
@@ -111,6 +112,7 @@ class ThreadTuner:
         self._interval = min(self._interval * 2, 8 * self.recheck_s) if same else self.recheck_s
         self._use(best)
         self._recent.clear()
+        self._recent.extend(self._samples[best])  # the baseline a slowdown is measured against
         self._slow = 0
         self._settled_at = self.clock()
         choice = Choice(best, {c: m * 1e6 for c, m in medians.items()}, self._reason)
@@ -119,17 +121,20 @@ class ThreadTuner:
             self.on_choice(choice)
 
     def _watch(self, per_image: float) -> None:
-        if len(self._recent) >= 8 and per_image > self.slow_factor * statistics.median(
+        since = self.clock() - self._settled_at
+        if len(self._recent) >= 3 and per_image > self.slow_factor * statistics.median(
             self._recent
         ):
             self._slow += 1
-            if self._slow >= self.slow_run:
+            # at most one probe per recheck_s: on a busy machine steps are noisy, and probing a
+            # count that is far slower is what costs
+            if self._slow >= self.slow_run and since >= self.recheck_s:
                 self._probe("slowdown")
                 return
         else:
             self._slow = 0
             self._recent.append(per_image)
-        if self.clock() - self._settled_at >= self._interval:
+        if since >= self._interval:
             self._probe("recheck")
 
     def _use(self, threads: int) -> None:

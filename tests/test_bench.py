@@ -127,3 +127,42 @@ def test_bench_on_cuda(precision):
     row = r["results"][0]
     assert r["backends"]["cudnn_benchmark"] is True
     assert row["train_images_per_s"] > 0 and row["infer_images_per_s"] > 0
+
+
+def _busy_children() -> list[int]:
+    """Our child processes that run the busy loop (from /proc)."""
+    import os
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and b"while True: pass" in cmd and stat[0] != "Z":
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_threads_auto_beside_a_busy_process(monkeypatch):
+    from lenet_cli import speed
+
+    monkeypatch.setattr(speed, "default_threads", lambda: 2)
+    seen = []
+    r = run_bench(
+        device=torch.device("cpu"),
+        batch_sizes=[16],
+        threads=["auto"],
+        repeats=1,
+        images=512,
+        infer=False,
+        busy=1,
+        on_event=lambda e: seen.append(_busy_children()) if e["event"] == "cell" else None,
+    )
+    (row,) = r["results"]
+    assert row["threads"] == "auto" and row["threads_chosen"] and r["busy"] == 1
+    assert all(n in (1, 2) for n in row["threads_chosen"])
+    assert len(seen[0]) == 1  # the busy process ran during the measurement...
+    assert _busy_children() == []  # ...and is gone after it

@@ -54,15 +54,21 @@ def test_quiet_machine_settles_on_the_faster_count():
     assert abs(choice.us_per_image[1] - 30) < 1e-6 and abs(choice.us_per_image[2] - 19) < 1e-6
 
 
-def test_a_busy_core_makes_it_switch_to_one_thread_without_waiting_for_the_timer():
+def test_a_busy_core_makes_it_switch_to_one_thread_before_the_timer():
     m = Machine()
-    tuner = make(m, recheck_s=1e9)
+    tuner = make(m, recheck_s=0.05)
     run(tuner, m, 40)
     assert tuner.current == 2
+    run(tuner, m, 2000)  # the timer backs off to 0.4 s
+    n = len(tuner.choices)
+    while len(tuner.choices) == n:  # up to the end of a timed re-check: the timer starts again
+        run(tuner, m, 1)
     m.busy = True
-    run(tuner, m, 40)
-    assert tuner.current == 1 and m.threads == 1
-    assert tuner.choices[-1].reason == "slowdown"
+    before = m.now
+    while tuner.choices[-1].threads != 1:
+        run(tuner, m, 1)
+    assert tuner.current == 1 and tuner.choices[-1].reason == "slowdown"
+    assert m.now - before < 0.2  # the timer would have waited 0.4 s
 
 
 def test_the_timer_finds_that_the_load_went_away():

@@ -12,14 +12,17 @@ from lenet_cli.config import AT_LEAST_1, Precision, check_value
 from lenet_cli.errors import UsageError
 
 
-def _int_list(text: str, flag: str) -> list[int]:
+def _int_list(text: str, flag: str, words: tuple[str, ...] = ()) -> list:
+    """Comma-separated whole numbers >= 1 (and ``words``, kept as they are)."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    what = "integers" + "".join(f" or {w}" for w in words)
     try:
-        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+        values = [part if part in words else int(part) for part in parts]
     except ValueError:
-        raise UsageError(f"{flag} takes comma-separated integers, got {text!r}") from None
+        raise UsageError(f"{flag} takes comma-separated {what}, got {text!r}") from None
     if not values:
-        raise UsageError(f"{flag} takes comma-separated integers, got {text!r}")
-    return [check_value(flag, v, AT_LEAST_1) for v in values]
+        raise UsageError(f"{flag} takes comma-separated {what}, got {text!r}")
+    return [v if v in words else check_value(flag, v, AT_LEAST_1) for v in values]
 
 
 @app.command()
@@ -32,7 +35,9 @@ def bench(
         str | None,
         typer.Option(
             "--threads",
-            help="Comma-separated CPU thread counts to measure [default: the physical cores].",
+            help="Comma-separated CPU thread counts to measure, and auto (what `lenet train "
+            "--threads auto` does: time the steps, keep the faster count) [default: the physical "
+            "cores].",
         ),
     ] = None,
     repeats: Annotated[
@@ -70,6 +75,15 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    busy: Annotated[
+        int,
+        typer.Option(
+            "--busy",
+            min=0,
+            help="Busy-looping processes to run beside the measurement (a machine shared with "
+            "other programs), e.g. --busy 1 --threads 1,2,auto.",
+        ),
+    ] = 0,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Measure training.")] = True,
     infer: Annotated[bool, typer.Option("--infer/--no-infer", help="Measure inference.")] = True,
     seed: SeedOpt = 0,
@@ -77,7 +91,7 @@ def bench(
 ) -> None:
     """Measure training and inference images/s (warm-up excluded, median of repeats)."""
     sizes = _int_list(batch_sizes, "--batch-sizes")
-    counts: list[int | None] = _int_list(threads, "--threads") if threads else [None]
+    counts: list = _int_list(threads, "--threads", ("auto",)) if threads else [None]
     if not (train or infer):
         raise UsageError("nothing to measure", "drop --no-train or --no-infer")
 
@@ -90,7 +104,7 @@ def bench(
 
     def on_event(e: dict) -> None:
         if e["event"] == "cell":
-            ui.note(f"measuring batch {e['batch_size']}, {e['threads']} thread(s)...")
+            ui.note(f"measuring batch {e['batch_size']}, threads {e['threads']}...")
         elif e["event"] == "fallback":
             ui.note(e["notice"])
 
@@ -108,6 +122,7 @@ def bench(
         seed=seed,
         train=train,
         infer=infer,
+        busy=busy,
         on_event=on_event,
     )
     if json_out:

@@ -21,6 +21,7 @@ def render_bench(result: dict[str, Any]) -> None:
         f"{result['precision']}, {layout}{', compiled' if result['compile'] else ''}"
         f"{', fused kernels' if result.get('fused') else ''}; "
         f"median of {result['repeats']} passes of {result['images']:,} images"
+        + (f"; {result['busy']} busy process(es) beside it" if result.get("busy") else "")
     )
     table = Table(title=safe(title), title_justify="left")
     for col in (
@@ -37,7 +38,7 @@ def render_bench(result: dict[str, Any]) -> None:
         train = "train_images_per_s" in r
         infer = "infer_images_per_s" in r
         table.add_row(
-            str(r["threads"]),
+            _threads(r),
             str(r["batch_size"]),
             fmt_int(round(r["train_images_per_s"])) if train else "-",
             f"{r['train_epoch_s']:.2f} s" if train else "-",
@@ -46,3 +47,11 @@ def render_bench(result: dict[str, Any]) -> None:
             f"{r['load'][0]:.1f}" if r.get("load") else "-",
         )
     out().print(table)
+
+
+def _threads(row: dict[str, Any]) -> str:
+    """A count, or auto with what it chose (each choice, in order: "auto 2>1")."""
+    if row["threads"] != "auto":
+        return str(row["threads"])
+    chosen = row.get("threads_chosen") or []
+    return "auto " + ">".join(str(c) for c in chosen) if chosen else "auto"
