@@ -13,7 +13,11 @@ from lenet_cli.cli import app
 from lenet_cli.config import TrainConfig, flag_name, load_toml, resolve, to_toml, validate
 from lenet_cli.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
+CONFIGS = sorted(  # train configs; *-sweep.toml are search spaces (tests/test_sweep.py)
+    p
+    for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.toml")
+    if not p.name.endswith("-sweep.toml")
+)
 
 
 def test_precedence_defaults_file_flags():

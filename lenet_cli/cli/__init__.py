@@ -6,6 +6,7 @@ from lenet_cli.cli import (
     bench_cmds,  # noqa: F401  (registers `lenet bench`)
     export_cmds,  # noqa: F401  (registers `lenet export`)
     model_cmds,  # noqa: F401  (registers its commands)
+    sweep_cmds,  # noqa: F401  (registers `lenet sweep`)
     train_cmds,  # noqa: F401  (registers its commands)
     use_cmds,  # noqa: F401  (registers its commands)
     viz_cmds,  # noqa: F401  (registers the picture commands)

@@ -41,6 +41,7 @@ COMMAND_ORDER = (
     "tutorial",
     "export",
     "runs",
+    "sweep",
     "data",
     "bench",
 )

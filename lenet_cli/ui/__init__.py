@@ -12,6 +12,7 @@ from lenet_cli.ui.export import render_export
 from lenet_cli.ui.model import render_forward, render_model_facts, render_step
 from lenet_cli.ui.plot import plot_png, render_plot
 from lenet_cli.ui.runs import render_runs, render_runs_diff
+from lenet_cli.ui.sweep import SweepProgress, render_sweep, worker_notice
 from lenet_cli.ui.train import (
     TrainProgress,
     epoch_line,
@@ -49,4 +50,7 @@ __all__ = [
     "render_export",
     "render_runs",
     "render_runs_diff",
+    "SweepProgress",
+    "render_sweep",
+    "worker_notice",
 ]

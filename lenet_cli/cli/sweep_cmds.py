@@ -1,0 +1,240 @@
+"""`lenet sweep`: hyper-parameter search on Optuna, every trial a `lenet train` run.
+
+The fixed part of each trial takes every `lenet train` option: the sweep command's signature is
+its own options followed by train's (one declaration each, shown under their own help panel).
+Optuna, torch and the engines are imported inside the command bodies only.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import os
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lenet_cli import ui
+from lenet_cli.cli.app import JsonOpt, app, setup_device
+from lenet_cli.cli.train_cmds import D, train_cmd
+from lenet_cli.errors import ConfigError, OutputExistsError, UsageError
+
+# train options that a sweep sets itself: where each trial goes and what it prints
+_OWN = {"config", "print_config", "resume", "out", "name", "progress", "json_out"}
+_PANEL = "Train options (the fixed part of every trial)"
+
+
+def _train_params() -> list[inspect.Parameter]:
+    params = []
+    for p in inspect.signature(train_cmd, eval_str=True).parameters.values():
+        if p.name in _OWN:
+            continue
+        base, info = typing.get_args(p.annotation)
+        info = copy.copy(info)
+        info.rich_help_panel = _PANEL
+        params.append(p.replace(annotation=Annotated[base, info]))
+    return params
+
+
+def with_train_options(func):
+    """``func(..., flags)`` as a command that also takes train's options, passed in ``flags``."""
+    own = inspect.signature(func, eval_str=True)
+    mine = [p for p in own.parameters.values() if p.name != "flags"]
+    extra = _train_params()
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> None:
+        flags = {p.name: kwargs.pop(p.name) for p in extra}
+        flags["compile"] = flags.pop("compile_model")
+        func(**kwargs, flags=flags)
+
+    params = [*mine, *extra]
+    command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def _settings(space_path: Path | None, config: Path | None, flags: dict, trials: int) -> dict:
+    """What a new study stores: the fixed config, the space, the metric, the budget."""
+    from lenet_cli.config import load_toml, resolve
+    from lenet_cli.space import load_space
+
+    if space_path is None:
+        raise UsageError("a new sweep needs --space FILE", hint="e.g. configs/mnist-sweep.toml")
+    space = load_space(space_path)
+    file_values = load_toml(config) if config is not None else None
+    resolved = resolve(D, file_values, flags, file_name=str(config))
+    cfg = resolved.config
+    metric = space.metric or ("val_acc" if cfg.val_split > 0 else "test_acc")
+    searched = {p.name for p in space.params}
+    if metric.startswith("val_") and cfg.val_split == 0 and "val_split" not in searched:
+        raise ConfigError(f"{space_path}: metric {metric} needs a validation split (--val-split)")
+    if metric.startswith("test_"):
+        ui.note(f"trials are compared on {metric}: optimistic; --val-split picks honestly")
+    return {
+        "config": cfg.to_dict(),
+        "data_explicit": resolved.explicit("data"),
+        "space": space.to_dict(),
+        "metric": metric,
+        "trials": trials,
+        "out": cfg.out,
+    }
+
+
+def _open(storage: str | None, sweep_dir: Path):
+    from lenet_cli import study as studies
+
+    url = storage or studies.default_storage(sweep_dir)
+    return url, studies.open_storage(url)
+
+
+@app.command("sweep")
+@with_train_options
+def sweep_cmd(
+    space: Annotated[
+        Path | None, typer.Option("--space", help="Search space TOML (configs/mnist-sweep.toml).")
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Trials in all. Default: 20.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Study storage URL, e.g. postgresql://USER@HOST/DB for workers on many "
+            "machines. Default: SQLite in the sweep directory.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study", help="Study name: a new one, or one to resume or join. Default: sweep-DATE."
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Parent of sweep directories (OUT/STUDY).")
+    ] = Path("sweeps"),
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the study's trials and best, then exit.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of train options (fixed part).")
+    ] = None,
+    json_out: JsonOpt = False,
+    flags: dict | None = None,
+) -> None:
+    """Search hyper-parameters with Optuna; each trial is a `lenet train` run in OUT/STUDY."""
+    import time
+
+    from lenet_cli import study as studies
+
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if show:
+        if study is None:
+            raise UsageError("--show needs --study NAME")
+        _, store = _open(storage, out / study)
+        if storage is None and not (out / study / studies.SQLITE_NAME).is_file():
+            raise UsageError(f"no sweep {study!r} in {out}", hint="check --study and --out")
+        found, settings = studies.load(store, study)
+        return _report(found, settings, out / study, None, json_out, table=True)
+    name = study or datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
+    sweep_dir = out / name
+    url, store = storage, None
+    if storage is None:  # SQLite in the sweep directory: the study exists with its file
+        exists = (sweep_dir / studies.SQLITE_NAME).is_file()
+    else:
+        url, store = _open(storage, sweep_dir)
+        exists = name in studies.optuna().study.get_all_study_names(store)
+    if exists:
+        if given or config is not None or space is not None:
+            raise UsageError(
+                f"study {name!r} exists: it keeps its search space and options",
+                hint="drop --space, --config and train options to resume it, or name a new --study",
+            )
+    else:
+        settings = _settings(space, config, given, trials or 20)  # checked before any file
+        if sweep_dir.exists() and storage is None:
+            raise OutputExistsError(
+                f"sweep directory {sweep_dir} already exists", hint="choose another --study"
+            )
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if store is None:
+        url, store = _open(storage, sweep_dir)
+    if exists:
+        found, settings = studies.load(store, name)
+        if trials is not None:
+            found.set_user_attr("trials", trials)
+            settings["trials"] = trials
+        queued = studies.requeue_interrupted(found)
+        ui.note(f"resuming study {name}: {queued} interrupted trial(s) queued again")
+    else:
+        found = studies.create(store, name, settings)
+    from lenet_cli.speed import default_threads
+    from lenet_cli.sweep import run_workers
+
+    threads = settings["config"]["threads"] or max(1, default_threads() // workers)
+    ui.note(
+        f"sweep {name}: {settings['trials']} trials, {workers} worker(s) x {threads} thread(s), "
+        f"{settings['metric']} ({studies.direction(settings['metric'])}); directory {sweep_dir}"
+    )
+    render = ui.SweepProgress(ui.progress_mode("auto"), settings["metric"])
+    started = time.perf_counter()
+    try:
+        run_workers(url, name, sweep_dir, workers, threads, render)
+    finally:
+        render.close()
+    best_toml = studies.write_best(found, settings, sweep_dir)
+    _report(
+        found,
+        settings,
+        sweep_dir,
+        best_toml,
+        json_out,
+        table=False,
+        wall=time.perf_counter() - started,
+    )
+
+
+def _report(found, settings, sweep_dir, best_toml, json_out, *, table, wall=None) -> None:
+    from lenet_cli import study as studies
+
+    doc = {
+        "study": found.study_name,
+        "dir": str(sweep_dir),
+        "metric": settings["metric"],
+        "direction": studies.direction(settings["metric"]),
+        "trials_wanted": settings["trials"],
+        "trials": studies.rows(found),
+        "best": studies.best(found),
+        "best_toml": str(best_toml) if best_toml else None,
+        "seconds": wall,
+    }
+    if json_out:
+        ui.print_json(doc)
+    else:
+        ui.render_sweep(doc, table)
+
+
+@app.command("sweep-worker", hidden=True)
+def sweep_worker_cmd(
+    study: Annotated[str, typer.Option("--study", help="Study name.")],
+    sweep_dir: Annotated[Path, typer.Option("--dir", help="Sweep directory.")],
+    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")],
+) -> None:
+    """One worker of `lenet sweep` (started by it; the storage URL comes in the environment)."""
+    from lenet_cli import study as studies
+    from lenet_cli.sweep import STORAGE_ENV, work
+
+    url = os.environ.get(STORAGE_ENV)
+    if not url:
+        raise UsageError(f"sweep-worker is started by `lenet sweep` (no {STORAGE_ENV})")
+    _, settings = studies.load(studies.open_storage(url), study)
+    device, n = setup_device(settings["config"]["device"], threads)
+    work(url, study, sweep_dir, device, n, relay=ui.worker_notice)
