@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 import tomllib
 
-from lenet_cli.config import _HINTS, FIELDS, validate
+from lenet_cli.config import FIELDS, HINTS, validate
 from lenet_cli.errors import ConfigError
 
 Metric = Literal["val_acc", "test_acc", "val_loss", "test_loss"]
@@ -85,7 +85,7 @@ class Space:
 
 def _numeric(name: str) -> str | None:
     """float or int for a numeric option (None allowed or not), else None."""
-    hint = _HINTS[name]
+    hint = HINTS[name]
     args = [a for a in get_args(hint) if a is not type(None)] or [hint]
     return "float" if float in args else "int" if int in args else None
 

@@ -30,7 +30,8 @@ from lenet_cli.checkpoint import load_for_resume
 from lenet_cli.config import TrainConfig, validate
 from lenet_cli.errors import LenetError, NonFiniteLossError
 from lenet_cli.interrupts import Signals, TrainingInterrupted
-from lenet_cli.metrics import read_rows
+from lenet_cli.rundir import Plan
+from lenet_cli.runs import read_metrics
 from lenet_cli.space import Space, from_dict
 
 if TYPE_CHECKING:
@@ -70,9 +71,7 @@ def _trial_run(trial, settings: dict[str, Any], sweep_dir: Path, threads: int):
         "threads": threads,
     }
     cfg = TrainConfig(**validate(values, f"trial {trial.number}"))
-    run_dir = sweep_dir / cfg.name
-    run_dir.mkdir(parents=True)  # a new trial number: never an existing directory
-    return cfg, run_dir, None
+    return cfg, sweep_dir / cfg.name, None  # a new trial number: a new directory
 
 
 def run_trial(
@@ -112,17 +111,12 @@ def run_trial(
             if trial.should_prune():  # after this epoch's checkpoint and metrics are written
                 raise opt.TrialPruned(f"pruned after epoch {e['row']['epoch']}")
 
-    for row in read_rows(run_dir) if payload is not None else []:
-        report(row)
-    train(
-        cfg,
-        run_dir,
-        device=device,
-        threads=threads,
-        data_explicit=settings["data_explicit"],
-        resume=payload,
-        on_event=on_event,
-    )
+    if payload is not None and (run_dir / "metrics.jsonl").is_file():
+        for row in read_metrics(run_dir):  # the epochs before the interrupt, for the pruner
+            report(row)
+    sources = {"data": "flag"} if settings["data_explicit"] else {}
+    plan = Plan(cfg, run_dir, payload, sources)
+    train(plan, device=device, threads=threads, on_event=on_event)
     return better(seen.values())
 
 

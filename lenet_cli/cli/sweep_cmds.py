@@ -1,17 +1,13 @@
 """`lenet sweep`: hyper-parameter search on Optuna, every trial a `lenet train` run.
 
-The fixed part of each trial takes every `lenet train` option: the sweep command's signature is
-its own options followed by train's (one declaration each, shown under their own help panel).
+The fixed part of each trial takes every `lenet train` option (generated from TrainConfig, as
+train's are, under their own heading of --help) except those the sweep sets for each trial.
 Optuna, torch and the engines are imported inside the command bodies only.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
 import os
-import typing
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,42 +16,12 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, app, setup_device
-from lenet_cli.cli.train_cmds import D, train_cmd
+from lenet_cli.cli.train_cmds import config_flags
+from lenet_cli.config import TrainConfig
 from lenet_cli.errors import ConfigError, OutputExistsError, UsageError
 
-# train options that a sweep sets itself: where each trial goes and what it prints
-_OWN = {"config", "print_config", "resume", "out", "name", "progress", "json_out"}
-_PANEL = "Train options (the fixed part of every trial)"
-
-
-def _train_params() -> list[inspect.Parameter]:
-    params = []
-    for p in inspect.signature(train_cmd, eval_str=True).parameters.values():
-        if p.name in _OWN:
-            continue
-        base, info = typing.get_args(p.annotation)
-        info = copy.copy(info)
-        info.rich_help_panel = _PANEL
-        params.append(p.replace(annotation=Annotated[base, info]))
-    return params
-
-
-def with_train_options(func):
-    """``func(..., flags)`` as a command that also takes train's options, passed in ``flags``."""
-    own = inspect.signature(func, eval_str=True)
-    mine = [p for p in own.parameters.values() if p.name != "flags"]
-    extra = _train_params()
-
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> None:
-        flags = {p.name: kwargs.pop(p.name) for p in extra}
-        flags["compile"] = flags.pop("compile_model")
-        func(**kwargs, flags=flags)
-
-    params = [*mine, *extra]
-    command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+# train options that a sweep sets for each trial: where it goes, what it prints
+SWEEP_SETS = ("out", "name", "progress")
 
 
 def _settings(space_path: Path | None, config: Path | None, flags: dict, trials: int) -> dict:
@@ -67,7 +33,7 @@ def _settings(space_path: Path | None, config: Path | None, flags: dict, trials:
         raise UsageError("a new sweep needs --space FILE", hint="e.g. configs/mnist-sweep.toml")
     space = load_space(space_path)
     file_values = load_toml(config) if config is not None else None
-    resolved = resolve(D, file_values, flags, file_name=str(config))
+    resolved = resolve(TrainConfig(), file_values, flags, file_name=str(config))
     cfg = resolved.config
     metric = space.metric or ("val_acc" if cfg.val_split > 0 else "test_acc")
     searched = {p.name for p in space.params}
@@ -93,7 +59,7 @@ def _open(storage: str | None, sweep_dir: Path):
 
 
 @app.command("sweep")
-@with_train_options
+@config_flags(skip=SWEEP_SETS, panel="Train options (the fixed part of every trial)")
 def sweep_cmd(
     space: Annotated[
         Path | None, typer.Option("--space", help="Search space TOML (configs/mnist-sweep.toml).")
@@ -128,14 +94,15 @@ def sweep_cmd(
         Path | None, typer.Option("--config", help="TOML file of train options (fixed part).")
     ] = None,
     json_out: JsonOpt = False,
-    flags: dict | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Search hyper-parameters with Optuna; each trial is a `lenet train` run in OUT/STUDY."""
     import time
 
     from lenet_cli import study as studies
 
-    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}
     if show:
         if study is None:
             raise UsageError("--show needs --study NAME")

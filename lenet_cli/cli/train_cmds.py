@@ -21,7 +21,7 @@ from lenet_cli.cli.app import JsonOpt, app, setup_device
 from lenet_cli.config import HINTS, TrainConfig, flag_name
 
 
-def _flag(f: dataclasses.Field) -> inspect.Parameter:
+def _flag(f: dataclasses.Field, panel: str | None = None) -> inspect.Parameter:
     """The generated ``--flag`` of one config field: optional (None = not given), never defaulted.
 
     The default is shown in the help text rather than by Typer, because an absent flag must stay
@@ -34,7 +34,9 @@ def _flag(f: dataclasses.Field) -> inspect.Parameter:
     name = flag_name(f.name)
     decl = f"{name}/--no-{name[2:]}" if base[0] is bool else name
     shown = f" Default: {f.default}." if f.default is not None else ""
-    option = typer.Option(decl, help=f.metadata["help"] + shown, show_default=False)
+    option = typer.Option(
+        decl, help=f.metadata["help"] + shown, show_default=False, rich_help_panel=panel
+    )
     return inspect.Parameter(
         f.name,
         inspect.Parameter.KEYWORD_ONLY,
@@ -49,10 +51,22 @@ def typing_args(hint: Any) -> tuple:
     return typing.get_args(hint) if typing.get_origin(hint) is not typing.Literal else ()
 
 
-def config_flags(command: Callable[..., None]) -> Callable[..., None]:
+def config_flags(
+    command: Callable[..., None] | None = None,
+    *,
+    skip: tuple[str, ...] = (),
+    panel: str | None = None,
+) -> Any:
     """Adds one flag per TrainConfig field before ``command``'s ``json_out``; the command gets
-    them as ``flags`` (a dict of the values given, None for the others)."""
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    them as ``flags`` (a dict of the values given, None for the others).
+
+    ``config_flags(skip=..., panel=...)`` leaves out the fields a command sets itself (`lenet
+    sweep`) and lists the others under their own heading of ``--help``.
+    """
+    if command is None:
+        return functools.partial(config_flags, skip=skip, panel=panel)
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.name not in skip]
+    names = [f.name for f in fields]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
@@ -63,7 +77,7 @@ def config_flags(command: Callable[..., None]) -> Callable[..., None]:
     own = inspect.signature(command, eval_str=True).parameters.values()
     own = [p.replace(kind=kw) for p in own if p.name != "flags"]
     at = next(i for i, p in enumerate(own) if p.name == "json_out")
-    params = own[:at] + [_flag(f) for f in dataclasses.fields(TrainConfig)] + own[at:]
+    params = own[:at] + [_flag(f, panel) for f in fields] + own[at:]
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
