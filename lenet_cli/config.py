@@ -310,18 +310,23 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     return clean
 
 
+def read_toml(path: Path, what: str = "config file", hint: str = "check the path") -> dict:
+    """A TOML document, or one ConfigError line naming ``what`` it is and the file."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {what} {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """A config file's values, checked. Tables ([data], [run]...) only group keys."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    doc = read_toml(path)
     flat: dict[str, Any] = {}
     for key, value in doc.items():
         items = value.items() if isinstance(value, dict) else [(key, value)]

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import tomllib
-
-from lenet_cli.config import FIELDS, HINTS, validate
+from lenet_cli.config import FIELDS, HINTS, read_toml, validate
 from lenet_cli.errors import ConfigError
 
 Metric = Literal["val_acc", "test_acc", "val_loss", "test_loss"]
@@ -166,13 +164,4 @@ def from_dict(doc: dict[str, Any], where: str) -> Space:
 def load_space(path: str | Path) -> Space:
     """The search space file at ``path``, checked; every problem is one ConfigError line."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"search space {path} does not exist", hint="check --space") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read search space {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"search space {path} is not valid TOML: {e}") from None
-    return from_dict(doc, str(path))
+    return from_dict(read_toml(path, "search space", hint="check --space"), str(path))
