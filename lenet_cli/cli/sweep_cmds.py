@@ -146,7 +146,8 @@ def sweep_cmd(
     from lenet_cli.speed import default_threads
     from lenet_cli.sweep import run_workers
 
-    threads = settings["config"]["threads"] or max(1, default_threads() // workers)
+    fixed = settings["config"]["threads"]  # a number as given; else the cores shared out
+    threads = fixed if isinstance(fixed, int) else max(1, default_threads() // workers)
     ui.note(
         f"sweep {name}: {settings['trials']} trials, {workers} worker(s) x {threads} thread(s), "
         f"{settings['metric']} ({studies.direction(settings['metric'])}); directory {sweep_dir}"
