@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import tomllib
+try:  # tomllib is standard from Python 3.11; tomli is the same parser as a package for 3.10
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from lenet_cli.errors import ConfigError, UsageError
 
