@@ -22,19 +22,14 @@ import torch
 from torch import nn
 
 from lenet_cli.atomic import atomic_write
-from lenet_cli.config import validate
-from lenet_cli.errors import CheckpointError, ConfigError, NonFiniteLossError
+from lenet_cli.errors import CheckpointError, NonFiniteLossError
 from lenet_cli.model import build_model
+from lenet_cli.payload import PayloadError, check_payload, check_resume
+from lenet_cli.sealed import MAGIC as _MAGIC
+from lenet_cli.sealed import SealError, read_sealed
 
 FORMAT = "lenet-cli-checkpoint"
 VERSION = 1
-_MAGIC = b"\nLENET-SHA256:"
-_TRAILER_LEN = len(_MAGIC) + 64 + 1
-
-
-def _gist(e: Exception) -> str:
-    """The first two lines of an error on one line ("Error(s) in loading..." + the first one)."""
-    return " ".join(line.strip() for line in str(e).splitlines()[:2])[:300]
 
 
 def resolve_path(path: str | Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> Path:
@@ -74,44 +69,51 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+MAX_BYTES = 256 << 20  # a LeNet checkpoint is ~1 MB with optimizer state; refuse far larger
+
+
+def _refuse(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"refusing checkpoint {path}: {problem}",
+        hint="use a last.pt / best.pt written by `lenet train`, or retrain",
+    )
+
+
 def load_checkpoint(
     path: str | Path,
     map_location: str | torch.device = "cpu",
     prefer: tuple[str, ...] = ("best.pt", "last.pt"),
 ) -> dict[str, Any]:
-    """The payload of a checkpoint file or run directory, after the hash and format checks."""
+    """The payload of a checkpoint file or run directory, checked before it is used.
+
+    In order: size limit and SHA-256 trailer (sealed.read_sealed: streamed, nothing parsed
+    yet), a ``weights_only`` unpickling, format and version, then every field's type and range
+    (payload.check_payload). Any failure is a CheckpointError naming the file and the field.
+    """
     path = resolve_path(path, prefer)
     try:
-        data = path.read_bytes()
+        body = read_sealed(path, MAX_BYTES)
+    except SealError as e:
+        raise _refuse(path, f"it {e}") from None
     except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
-    body, trailer = data[:-_TRAILER_LEN], data[-_TRAILER_LEN:]
-    if len(data) <= _TRAILER_LEN or not trailer.startswith(_MAGIC) or not trailer.endswith(b"\n"):
-        raise CheckpointError(
-            f"{path} is not a lenet-cli checkpoint (no checksum trailer)",
-            hint="use a last.pt / best.pt written by `lenet train`",
-        )
-    if hashlib.sha256(body).hexdigest().encode("ascii") != trailer[len(_MAGIC) : -1]:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt: its SHA-256 does not match",
-            hint="use another checkpoint (best.pt / last.pt) or retrain",
-        )
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     try:
         payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as e:  # UnpicklingError for unsafe content; anything else is corruption
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"refusing checkpoint {path}: it cannot be loaded safely (weights_only): {first[:200]}",
-            hint="only load checkpoints written by `lenet train`",
-        ) from None
+        raise _refuse(path, f"it cannot be loaded safely (weights_only): {first[:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a lenet-cli checkpoint")
+        raise _refuse(path, "it is not a lenet-cli checkpoint (no format field)")
     if payload.get("version") != VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {payload.get('version')}, "
+            f"{path} has checkpoint format version {payload.get('version')!r}, "
             f"this lenet reads version {VERSION}",
             hint="upgrade lenet-cli",
         )
+    try:
+        check_payload(payload, str(path))
+    except PayloadError as e:
+        raise _refuse(path, str(e)) from None
     payload["path"] = str(path)
     return payload
 
@@ -130,12 +132,10 @@ def load_for_resume(path: str | Path) -> dict[str, Any]:
             hint="resume from a last.pt written by `lenet train`",
         )
     try:
-        config = validate(payload["config"], f"{where} (config)")
-        build_model(config.get("arch", "tutorial")).load_state_dict(payload["model"])
-    except (ConfigError, AttributeError, ValueError, KeyError, RuntimeError) as e:
-        text = e.message if isinstance(e, ConfigError) else _gist(e)
+        check_resume(payload)
+    except PayloadError as e:
         raise CheckpointError(
-            f"checkpoint {where} cannot be resumed: {text}",
+            f"checkpoint {where} cannot be resumed: {e}",
             hint="resume from a last.pt written by `lenet train`",
         ) from None
     return payload
@@ -144,14 +144,8 @@ def load_for_resume(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...)."""
     payload = load_checkpoint(path)
-    arch = payload.get("arch")
-    try:
-        model = build_model(arch)
-        model.load_state_dict(payload["model"])
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(
-            f"checkpoint {payload['path']} does not hold a valid {arch!r} model: {_gist(e)}"
-        ) from None
+    model = build_model(payload["arch"])
+    model.load_state_dict(payload["model"])  # names and shapes were checked: cannot fail
     model.to(device).eval()
     meta = {
         k: payload.get(k)

@@ -1,0 +1,128 @@
+"""Checkpoints with a valid checksum but hostile or broken content, and oversized files:
+each is refused with one line naming the file and the field (exit 6), never used."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lenet_cli.checkpoint import MAX_BYTES, load_checkpoint, load_for_resume
+from lenet_cli.cli import app
+from lenet_cli.errors import CheckpointError
+from tests.test_checkpoint import _payload, _raw_checkpoint
+
+
+def _resumable() -> dict:
+    gen = torch.Generator().manual_seed(0)
+    return {
+        **_payload(),
+        "config": {"arch": "tutorial", "data": "random"},
+        "optimizer": {"state": {}, "param_groups": []},
+        "scheduler": {},
+        "state": {"epoch": 1, "step": 10},
+        "rng": {"torch": torch.get_rng_state(), "data_generator": gen.get_state()},
+    }
+
+
+def _nan_weights(p):
+    p["model"]["conv2.weight"][0, 0, 0, 0] = float("nan")
+
+
+def _wrong_shape(p):
+    p["model"]["fc1.weight"] = torch.zeros(120, 400)
+
+
+# (change to a good payload, words the one-line error must contain)
+HOSTILE = {
+    "nan-weights": (_nan_weights, "model.conv2.weight holds NaN or Inf"),
+    "std-zero": (lambda p: p.update(std=0.0), "std = 0.0"),
+    "std-nan": (lambda p: p.update(std=float("nan")), "std = nan"),
+    "mean-string": (lambda p: p.update(mean="0.13"), "mean = '0.13'"),
+    "epoch-tensor": (lambda p: p.update(epoch=torch.tensor(3)), "epoch = tensor(3)"),
+    "step-negative": (lambda p: p.update(step=-1), "step = -1"),
+    "arch-unknown": (lambda p: p.update(arch="resnet"), "arch = 'resnet'"),
+    "arch-int": (lambda p: p.update(arch=5), "arch = 5"),
+    "model-list": (lambda p: p.update(model=[1, 2]), "model is a list"),
+    "model-shape": (_wrong_shape, "model.fc1.weight has shape (120, 400)"),
+    "model-int-tensor": (
+        lambda p: p["model"].update({"fc3.bias": torch.zeros(10, dtype=torch.int64)}),
+        "model.fc3.bias is not a floating-point tensor",
+    ),
+    "model-extra": (lambda p: p["model"].update(extra=torch.zeros(1)), "unexpected extra"),
+    "data-unknown": (lambda p: p.update(data="cifar"), "data = 'cifar'"),
+    "config-bad-type": (lambda p: p.update(config={"lr": "fast"}), "config: lr"),
+    "config-unknown-key": (lambda p: p.update(config={"wat": 1}), "config: unknown key"),
+    "config-not-table": (lambda p: p.update(config=[1]), "config is a list"),
+    "config-other-arch": (lambda p: p.update(config={"arch": "lenet5"}), "config.arch"),
+    "metrics-inf": (lambda p: p.update(metrics={"loss": float("inf")}), "metrics.loss is inf"),
+    "deep-nesting": (
+        lambda p: p.update(extra=[[[[[[[[[[[[[[1]]]]]]]]]]]]]]),
+        "nested more than 12 levels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_content_with_valid_checksum_is_refused(tmp_path, case):
+    change, words = HOSTILE[case]
+    payload = _payload()
+    change(payload)
+    path = tmp_path / f"{case}.pt"
+    _raw_checkpoint(path, payload)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert words in info.value.message and str(path) in info.value.message
+
+
+def test_hostile_checkpoint_at_the_cli_is_one_line_exit_6(tmp_path):
+    payload = _payload()
+    payload["std"] = 0.0
+    _raw_checkpoint(tmp_path / "best.pt", payload)
+    result = CliRunner().invoke(
+        app, ["evaluate", "--checkpoint", str(tmp_path), "--device", "cpu", "--json"]
+    )
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "best.pt" in lines[0] and "std = 0.0" in lines[0]
+
+
+def test_a_huge_file_is_refused_from_its_size_without_being_read(tmp_path):
+    path = tmp_path / "huge.pt"
+    with open(path, "wb") as f:  # sparse: 10 GB that take no disk space
+        f.truncate(10 * 1024**3)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="more than the .*-byte limit"):
+        load_checkpoint(path)
+    assert time.perf_counter() - started < 5  # reading 10 GB would take far longer
+    assert MAX_BYTES < 10 * 1024**3
+
+
+RESUME_HOSTILE = {
+    "rng-short": (lambda p: p["rng"].update(torch=torch.zeros(7, dtype=torch.uint8)), "rng.torch"),
+    "rng-missing": (lambda p: p.update(rng={}), "rng.torch"),
+    "state-step-str": (lambda p: p["state"].update(step="10"), "state.step"),
+    "optimizer-list": (lambda p: p.update(optimizer=[]), "optimizer is missing or not a table"),
+    "optimizer-nan": (
+        lambda p: p["optimizer"]["state"].update({0: {"momentum_buffer": torch.full((2,), 1e999)}}),
+        "optimizer.state.0.momentum_buffer holds NaN or Inf",
+    ),
+    "python-rng-junk": (lambda p: p["rng"].update(python=("x",)), "rng.python"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_HOSTILE))
+def test_hostile_resume_state_is_refused(tmp_path, case):
+    change, words = RESUME_HOSTILE[case]
+    payload = _resumable()
+    load_for_resume_ok = tmp_path / "ok.pt"
+    _raw_checkpoint(load_for_resume_ok, payload)
+    assert load_for_resume(load_for_resume_ok)["step"] == 10  # the unchanged one passes
+    change(payload)
+    _raw_checkpoint(tmp_path / "last.pt", payload)
+    with pytest.raises(CheckpointError) as info:
+        load_for_resume(tmp_path)
+    assert words in info.value.message
