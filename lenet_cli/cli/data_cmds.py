@@ -166,7 +166,7 @@ def show_cmd(
         labels, source = ds.labels, ds.source
     else:
         located, notice = resolve_source(name, data_dir=data_dir, download=False)
-        raw = load_split(located, split)
+        raw = load_split(located, split, on_event=lambda e: ui.note(e["notice"]))
         images, labels, source = raw["images"], raw["labels"], str(located.directory)
     n = min(count, int(labels.shape[0]))
     pick = torch.randperm(int(labels.shape[0]), generator=torch.Generator().manual_seed(seed))[:n]

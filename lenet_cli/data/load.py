@@ -131,7 +131,7 @@ def load_dataset(
     located, notice = resolve_source(
         name, data_dir=data_dir, explicit=explicit, download=download, on_event=on_event
     )
-    raw = load_split(located, split)
+    raw = load_split(located, split, on_event=on_event)
     if on_event:
         on_event(
             {
@@ -141,7 +141,7 @@ def load_dataset(
                 "cached": raw["cached"],
             }
         )
-    mean, std = (raw["mean"], raw["std"]) if split == "train" else train_stats(located)
+    mean, std = (raw["mean"], raw["std"]) if split == "train" else train_stats(located, on_event)
     if std <= 0:
         std = 1.0  # an all-black training set: avoid dividing by zero
     source = "bundled sample" if located.directory == BUNDLED_DIR else str(located.directory)

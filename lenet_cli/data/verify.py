@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lenet_cli.atomic import atomic_write
 from lenet_cli.data.fetch import md5_file
+from lenet_cli.data.identity import check_identity, fingerprint
 from lenet_cli.data.idx import read_header, read_idx_pair
 from lenet_cli.data.sources import (
     FILES,
@@ -71,11 +72,15 @@ def check_located(located: Located) -> dict:
         for kind, path in (("images", images), ("labels", labels)):
             report["files"].append(_file_report(name, split, kind, path, with_md5=True))
         try:
-            x, _ = read_idx_pair(images, labels)
+            x, y = read_idx_pair(images, labels)
         except DataError as exc:
             report["problems"].append(exc.message)
             continue
         report["counts"][split] = int(x.shape[0])
+        try:  # the right format is not the right data: Fashion-MNIST's files are valid IDX
+            check_identity(name, split, fingerprint(x, y), y, str(located.directory))
+        except DataError as exc:
+            report["problems"].append(exc.message)
         canonical = spec.counts.get(split)
         if canonical and x.shape[0] != canonical:
             report["notes"].append(
@@ -121,7 +126,10 @@ def import_source(
         raise _not_found(name, tried)
     report = check_located(located)
     if not report["ok"]:
-        raise DataError(f"not importing {name}: " + "; ".join(report["problems"]))
+        raise DataError(
+            f"not importing {name}: " + "; ".join(report["problems"]),
+            hint="nothing was copied; import the files under the name of the data they hold",
+        )
     target = cache_dir(name)
     try:
         target.mkdir(parents=True, exist_ok=True)
