@@ -9,8 +9,10 @@ import threading
 from dataclasses import replace
 
 import pytest
+from typer.testing import CliRunner
 
-from lenet_cli.data import download, load_dataset
+from lenet_cli.cli import app
+from lenet_cli.data import download, load_dataset, reach
 from lenet_cli.data.sources import SPECS, cache_dir
 from lenet_cli.errors import DataNotFoundError
 
@@ -149,3 +151,10 @@ def test_all_mirrors_fail_explicit_raises_default_falls_back(published, server, 
     ds = load_dataset("mnist", "train", explicit=False)
     assert ds.name == "mnist-sample" and len(ds) == 5000 and ds.notice
     assert _cache_listing() == []
+
+
+def test_explicit_download_retries_and_success_forgets(published, server, files):
+    reach.remember_failure("mnist", "earlier failure")
+    result = CliRunner().invoke(app, ["data", "download", "mnist", "--mirror", f"{server}/good/"])
+    assert result.exit_code == 0, result.output
+    assert reach.remembered_failure("mnist") is None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lenet_cli.atomic import atomic_write
+from lenet_cli.data.reach import forget_failure, remember_failure
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
 from lenet_cli.errors import DataNotFoundError, UsageError
 
@@ -45,10 +46,10 @@ def md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, dest: Path, md5: str, on_progress: Callable[[int, int | None], None] | None):
+def _fetch(url: str, dest: Path, md5: str, on_progress, timeout: float) -> None:
     """Download ``url`` to ``dest`` atomically; raise OSError, ValueError or HTTPException."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    with atomic_write(dest) as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
+    with atomic_write(dest) as out, urllib.request.urlopen(request, timeout=timeout) as resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         digest = hashlib.md5(usedforsecurity=False)
@@ -74,13 +75,16 @@ def download(
     dest: str | Path | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_event: Callable[[dict], None] | None = None,
+    timeout: float | None = None,
 ) -> Located:
     """Fetch the four files of ``name`` into ``dest`` (default: the user cache) and return them.
 
     Files already there with the published checksum are kept. ``on_progress(done, total)``
     reports bytes of the current file (total may be None); ``on_event`` gets
     ``{"event": "download", "file", "url"}`` before each transfer and
-    ``{"event": "download_failed", "url", "error"}`` when a mirror fails.
+    ``{"event": "download_failed", "url", "error"}`` when a mirror fails. ``timeout`` bounds
+    the connection and each read (default ``LENET_DOWNLOAD_TIMEOUT``, 10 s). A failure is
+    remembered (reach.py) so that the default data does not retry for a while; success clears it.
     """
     spec = SPECS.get(name)
     if spec is None or not spec.mirrors:
@@ -107,7 +111,7 @@ def download(
             if on_event:
                 on_event({"event": "download", "file": filename, "url": url})
             try:
-                _fetch(url, path, md5, on_progress)
+                _fetch(url, path, md5, on_progress, TIMEOUT_S if timeout is None else timeout)
                 break
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 http_error = isinstance(exc, urllib.error.HTTPError)
@@ -116,11 +120,13 @@ def download(
                 if on_event:
                     on_event({"event": "download_failed", "url": url, "error": str(reason)})
         else:
+            remember_failure(name, "; ".join(failures))
             raise DataNotFoundError(
                 f"could not download {name} ({filename}); tried: " + "; ".join(failures),
                 hint=f"set LENET_MIRRORS=URL[,URL] to other mirrors, `lenet data import {name} "
                 f"DIR` from local files, or `--data random`",
             )
+    forget_failure(name)
     found = find_source(name, target)
     if found is None:  # cannot happen unless someone deletes files meanwhile
         raise DataNotFoundError(f"downloaded {name} but its files vanished from {target}")

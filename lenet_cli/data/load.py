@@ -10,12 +10,14 @@ Events sent to ``on_event`` (plain dicts, for the CLI to render and tests to col
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from lenet_cli.data import fetch as _download
+from lenet_cli.data import reach
 from lenet_cli.data.cache import load_split, train_stats
 from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPLITS, Located, locate
 from lenet_cli.data.synthetic import random_dataset
@@ -33,9 +35,30 @@ def fixes(name: str) -> str:
     )
 
 
-def _fetch(name: str, on_event: Event | None, tried: list[str]) -> Located | None:
+def _skip_reason(name: str, explicit: bool) -> str | None:
+    """Why the default data does not try the network now (explicit requests always try)."""
     if _download.offline():
-        tried.append("download: skipped, LENET_OFFLINE is set")
+        return "skipped, LENET_OFFLINE is set"
+    if explicit:
+        return None
+    failed = reach.remembered_failure(name)
+    if failed is not None:
+        at = time.strftime("%Y-%m-%d %H:%M", time.localtime(failed["time"]))
+        return (
+            f"skipped, the mirrors failed at {at} ({failed['reason']}); retried "
+            f"{reach.RETRY_AFTER_S // 3600} h later, or now with `lenet data download {name}`"
+        )
+    unreachable = reach.probe(_download.mirrors_for(name))
+    if unreachable is not None:
+        reach.remember_failure(name, unreachable)
+        return f"skipped, no mirror answered ({unreachable})"
+    return None
+
+
+def _fetch(name: str, explicit: bool, on_event: Event | None, tried: list[str]) -> Located | None:
+    skip = _skip_reason(name, explicit)
+    if skip is not None:
+        tried.append(f"download: {skip}")
         return None
 
     current = {"file": ""}
@@ -58,7 +81,8 @@ def _fetch(name: str, on_event: Event | None, tried: list[str]) -> Located | Non
             )
 
     try:
-        return _download.download(name, on_progress=progress, on_event=event)
+        timeout = None if explicit else reach.connect_timeout()  # the default never waits long
+        return _download.download(name, on_progress=progress, on_event=event, timeout=timeout)
     except DataNotFoundError as exc:
         tried.append(f"download: {exc.message}")
         return None
@@ -75,7 +99,7 @@ def resolve_source(
     """Locate the files of ``name``: (located, notice or None). Raises DataNotFoundError."""
     found, tried = locate(name, data_dir)
     if found is None and download and data_dir is None and name != "mnist-sample":
-        found = _fetch(name, on_event, tried)
+        found = _fetch(name, explicit, on_event, tried)
     if found is not None:
         if on_event:
             on_event({"event": "found", "where": found.where, "path": str(found.directory)})
@@ -83,8 +107,10 @@ def resolve_source(
     if name == "mnist" and not explicit and data_dir is None:
         sample, _ = locate("mnist-sample")
         if sample is not None:
+            download = next((t for t in tried if t.startswith("download")), "")
             notice = (
-                "full MNIST was not found or fetched, so the bundled sample (5,000 real training "
+                f"full MNIST was not found or fetched{f' ({download})' if download else ''}, so "
+                "the bundled sample (5,000 real training "
                 "digits, the full 10,000-digit test set) is used; get all 60,000 with "
                 "`lenet data download mnist` or `lenet data import mnist DIR`"
             )

@@ -1,0 +1,119 @@
+"""The default data never waits on the network: a bounded probe and a remembered failure.
+Mirrors are sockets on 127.0.0.1 that the tests open: one that never accepts (a full backlog),
+one that accepts and never answers; never the real network."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from lenet_cli.data import load_dataset, reach
+
+
+@pytest.fixture
+def network(monkeypatch):
+    monkeypatch.delenv("LENET_OFFLINE", raising=False)
+    monkeypatch.setenv("LENET_CONNECT_TIMEOUT", "0.5")
+
+
+@pytest.fixture
+def silent():
+    """A mirror that accepts connections and never answers; counts the connections."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.setblocking(False)
+    accepted = []
+
+    def count() -> int:
+        while True:
+            try:
+                accepted.append(srv.accept()[0])
+            except BlockingIOError:
+                return len(accepted)
+
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}/", count
+    for c in accepted:
+        c.close()
+    srv.close()
+
+
+@pytest.fixture
+def blackhole():
+    """A mirror whose connects hang: a listening socket whose backlog is already full."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the accept queue; later SYNs are dropped, so connect() hangs
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/"
+    for s in fillers:
+        s.close()
+    srv.close()
+
+
+def _notice(events) -> str:
+    (notice,) = [e["notice"] for e in events if e["event"] == "fallback"]
+    return notice
+
+
+def test_default_data_with_hanging_mirrors_falls_back_quickly_then_remembers(
+    network, blackhole, monkeypatch
+):
+    monkeypatch.setenv("LENET_MIRRORS", f"{blackhole},{blackhole}")
+    events = []
+    started = time.monotonic()
+    ds = load_dataset("mnist", "test", explicit=False, on_event=events.append)
+    first = time.monotonic() - started
+    assert ds.name == "mnist-sample" and "no mirror answered" in _notice(events)
+    assert reach.remembered_failure("mnist") is not None
+    events.clear()
+    started = time.monotonic()
+    load_dataset("mnist", "test", explicit=False, on_event=events.append)
+    second = time.monotonic() - started
+    assert "the mirrors failed at" in _notice(events) and "lenet data download mnist" in _notice(
+        events
+    )
+    assert not [e for e in events if e["event"] == "download"]
+    # bounded: the probe's deadline (0.5 s) plus decoding, far below the 10 s read timeout
+    assert first < 8 and second < first + 2
+
+
+def test_default_data_with_a_silent_mirror_uses_the_short_timeout(network, silent, monkeypatch):
+    url, connections = silent
+    monkeypatch.setenv("LENET_MIRRORS", url)
+    events = []
+    started = time.monotonic()
+    ds = load_dataset("mnist", "train", explicit=False, on_event=events.append)
+    assert ds.name == "mnist-sample" and time.monotonic() - started < 8
+    assert [e["event"] for e in events if e["event"].startswith("download")] == [
+        "download",
+        "download_failed",
+    ]
+    before = connections()
+    assert before >= 1
+    load_dataset("mnist", "train", explicit=False)
+    assert connections() == before  # remembered: no new connection at all
+
+
+def test_old_or_broken_memory_is_ignored(network, tmp_path):
+    reach.remember_failure("mnist", "x")
+    path = reach.cache_root() / "mnist.download-failed.json"
+    assert reach.remembered_failure("mnist") is not None
+    assert reach.remembered_failure("mnist", now=time.time() + reach.RETRY_AFTER_S + 1) is None
+    for junk in ("{", "[]", json.dumps({"time": "soon", "reason": "x"}), "\xff" * 10):
+        path.write_text(junk, encoding="latin-1")
+        assert reach.remembered_failure("mnist") is None
+    path.write_text(json.dumps({"time": float("nan"), "reason": "x"}))
+    assert reach.remembered_failure("mnist") is None
+    path.write_text(json.dumps({"time": time.time() + 3600, "reason": "x"}))  # in the future
+    assert reach.remembered_failure("mnist") is None
