@@ -41,10 +41,7 @@ def _read(path: Path) -> np.ndarray:
                         "refused as a possible decompression bomb",
                         hint="scale the picture down first",
                     )
-                img = ImageOps.exif_transpose(img)
-                if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                    img = _on_paper(img.convert("RGBA"))
-                gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+                gray = _gray(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except (
@@ -67,6 +64,25 @@ def _read(path: Path) -> np.ndarray:
         gray = 1.0 - gray
         border = 1.0 - border
     return np.clip(gray - float(np.median(border)), 0.0, 1.0)  # background to 0
+
+
+def _gray(img: Image.Image) -> np.ndarray:
+    """float32 [H, W] in [0, 1]. Deep images are scaled to their range, never clipped at 255:
+    16-bit grayscale (PNG's I;16, or I for older Pillow) by 65,535, 32-bit or float images by
+    the smallest of 1, 255, 65,535 and their own maximum that holds every value."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        values = np.asarray(img, dtype=np.float64).clip(min=0)
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0)
+        top = float(values.max()) if values.size else 0.0
+        if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+            scale = 65535.0
+        else:
+            scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+            scale = 255.0 if img.mode == "I" and scale == 1.0 else scale
+        return (values / scale).astype(np.float32)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = _on_paper(img.convert("RGBA"))
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
 def _on_paper(rgba: Image.Image) -> Image.Image:
@@ -118,17 +134,28 @@ def prepare_image(path: str | Path, mean: float, std: float) -> tuple[torch.Tens
 @torch.inference_mode()
 def predict_images(
     paths: list[Path], model: torch.nn.Module, meta: dict[str, Any], device: torch.device
-) -> list[dict[str, Any]]:
-    """The predicted class and ten probabilities of each image (one batch)."""
-    prepared = [prepare_image(p, meta["mean"], meta["std"]) for p in paths]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(results, failures): the predicted class and ten probabilities of each image that could
+    be read (one batch), and ``{"file", "error"}`` for each that could not: one bad file does
+    not stop the others from being answered."""
+    prepared, good, failures = [], [], []
+    for p in paths:
+        try:
+            prepared.append(prepare_image(p, meta["mean"], meta["std"]))
+            good.append(p)
+        except ImageError as e:
+            failures.append({"file": str(p), "error": str(e)})
+    if not prepared:
+        return [], failures
     x = torch.stack([t for t, _ in prepared]).to(device)
     probs = torch.softmax(model(x).float(), dim=1).cpu()
-    return [
+    results = [
         {
             "file": str(p),
             "predicted": int(pr.argmax()),
             "probabilities": pr.tolist(),
             "input": np.round(pic, 4).tolist(),
         }
-        for p, pr, (_, pic) in zip(paths, probs, prepared, strict=True)
+        for p, pr, (_, pic) in zip(good, probs, prepared, strict=True)
     ]
+    return results, failures

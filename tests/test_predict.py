@@ -154,3 +154,40 @@ def test_light_strokes_on_a_transparent_canvas_are_ink(tmp_path):
     _, dark = prepare_image(tmp_path / "dark.png", 0.0, 1.0)
     assert light.max() == 1.0
     np.testing.assert_array_equal(light, dark)
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    """A 16-bit scan: paper 60,000, ink 6,000 (both above 255, so clipping made it blank)."""
+    digit = _mnist_test_digits(1)[0].astype(np.float64) / 255.0
+    deep = (60000 - digit * 54000).astype(np.uint16)  # dark ink on light 16-bit paper
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    Image.fromarray(np.uint8(np.round(deep / 65535 * 255))).save(tmp_path / "eight.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    _, deep_seen = prepare_image(tmp_path / "deep.png", 0.0, 1.0)
+    _, eight_seen = prepare_image(tmp_path / "eight.png", 0.0, 1.0)
+    assert deep_seen.max() == pytest.approx(1.0)
+    assert np.corrcoef(deep_seen.ravel(), eight_seen.ravel())[0, 1] > 0.98
+    # 32-bit float images (TIFF) are scaled to their range too
+    Image.fromarray((deep / 65535).astype(np.float32)).save(tmp_path / "float.tif")
+    _, float_seen = prepare_image(tmp_path / "float.tif", 0.0, 1.0)
+    assert np.corrcoef(float_seen.ravel(), eight_seen.ravel())[0, 1] > 0.98
+
+
+def test_one_bad_image_does_not_stop_the_others(tmp_path, random_run):
+    good = _digit_png(tmp_path)
+    (tmp_path / "bad.png").write_text("not an image")
+    args = ["predict", str(good), str(tmp_path / "bad.png"), str(tmp_path / "gone.png")]
+    args += ["--checkpoint", str(random_run), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 8  # documented: some images could not be read
+    doc = json.loads(result.stdout)  # still exactly one JSON document, with the good answer
+    assert [r["file"] for r in doc["results"]] == [str(good)]
+    assert [f["file"] for f in doc["failed"]] == [
+        str(tmp_path / "bad.png"),
+        str(tmp_path / "gone.png"),
+    ]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "bad.png" in lines[0] and "gone.png" in lines[1]
+    assert "2 of 3 images failed" in lines[1] and "Traceback" not in result.stderr
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 8 and "seven [1].png" in plain.stdout

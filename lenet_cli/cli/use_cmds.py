@@ -14,7 +14,7 @@ import typer
 from lenet_cli import ui
 from lenet_cli.cli.app import DeviceOpt, JsonOpt, app, setup_device
 from lenet_cli.config import DataName
-from lenet_cli.errors import UsageError
+from lenet_cli.errors import ImageError, UsageError
 
 
 @app.command("evaluate")
@@ -72,14 +72,22 @@ def run_predict(
     model, meta = load_model(checkpoint, dev)
     if meta.get("notice"):
         ui.note(meta["notice"])
-    results = predict_images(list(images), model, meta, dev)
+    results, failures = predict_images(list(images), model, meta, dev)
     if json_out:
         if not preview:
             for r in results:
                 r.pop("input")
-        ui.print_json({"checkpoint": meta["path"], "arch": meta["arch"], "results": results})
+        doc = {"checkpoint": meta["path"], "arch": meta["arch"], "results": results}
+        ui.print_json({**doc, "failed": failures} if failures else doc)
     else:
         ui.render_prediction(results, preview)
+    if failures:  # the good images were answered above; exit 8 says not all were
+        for f in failures[:-1]:
+            ui.error_line(f["error"])
+        raise ImageError(
+            failures[-1]["error"]
+            + (f" ({len(failures)} of {len(images)} images failed)" if len(images) > 1 else "")
+        )
 
 
 @app.command("predict")
