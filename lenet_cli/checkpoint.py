@@ -44,6 +44,8 @@ def resolve_path(path: str | Path, prefer: tuple[str, ...] = ("best.pt", "last.p
             hint="pass a checkpoint file or a run directory made by `lenet train`",
         )
     if not path.is_file():
+        if path.exists():  # a device, a FIFO, a socket: never read (a FIFO would block)
+            raise CheckpointError(f"checkpoint {path} is not a regular file", hint="check the path")
         raise CheckpointError(f"checkpoint {path} does not exist", hint="check the path")
     return path
 

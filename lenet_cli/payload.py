@@ -108,10 +108,11 @@ def check_payload(payload: dict[str, Any], where: str) -> None:
     check_model(payload.get("model"), arch)
     _number(payload, "mean", 0.0, 1.0)
     _number(payload, "std", 0.0, 1.0, low_open=True)  # images are divided by it
-    if payload.get("data") not in DATA_NAMES:
+    # data, epoch and step are written by every `lenet train`; optional for other writers
+    if payload.get("data") is not None and payload["data"] not in DATA_NAMES:
         raise PayloadError(f"data = {payload.get('data')!r} is not one of the known data sets")
     for key in ("epoch", "step"):
-        if not _is_int(payload.get(key)) or payload[key] < 0:
+        if key in payload and (not _is_int(payload[key]) or payload[key] < 0):
             raise PayloadError(f"{key} = {payload.get(key)!r} is not a whole number >= 0")
     for key in ("config", "metrics"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):

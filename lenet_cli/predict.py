@@ -27,6 +27,8 @@ def _read(path: Path) -> np.ndarray:
     if path.is_dir():
         raise ImageError(f"image {path} is a directory", hint="pass the image files in it")
     if not path.is_file():
+        if path.exists():  # a device, a FIFO, a socket: never read (a FIFO would block)
+            raise ImageError(f"image {path} is not a regular file", hint="pass an image file")
         raise ImageError(f"image {path} does not exist", hint="check the path")
     if path.stat().st_size == 0:
         raise ImageError(f"image {path} is an empty file")

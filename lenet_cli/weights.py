@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from lenet_cli.checkpoint import MAX_BYTES, resolve_path
 from lenet_cli.checkpoint import load_model as load_checkpoint_model
-from lenet_cli.checkpoint import resolve_path
 from lenet_cli.errors import CheckpointError, MissingExtraError
 from lenet_cli.model import build_model
+from lenet_cli.payload import PayloadError, check_model
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the pytorch/examples values for MNIST
 _SEAL = b"\nLENET-SHA256:"  # how a file written by `lenet train` ends (checkpoint.py)
@@ -137,6 +138,9 @@ def infer_arch(state: dict[str, torch.Tensor], where: str) -> str:
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state_dict, meta) of a plain state_dict or .safetensors file; meta says what was assumed."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_BYTES:  # before anything reads it: a 10 GB file is not read whole
+        raise CheckpointError(f"refusing {path}: it is {size:,} bytes, more than {MAX_BYTES:,}")
     if path.suffix == ".safetensors":
         state, header = _read_safetensors(path)
     else:
@@ -150,8 +154,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     else:
         arch = infer_arch(state, str(path))
     try:
+        check_model(state, arch)  # finite values (names and shapes were matched above)
+    except PayloadError as e:
+        raise CheckpointError(f"refusing {path}: {e}") from None
+    try:
         mean, std = float(header["mean"]), float(header["std"])
         said = f"mean/std {mean:g}/{std:g} from its metadata"
+        if not (0 <= mean <= 1 and 0 < std <= 1):  # also False for NaN
+            raise CheckpointError(f"refusing {path}: its metadata says mean {mean}, std {std}")
     except (KeyError, ValueError):
         mean, std = MNIST_MEAN, MNIST_STD
         said = f"inputs normalised with MNIST's mean/std ({MNIST_MEAN}, {MNIST_STD}) by default"

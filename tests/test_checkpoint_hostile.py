@@ -126,3 +126,36 @@ def test_hostile_resume_state_is_refused(tmp_path, case):
     with pytest.raises(CheckpointError) as info:
         load_for_resume(tmp_path)
     assert words in info.value.message
+
+
+def test_a_fifo_or_device_is_not_a_regular_file_and_is_never_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.pt")  # opening it for reading would block forever
+    for path in (tmp_path / "pipe.pt", "/dev/null"):
+        with pytest.raises(CheckpointError, match="is not a regular file"):
+            load_checkpoint(path)
+
+
+def test_plain_weights_are_checked_like_checkpoints(tmp_path):
+    """Files `lenet train` did not write (weights.py): NaN weights, a bad std in a
+    .safetensors header and a 10 GB file are refused too (exit 6), never evaluated to NaN."""
+    from lenet_cli.weights import load_model as load_any
+
+    state = _payload()["model"]
+    state["fc1.bias"][3] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="fc1.bias holds NaN"):
+        load_any(tmp_path / "nan.pt", torch.device("cpu"))
+    safetensors = pytest.importorskip("safetensors.torch")
+    good = _payload()["model"]
+    for std in ("0", "nan", "-1"):
+        path = tmp_path / f"std{std}.safetensors"
+        meta = {"format": "lenet-cli-weights", "arch": "tutorial", "mean": "0.1", "std": std}
+        safetensors.save_file(good, str(path), metadata=meta)
+        with pytest.raises(CheckpointError, match="std"):
+            load_any(path, torch.device("cpu"))
+    with open(tmp_path / "huge.pt", "wb") as f:
+        f.truncate(10 * 1024**3)
+    with pytest.raises(CheckpointError, match="more than"):
+        load_any(tmp_path / "huge.pt", torch.device("cpu"))

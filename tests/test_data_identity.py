@@ -129,3 +129,13 @@ def test_cache_rebuild_notice_reaches_stderr_at_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert "rebuilt from the source files" in result.stderr
     assert result.stdout.lstrip().startswith("{")
+
+
+def test_a_directory_in_place_of_a_cache_entry_is_not_fatal():
+    load_dataset("mnist-sample", "test")
+    path = _entry()
+    path.unlink()
+    path.mkdir()
+    events = []
+    ds = load_dataset("mnist-sample", "test", on_event=events.append)
+    assert len(ds) == 10_000 and any(e["event"] == "fallback" for e in events)

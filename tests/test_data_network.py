@@ -117,3 +117,17 @@ def test_old_or_broken_memory_is_ignored(network, tmp_path):
     assert reach.remembered_failure("mnist") is None
     path.write_text(json.dumps({"time": time.time() + 3600, "reason": "x"}))  # in the future
     assert reach.remembered_failure("mnist") is None
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "inf", "nan", "1e9"])
+def test_bad_timeouts_in_the_environment_mean_the_default(monkeypatch, value):
+    monkeypatch.setenv("LENET_CONNECT_TIMEOUT", value)
+    monkeypatch.setenv("LENET_DOWNLOAD_TIMEOUT", value)
+    assert reach.connect_timeout() == 3.0
+    assert reach.env_seconds("LENET_DOWNLOAD_TIMEOUT", 10.0) == 10.0
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    result = CliRunner().invoke(app, ["data", "list", "--no-checksums", "--json"])
+    assert result.exit_code == 0, result.output

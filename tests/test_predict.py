@@ -191,3 +191,11 @@ def test_one_bad_image_does_not_stop_the_others(tmp_path, random_run):
     assert "2 of 3 images failed" in lines[1] and "Traceback" not in result.stderr
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 8 and "seven [1].png" in plain.stdout
+
+
+def test_a_fifo_is_not_a_regular_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ImageError, match="is not a regular file"):
+        prepare_image(tmp_path / "pipe.png", 0.0, 1.0)

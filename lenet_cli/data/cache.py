@@ -104,7 +104,10 @@ def _load(path: Path, note: Callable[[str], None]) -> dict | None:
     if problem is None:
         return entry
     note(f"decoded-data cache entry {path} not used ({problem}): rebuilt from the source files")
-    path.unlink(missing_ok=True)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a directory in its place: the new entry will not be written either
     return None
 
 

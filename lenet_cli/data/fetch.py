@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lenet_cli.atomic import atomic_write
-from lenet_cli.data.reach import forget_failure, remember_failure
+from lenet_cli.data.reach import env_seconds, forget_failure, remember_failure
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
 from lenet_cli.errors import DataNotFoundError, UsageError
 
-TIMEOUT_S = float(os.environ.get("LENET_DOWNLOAD_TIMEOUT", "10"))  # connect and each read
+_TIMEOUT_ENV = "LENET_DOWNLOAD_TIMEOUT"  # seconds for the connection and each read
 _BLOCK = 1 << 16
 USER_AGENT = "lenet-cli (+https://pypi.org/project/lenet-cli)"
 
@@ -111,7 +111,7 @@ def download(
             if on_event:
                 on_event({"event": "download", "file": filename, "url": url})
             try:
-                _fetch(url, path, md5, on_progress, TIMEOUT_S if timeout is None else timeout)
+                _fetch(url, path, md5, on_progress, timeout or env_seconds(_TIMEOUT_ENV, 10.0))
                 break
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 http_error = isinstance(exc, urllib.error.HTTPError)

@@ -29,12 +29,17 @@ from lenet_cli.data.sources import cache_root
 RETRY_AFTER_S = 6 * 3600
 
 
-def connect_timeout() -> float:
+def env_seconds(name: str, default: float) -> float:
+    """A timeout from the environment; a value that is not a number in (0, 600] means default."""
     try:
-        value = float(os.environ.get("LENET_CONNECT_TIMEOUT", "3"))
+        value = float(os.environ.get(name, default))
     except ValueError:
-        return 3.0
-    return value if math.isfinite(value) and 0 < value <= 60 else 3.0
+        return default
+    return value if math.isfinite(value) and 0 < value <= 600 else default
+
+
+def connect_timeout() -> float:
+    return env_seconds("LENET_CONNECT_TIMEOUT", 3.0)
 
 
 def _memory_path(name: str) -> Path:
