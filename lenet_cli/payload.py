@@ -129,6 +129,25 @@ def check_payload(payload: dict[str, Any], where: str) -> None:
             raise PayloadError(e.message.replace(f"{where} (config): ", "config: ")) from None
 
 
+def _check_run_state(state: dict[str, Any]) -> None:
+    """Counters whole numbers >= 0, sums finite numbers >= 0, ``best``/``last_row`` tables."""
+    from lenet_cli.metrics import RunState  # the fields and their types, from their owner
+
+    for key in ("epoch", "step"):
+        if key not in state:
+            raise PayloadError(f"state.{key} is missing")
+    for key, default in RunState().to_dict().items():
+        if key not in state:
+            continue
+        value = state[key]
+        if isinstance(default, int) and not (_is_int(value) and value >= 0):
+            raise PayloadError(f"state.{key} = {value!r} is not a whole number >= 0")
+        if isinstance(default, float) and not (_is_real(value) and value >= 0):
+            raise PayloadError(f"state.{key} = {value!r} is not a finite number >= 0")
+        if default is None and value is not None and not isinstance(value, dict):
+            raise PayloadError(f"state.{key} is a {type(value).__name__}, not a table")
+
+
 def check_resume(payload: dict[str, Any]) -> None:
     """What resuming reads besides the model: optimizer, scheduler, run state, RNG states."""
     for key in ("config", "optimizer", "scheduler", "state", "rng"):
@@ -139,10 +158,13 @@ def check_resume(payload: dict[str, Any]) -> None:
         optimizer.get("param_groups"), list
     ):
         raise PayloadError("optimizer is not an optimizer state dict (state, param_groups)")
-    state = payload["state"]
-    for key in ("epoch", "step"):
-        if not _is_int(state.get(key)) or state[key] < 0:
-            raise PayloadError(f"state.{key} = {state.get(key)!r} is not a whole number >= 0")
+    groups = optimizer["param_groups"]
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise PayloadError("optimizer.param_groups are not lists of parameter indices")
+    params = [p for g in groups for p in g["params"]]
+    if not all(_is_int(p) for p in params) or not set(optimizer["state"]) <= set(params):
+        raise PayloadError("optimizer.state does not match its param_groups")
+    _check_run_state(payload["state"])
     rng = payload["rng"]
     size = torch.get_rng_state().numel()
     cpu = rng.get("torch")

@@ -107,10 +107,23 @@ RESUME_HOSTILE = {
     "state-step-str": (lambda p: p["state"].update(step="10"), "state.step"),
     "optimizer-list": (lambda p: p.update(optimizer=[]), "optimizer is missing or not a table"),
     "optimizer-nan": (
-        lambda p: p["optimizer"]["state"].update({0: {"momentum_buffer": torch.full((2,), 1e999)}}),
+        lambda p: p["optimizer"].update(
+            state={0: {"momentum_buffer": torch.full((2,), 1e999)}}, param_groups=[{"params": [0]}]
+        ),
         "optimizer.state.0.momentum_buffer holds NaN or Inf",
     ),
     "python-rng-junk": (lambda p: p["rng"].update(python=("x",)), "rng.python"),
+    "state-loss-sum-str": (lambda p: p["state"].update(loss_sum="x"), "state.loss_sum"),
+    "state-seen-negative": (lambda p: p["state"].update(seen=-5), "state.seen"),
+    "state-best-list": (lambda p: p["state"].update(best=[1]), "state.best"),
+    "optimizer-state-orphan": (
+        lambda p: p["optimizer"]["state"].update({7: {}}),
+        "optimizer.state does not match",
+    ),
+    "optimizer-groups-junk": (
+        lambda p: p["optimizer"].update(param_groups=["x"]),
+        "optimizer.param_groups",
+    ),
 }
 
 
