@@ -158,3 +158,36 @@ def test_explicit_download_retries_and_success_forgets(published, server, files)
     result = CliRunner().invoke(app, ["data", "download", "mnist", "--mirror", f"{server}/good/"])
     assert result.exit_code == 0, result.output
     assert reach.remembered_failure("mnist") is None
+
+
+def test_a_full_disk_is_a_write_error_not_a_mirror_failure(published, server, monkeypatch):
+    """ENOSPC while saving is our side (exit 11), not the mirror's: it stops at once, keeps no
+    partial file, and is not remembered as a network failure."""
+    import contextlib
+    import errno
+
+    from lenet_cli.data import fetch
+    from lenet_cli.errors import WriteError
+
+    @contextlib.contextmanager
+    def full(path):
+        class Out:
+            def write(self, data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        yield Out()
+
+    monkeypatch.setattr(fetch, "atomic_write", full)
+    events = []
+    with pytest.raises(WriteError, match="No space left") as info:
+        download("mnist", mirrors=[f"{server}/good/", f"{server}/good/"], on_event=events.append)
+    assert info.value.exit_code == 11
+    assert [e["event"] for e in events] == ["download"]  # the second mirror was not tried
+    assert reach.remembered_failure("mnist") is None and _cache_listing() == []
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("lenet_cli.data.verify"), "atomic_write", full)
+    from lenet_cli.data.sources import BUNDLED_DIR
+
+    result = CliRunner().invoke(app, ["data", "import", "mnist", str(BUNDLED_DIR)])
+    assert result.exit_code == 11 and "No space left" in result.stderr

@@ -14,7 +14,7 @@ import typer
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, SeedOpt
 from lenet_cli.config import DataName
-from lenet_cli.errors import DataError, OutputExistsError, UsageError
+from lenet_cli.errors import DataError, OutputExistsError, UsageError, WriteError
 
 FileName = Literal["mnist", "fashion-mnist", "kmnist"]  # the sources with files to fetch
 Split = Literal["train", "test"]
@@ -176,7 +176,7 @@ def show_cmd(
         try:
             _write_png(chosen, chosen_labels, out, columns=min(n, 10))
         except OSError as exc:
-            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise WriteError(f"cannot write {out}: {exc.strerror or exc}") from None
     if json_out:
         ui.print_json(
             {

@@ -9,6 +9,7 @@ else the list in sources.py. ``LENET_OFFLINE=1`` refuses any network access.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -20,10 +21,11 @@ from pathlib import Path
 from lenet_cli.atomic import atomic_write
 from lenet_cli.data.reach import env_seconds, forget_failure, remember_failure
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
-from lenet_cli.errors import DataNotFoundError, UsageError
+from lenet_cli.errors import DataNotFoundError, UsageError, WriteError
 
 _TIMEOUT_ENV = "LENET_DOWNLOAD_TIMEOUT"  # seconds for the connection and each read
 _BLOCK = 1 << 16
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 USER_AGENT = "lenet-cli (+https://pypi.org/project/lenet-cli)"
 
 
@@ -68,6 +70,15 @@ def _fetch(url: str, dest: Path, md5: str, on_progress, timeout: float) -> None:
             raise ValueError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
 
 
+def _reason(url: str, exc: Exception, on_event) -> str:
+    """ "URL: why" for a mirror that failed (an HTTP status, a connection error...)."""
+    http_error = isinstance(exc, urllib.error.HTTPError)
+    reason = exc if http_error else (getattr(exc, "reason", None) or exc)
+    if on_event:
+        on_event({"event": "download_failed", "url": url, "error": str(reason)})
+    return f"{url}: {reason}"
+
+
 def download(
     name: str,
     *,
@@ -100,7 +111,7 @@ def download(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataNotFoundError(f"cannot create {target}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot create {target}: {exc.strerror or exc}") from None
     for filename, md5 in spec.md5.items():
         path = target / filename
         if path.is_file() and md5_file(path) == md5:
@@ -113,12 +124,16 @@ def download(
             try:
                 _fetch(url, path, md5, on_progress, timeout or env_seconds(_TIMEOUT_ENV, 10.0))
                 break
-            except (OSError, ValueError, http.client.HTTPException) as exc:
-                http_error = isinstance(exc, urllib.error.HTTPError)
-                reason = exc if http_error else (getattr(exc, "reason", None) or exc)
-                failures.append(f"{url}: {reason}")
-                if on_event:
-                    on_event({"event": "download_failed", "url": url, "error": str(reason)})
+            except OSError as exc:
+                if exc.errno in _DISK_ERRORS:  # our side, not the mirror's: stop, say so
+                    raise WriteError(
+                        f"cannot write {path}: {exc.strerror}",
+                        hint="nothing partial was kept; files already complete stay in "
+                        f"{target}; free space and run `lenet data download {name}` again",
+                    ) from None
+                failures.append(_reason(url, exc, on_event))
+            except (ValueError, http.client.HTTPException) as exc:
+                failures.append(_reason(url, exc, on_event))
         else:
             remember_failure(name, "; ".join(failures))
             raise DataNotFoundError(

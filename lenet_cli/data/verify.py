@@ -25,7 +25,7 @@ from lenet_cli.data.sources import (
     cache_dir,
     locate,
 )
-from lenet_cli.errors import DataError, DataNotFoundError, UsageError
+from lenet_cli.errors import DataError, DataNotFoundError, UsageError, WriteError
 
 
 def _check_name(name: str, allowed: tuple[str, ...]) -> None:
@@ -144,7 +144,10 @@ def import_source(
                 other = target / (stem if gz else stem + ".gz")
                 other.unlink(missing_ok=True)  # the other form would shadow or confuse
     except OSError as exc:
-        raise DataNotFoundError(f"cannot write into {target}: {exc.strerror or exc}") from None
+        raise WriteError(
+            f"cannot write into {target}: {exc.strerror or exc}",
+            hint="each file is written whole or not at all; free space and import again",
+        ) from None
     imported, _ = locate(name)
     return check_located(imported) if imported is not None else report
 
