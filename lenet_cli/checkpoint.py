@@ -134,7 +134,7 @@ def load_for_resume(path: str | Path) -> dict[str, Any]:
             hint="resume from a last.pt written by `lenet train`",
         )
     try:
-        check_resume(payload)
+        check_resume(payload, where)
     except PayloadError as e:
         raise CheckpointError(
             f"checkpoint {where} cannot be resumed: {e}",

@@ -121,12 +121,23 @@ def check_payload(payload: dict[str, Any], where: str) -> None:
         if key != "model":
             check_plain(value, str(key))
     if payload.get("config") is not None:
-        if payload["config"].get("arch", arch) != arch:
-            raise PayloadError(f"config.arch = {payload['config']['arch']!r} but arch = {arch!r}")
-        try:
-            validate(payload["config"], f"{where} (config)")
-        except ConfigError as e:
-            raise PayloadError(e.message.replace(f"{where} (config): ", "config: ")) from None
+        _check_config(payload["config"], arch, where)
+
+
+# The config keys that evaluate/predict read from a checkpoint. Only these are validated there:
+# a checkpoint from an older release may hold keys or values that have since changed, and it
+# must stay usable (resuming validates the whole config: it trains with it).
+_READ_KEYS = ("arch", "loss", "seed", "data", "data_dir")
+
+
+def _check_config(config: dict[str, Any], arch: str, where: str, *, whole: bool = False) -> None:
+    if config.get("arch", arch) != arch:
+        raise PayloadError(f"config.arch = {config['arch']!r} but arch = {arch!r}")
+    part = config if whole else {k: config[k] for k in _READ_KEYS if k in config}
+    try:
+        validate(part, f"{where} (config)")
+    except ConfigError as e:
+        raise PayloadError(e.message.replace(f"{where} (config): ", "config: ")) from None
 
 
 def _check_run_state(state: dict[str, Any]) -> None:
@@ -148,11 +159,13 @@ def _check_run_state(state: dict[str, Any]) -> None:
             raise PayloadError(f"state.{key} is a {type(value).__name__}, not a table")
 
 
-def check_resume(payload: dict[str, Any]) -> None:
-    """What resuming reads besides the model: optimizer, scheduler, run state, RNG states."""
+def check_resume(payload: dict[str, Any], where: str) -> None:
+    """What resuming reads besides the model: the whole config, optimizer, scheduler, run
+    state, RNG states."""
     for key in ("config", "optimizer", "scheduler", "state", "rng"):
         if not isinstance(payload.get(key), dict):
             raise PayloadError(f"{key} is missing or not a table")
+    _check_config(payload["config"], payload["arch"], where, whole=True)
     optimizer = payload["optimizer"]
     if not isinstance(optimizer.get("state"), dict) or not isinstance(
         optimizer.get("param_groups"), list

@@ -53,8 +53,8 @@ HOSTILE = {
     ),
     "model-extra": (lambda p: p["model"].update(extra=torch.zeros(1)), "unexpected extra"),
     "data-unknown": (lambda p: p.update(data="cifar"), "data = 'cifar'"),
-    "config-bad-type": (lambda p: p.update(config={"lr": "fast"}), "config: lr"),
-    "config-unknown-key": (lambda p: p.update(config={"wat": 1}), "config: unknown key"),
+    "config-bad-loss": (lambda p: p.update(config={"loss": 5}), "config: loss"),
+    "config-bad-data-dir": (lambda p: p.update(config={"data_dir": 7}), "config: data_dir"),
     "config-not-table": (lambda p: p.update(config=[1]), "config is a list"),
     "config-other-arch": (lambda p: p.update(config={"arch": "lenet5"}), "config.arch"),
     "metrics-inf": (lambda p: p.update(metrics={"loss": float("inf")}), "metrics.loss is inf"),
@@ -113,6 +113,8 @@ RESUME_HOSTILE = {
         "optimizer.state.0.momentum_buffer holds NaN or Inf",
     ),
     "python-rng-junk": (lambda p: p["rng"].update(python=("x",)), "rng.python"),
+    "config-bad-lr": (lambda p: p["config"].update(lr="fast"), "config: lr"),
+    "config-unknown-key": (lambda p: p["config"].update(wat=1), "config: unknown key"),
     "state-loss-sum-str": (lambda p: p["state"].update(loss_sum="x"), "state.loss_sum"),
     "state-seen-negative": (lambda p: p["state"].update(seen=-5), "state.seen"),
     "state-best-list": (lambda p: p["state"].update(best=[1]), "state.best"),
@@ -172,3 +174,12 @@ def test_plain_weights_are_checked_like_checkpoints(tmp_path):
         f.truncate(10 * 1024**3)
     with pytest.raises(CheckpointError, match="more than"):
         load_any(tmp_path / "huge.pt", torch.device("cpu"))
+
+
+def test_an_older_release_config_still_evaluates(tmp_path):
+    """Keys and values that changed since (threads = None, a removed key) do not make a
+    checkpoint unusable for evaluate/predict; only resuming, which trains with them, checks all."""
+    payload = _payload()
+    payload["config"] = {"arch": "tutorial", "loss": "cross-entropy", "threads": None, "old": 1}
+    _raw_checkpoint(tmp_path / "best.pt", payload)
+    assert load_checkpoint(tmp_path)["config"]["old"] == 1
