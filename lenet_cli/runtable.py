@@ -19,8 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from lenet_cli.config import tomllib
 from lenet_cli.errors import UsageError
 from lenet_cli.runs import read_metrics
 

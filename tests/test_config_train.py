@@ -6,11 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import tomllib
 from typer.testing import CliRunner
 
 from lenet_cli.cli import app
-from lenet_cli.config import TrainConfig, flag_name, load_toml, resolve, to_toml, validate
+from lenet_cli.config import TrainConfig, flag_name, load_toml, resolve, to_toml, tomllib, validate
 from lenet_cli.errors import ConfigError
 
 CONFIGS = sorted(  # train configs; *-sweep.toml are search spaces (tests/test_sweep.py)
