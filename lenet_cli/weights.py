@@ -21,10 +21,9 @@ from lenet_cli.checkpoint import load_model as load_checkpoint_model
 from lenet_cli.errors import CheckpointError, MissingExtraError
 from lenet_cli.model import build_model
 from lenet_cli.payload import PayloadError, check_model
+from lenet_cli.sealed import MAGIC, TRAILER_LEN
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the pytorch/examples values for MNIST
-_SEAL = b"\nLENET-SHA256:"  # how a file written by `lenet train` ends (checkpoint.py)
-_SEAL_LEN = len(_SEAL) + 64 + 1
 _KERNELS = {"tutorial": "3x3 kernels", "lenet5": "5x5 kernels"}
 _NESTED = ("state_dict", "model_state_dict", "model")  # common torch.save({...}) layouts
 SAFETENSORS_FORMAT = "lenet-cli-weights"
@@ -35,10 +34,10 @@ def is_lenet_checkpoint(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
-            if f.tell() <= _SEAL_LEN:
+            if f.tell() <= TRAILER_LEN:
                 return False
-            f.seek(-_SEAL_LEN, 2)
-            return f.read(_SEAL_LEN).startswith(_SEAL)
+            f.seek(-TRAILER_LEN, 2)
+            return f.read(TRAILER_LEN).startswith(MAGIC)
     except OSError:
         return True  # let the checkpoint loader report the read error
 
