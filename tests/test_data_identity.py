@@ -139,3 +139,14 @@ def test_a_directory_in_place_of_a_cache_entry_is_not_fatal():
     events = []
     ds = load_dataset("mnist-sample", "test", on_event=events.append)
     assert len(ds) == 10_000 and any(e["event"] == "fallback" for e in events)
+
+
+def test_data_dir_with_the_bundled_sample_is_refused_not_ignored(tmp_path):
+    from lenet_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="no effect with mnist-sample"):
+        load_dataset("mnist-sample", "test", data_dir=tmp_path)
+    result = CliRunner().invoke(
+        app, ["data", "verify", "mnist-sample", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "no effect" in result.stderr

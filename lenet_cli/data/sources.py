@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lenet_cli.config import DATA_NAMES
+from lenet_cli.errors import UsageError
 
 SOURCES: tuple[str, ...] = DATA_NAMES  # one list of names for the CLI, configs and this layer
 IDX_SOURCES: tuple[str, ...] = ("mnist", "mnist-sample", "fashion-mnist", "kmnist")
@@ -158,6 +159,11 @@ def _complete_set(name: str, directory: Path, where: str) -> Located | None:
 def search_places(name: str, data_dir: str | Path | None = None) -> list[tuple[str, Path | None]]:
     """The (label, directory) pairs searched for ``name``, in order; None = not set."""
     if name == "mnist-sample":
+        if data_dir is not None:  # an explicit directory must not be silently ignored
+            raise UsageError(
+                f"--data-dir {data_dir} has no effect with mnist-sample (it is bundled)",
+                hint="drop --data-dir, or name the data set that directory holds",
+            )
         return [("bundled", BUNDLED_DIR)]
     if data_dir is not None:
         return [("--data-dir", Path(data_dir).expanduser())]
