@@ -28,7 +28,8 @@ class PayloadError(Exception):
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """A whole number that fits an int64 (torch's counters and tensors hold no more)."""
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
 
 
 def _is_real(v: Any) -> bool:
@@ -46,6 +47,8 @@ def check_plain(value: Any, where: str, depth: int = 0) -> None:
             raise PayloadError(f"{where} is {value}, not a finite number")
         return
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # sparse and other layouts: no op here expects one
+            raise PayloadError(f"{where} is a {value.layout} tensor, not a dense one")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise PayloadError(f"{where} holds NaN or Inf")
         return
@@ -92,6 +95,8 @@ def check_model(state: Any, arch: str) -> None:
         got = state[key]
         if not isinstance(got, torch.Tensor) or not got.is_floating_point():
             raise PayloadError(f"model.{key} is not a floating-point tensor")
+        if got.layout != torch.strided:
+            raise PayloadError(f"model.{key} is a {got.layout} tensor, not a dense one")
         if tuple(got.shape) != tuple(want.shape):
             raise PayloadError(
                 f"model.{key} has shape {tuple(got.shape)}, {arch!r} needs {tuple(want.shape)}"

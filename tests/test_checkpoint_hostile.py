@@ -52,6 +52,12 @@ HOSTILE = {
         "model.fc3.bias is not a floating-point tensor",
     ),
     "model-extra": (lambda p: p["model"].update(extra=torch.zeros(1)), "unexpected extra"),
+    "model-sparse": (
+        lambda p: p["model"].update({"fc1.weight": p["model"]["fc1.weight"].to_sparse()}),
+        "model.fc1.weight is a torch.sparse_coo tensor",
+    ),
+    "sparse-extra": (lambda p: p.update(extra=torch.eye(2).to_sparse()), "extra is a torch.sparse"),
+    "step-huge": (lambda p: p.update(step=2**80), "step = 1208925819614629174706176"),
     "data-unknown": (lambda p: p.update(data="cifar"), "data = 'cifar'"),
     "config-bad-loss": (lambda p: p.update(config={"loss": 5}), "config: loss"),
     "config-bad-data-dir": (lambda p: p.update(config={"data_dir": 7}), "config: data_dir"),
