@@ -27,19 +27,26 @@ def evaluate_tensors(
     loss_fn: LossFn,
     batch_size: int = 1000,
     confusion: bool = False,
+    keep_probs: bool = False,
 ) -> dict[str, Any]:
-    """Loss averaged per sample and accuracy over the whole set (and optionally the matrix)."""
+    """Loss averaged per sample and accuracy over the whole set (and optionally the matrix).
+
+    ``keep_probs`` adds "probs": every sample's softmax probabilities, a float32 CPU tensor.
+    """
     was_training = model.training
     model.eval()
     n = int(labels.shape[0])
     loss_sum = torch.zeros((), dtype=sum_dtype(images.device), device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     matrix = torch.zeros((NUM_CLASSES, NUM_CLASSES), dtype=torch.int64, device=images.device)
+    probs = []
     for start in range(0, n, batch_size):
         x, y = images[start : start + batch_size], labels[start : start + batch_size]
         scores = model(x)
         loss_sum += loss_fn(scores, y).to(loss_sum.dtype) * y.shape[0]  # a batch's mean, weighted
         predicted = scores.argmax(dim=1)
+        if keep_probs:
+            probs.append(torch.softmax(scores.float(), dim=1))
         correct += (predicted == y).sum()
         if confusion:
             matrix += torch.bincount(y * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2).view(
@@ -51,6 +58,8 @@ def evaluate_tensors(
         "loss": loss_sum.item() / max(1, n),
         "accuracy": correct.item() / max(1, n),
     }
+    if keep_probs:
+        result["probs"] = torch.cat(probs).cpu() if probs else torch.zeros(0, NUM_CLASSES)
     if confusion:
         rows = matrix.cpu()
         totals = rows.sum(dim=1)
@@ -115,10 +124,13 @@ def evaluate_checkpoint(
     device: torch.device,
     batch_size: int = 1000,
     on_event: Callable[[dict], None] | None = None,
+    samples: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a trained model on ``split`` of ``data`` (default: the data it was trained on).
 
     The images are normalised with the checkpoint's mean/std, as they were in training.
+    ``samples`` adds "predictions" (each sample's label, prediction and probabilities) and
+    "mistakes" (the most confident wrong predictions, with their 28x28 pictures).
     """
     from lenet_cli.weights import load_model
 
@@ -136,7 +148,13 @@ def evaluate_checkpoint(
     model = speed.prepare_model(model, device, channels_last=layout, fused=use_fused)
     images = speed.prepare_inputs(images, layout)
     loss_fn = build_loss(config.get("loss", "cross-entropy"))
-    result = evaluate_tensors(model, images, ds.labels, loss_fn, batch_size, confusion=True)
+    result = evaluate_tensors(
+        model, images, ds.labels, loss_fn, batch_size, confusion=True, keep_probs=samples
+    )
+    if samples:
+        probs = result.pop("probs")
+        result["predictions"] = predictions(probs, ds.labels.cpu())
+        result["mistakes"] = confident_mistakes(probs, ds.labels.cpu(), ds.images, ds.mean, ds.std)
     result.update(
         checkpoint=meta["path"],
         arch=meta["arch"],
@@ -150,3 +168,41 @@ def evaluate_checkpoint(
     if ds.notice:
         result["notice"] = ds.notice
     return result
+
+
+def predictions(probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
+    """Each sample's index, true label, predicted class and ten probabilities (4 decimals)."""
+    predicted = probs.argmax(dim=1).tolist()
+    rounded = (probs * 10_000).round().div(10_000).tolist()
+    return [
+        {"index": i, "label": y, "predicted": p, "probabilities": r}
+        for i, (y, p, r) in enumerate(zip(labels.tolist(), predicted, rounded, strict=True))
+    ]
+
+
+def confident_mistakes(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    images: torch.Tensor,
+    mean: float,
+    std: float,
+    top: int = 24,
+) -> list[dict[str, Any]]:
+    """The ``top`` wrong predictions made with the highest probability, most confident first,
+    each with its picture as 28x28 grey levels in [0, 1] (the padding and normalising undone)."""
+    confidence, predicted = probs.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    order = wrong[confidence[wrong].argsort(descending=True)][:top]
+    pad = (images.shape[-1] - 28) // 2
+    pictures = images[order.to(images.device), 0, pad : pad + 28, pad : pad + 28].float().cpu()
+    pictures = (pictures * std + mean).clamp(0, 1)
+    return [
+        {
+            "index": int(i),
+            "label": int(labels[i]),
+            "predicted": int(predicted[i]),
+            "probability": float(confidence[i]),
+            "image": pic.tolist(),
+        }
+        for i, pic in zip(order.tolist(), pictures, strict=True)
+    ]

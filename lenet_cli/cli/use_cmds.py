@@ -14,7 +14,7 @@ import typer
 from lenet_cli import ui
 from lenet_cli.cli.app import DeviceOpt, JsonOpt, app, setup_device
 from lenet_cli.config import DataName
-from lenet_cli.errors import ImageError, UsageError
+from lenet_cli.errors import ImageError, OutputExistsError, UsageError
 
 
 @app.command("evaluate")
@@ -34,10 +34,28 @@ def evaluate_cmd(
         str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 1000,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also draw confusion.png, errors.png and per_class.png into this directory.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite PNGs already in --out.")
+    ] = False,
+    predictions: Annotated[
+        bool,
+        typer.Option("--predictions", help="With --json: every sample's prediction too."),
+    ] = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     """Loss, accuracy, per-class accuracy and the confusion matrix of a trained model."""
+    if predictions and not json_out:
+        raise UsageError("--predictions adds to the JSON document", hint="add --json")
+    if out is not None:
+        _check_out_dir(out, force)
     dev, _ = setup_device(device)
     from lenet_cli.evaluate import evaluate_checkpoint
 
@@ -49,11 +67,34 @@ def evaluate_cmd(
         device=dev,
         batch_size=batch_size,
         on_event=ui.TrainProgress("none" if json_out else "plain"),
+        samples=out is not None or predictions,
     )
+    from lenet_cli.runs import class_names
+
+    names = class_names(result["data"])
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        result["pngs"] = [str(p) for p in ui.evaluation_pngs(result, names, out)]
+    for m in result.get("mistakes", []):
+        m.pop("image")  # pictures go to errors.png, not to the JSON
+    if not predictions:
+        result.pop("predictions", None)
     if json_out:  # notices (data fallback, plain weights) went to stderr through on_event
-        ui.print_json(result)
+        ui.print_json({**result, "class_names": names})
     else:
         ui.render_evaluation(result)
+        ui.class_legend(names)
+
+
+def _check_out_dir(out: Path, force: bool) -> None:
+    """--out must be a directory (or not exist yet) without the three PNGs, unless --force."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", hint="evaluate --out takes a directory")
+    taken = [n for n in ("confusion.png", "errors.png", "per_class.png") if (out / n).exists()]
+    if taken and not force:
+        raise OutputExistsError(
+            f"{out / taken[0]} already exists", hint="use --force to overwrite, or another --out"
+        )
 
 
 def run_predict(

@@ -8,6 +8,7 @@ commands; this package re-exports them so callers write ``ui.render_...``.
 from lenet_cli.ui.bench import render_bench
 from lenet_cli.ui.console import err, error_line, fmt_int, note, out, print_json
 from lenet_cli.ui.data import download_progress, render_data_list, render_digits, render_verify
+from lenet_cli.ui.evalfig import class_legend, evaluation_pngs
 from lenet_cli.ui.export import render_export
 from lenet_cli.ui.model import render_forward, render_model_facts, render_step
 from lenet_cli.ui.plot import plot_png, render_plot
@@ -53,4 +54,6 @@ __all__ = [
     "SweepProgress",
     "render_sweep",
     "worker_notice",
+    "evaluation_pngs",
+    "class_legend",
 ]
