@@ -54,19 +54,33 @@ def tutorial_step(
     lr: float = 0.01,
     loss: str = "mse",
     device: torch.device | None = None,
+    target_kind: str = "randn",
+    zero_grad: bool = True,
 ) -> dict[str, Any]:
-    """Steps 3-8 of the tutorial on one seeded random input and target, as data."""
+    """Steps 3-8 of the tutorial on one seeded random input and target, as data.
+
+    ``target_kind`` "arange" uses the tutorial's other target, torch.arange(1, 11) (MSE only).
+    ``zero_grad=False`` skips every zero_grad, so gradients pile up: step 6 then starts from
+    step 4's gradient, and backpropagating the same loss twice adds its gradient twice.
+    """
     device = device or torch.device("cpu")
     net = seeded_model(arch, seed).to(device)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(1, *INPUT_SHAPE, generator=gen).to(device)
     random_grad = torch.randn(1, 10, generator=gen).to(device)
-    if loss == "mse":
+    if loss == "mse" and target_kind == "arange":
+        target = torch.arange(1, 11, dtype=torch.float32).view(1, -1).to(device)
+    elif loss == "mse":
         target = torch.randn(10, generator=gen).view(1, -1).to(device)  # as in the tutorial
     else:
         target = torch.randint(0, 10, (1,), generator=gen).to(device)
     criterion = nn.MSELoss() if loss == "mse" else nn.CrossEntropyLoss()
     steps: dict[str, Any] = {"arch": arch, "seed": seed, "lr": lr, "loss_name": loss}
+    steps.update(target_kind=target_kind, zero_grad=zero_grad, target=target.cpu().tolist())
+
+    def maybe_zero(module: nn.Module) -> None:
+        if zero_grad:
+            module.zero_grad(set_to_none=False)
 
     # Step 3: forward.
     out = net(x)
@@ -74,7 +88,7 @@ def tutorial_step(
     # Step 4: zero the gradients, backprop a random gradient.
     # set_to_none=False keeps zero tensors, as torch did when the tutorial was written
     # (today's default sets .grad to None, and the tutorial's "all zeros" line would print None).
-    net.zero_grad(set_to_none=False)
+    net.zero_grad(set_to_none=False)  # always: the gradients start at zero
     out.backward(random_grad)
     steps["random_backward_conv1_bias_grad"] = net.conv1.bias.grad.cpu().tolist()
     # Step 5: the loss.
@@ -84,20 +98,27 @@ def tutorial_step(
     steps["target_shape"] = list(target.shape)
     steps["loss_before"] = loss_value.item()
     # Step 6: backprop the loss; conv1.bias.grad before (zeroed) and after.
-    net.zero_grad(set_to_none=False)
+    maybe_zero(net)
     steps["conv1_bias_grad_before"] = net.conv1.bias.grad.cpu().tolist()
-    loss_value.backward()
+    loss_value.backward(retain_graph=not zero_grad)
     steps["conv1_bias_grad_after"] = net.conv1.bias.grad.cpu().tolist()
+    if not zero_grad:  # the same backward again: its gradient is added a second time
+        loss_value.backward()
+        steps["conv1_bias_grad_after_second"] = net.conv1.bias.grad.cpu().tolist()
 
     # Steps 7 and 8: the same update two ways, each on its own copy of the starting weights,
     # with its own zero_grad / forward / loss / backward, as the tutorial writes them.
     manual, with_optim = copy.deepcopy(net), copy.deepcopy(net)
-    manual.zero_grad(set_to_none=False)
+    for copied in (manual, with_optim):  # deepcopy leaves .grad behind: carry it over too
+        for p, q in zip(copied.parameters(), net.parameters(), strict=True):
+            p.grad = None if q.grad is None else q.grad.clone()
+    maybe_zero(manual)
     criterion(manual(x), target).backward()
     for f in manual.parameters():
         f.data.sub_(f.grad.data * lr)  # the tutorial's rule, as written there
     optimizer = torch.optim.SGD(with_optim.parameters(), lr=lr)
-    optimizer.zero_grad()
+    if zero_grad:
+        optimizer.zero_grad()
     criterion(with_optim(x), target).backward()
     optimizer.step()
     diffs = [

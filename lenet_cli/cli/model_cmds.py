@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -106,6 +106,21 @@ def step(
             "--loss", help="mse (the tutorial's, random target) or cross-entropy (random class)."
         ),
     ] = "mse",
+    target: Annotated[
+        Literal["randn", "arange"],
+        typer.Option(
+            "--target",
+            help="MSE target: randn (torch.randn(10)) or arange (torch.arange(1, 11)), both "
+            "viewed as [1, 10].",
+        ),
+    ] = "randn",
+    no_zero_grad: Annotated[
+        bool,
+        typer.Option(
+            "--no-zero-grad",
+            help="Skip every zero_grad: gradients pile up (the same backward twice doubles).",
+        ),
+    ] = False,
     arch: ArchOpt = "tutorial",
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -115,8 +130,18 @@ def step(
     from lenet_cli.walkthrough import tutorial_step
 
     check_value("--lr", lr, RULES["lr"])  # the rule of `lenet train --lr`: also nan and inf
+    if target == "arange" and loss != "mse":
+        raise UsageError("--target arange is a target for --loss mse", hint="add --loss mse")
     dev, _ = setup_device(device)
-    result = tutorial_step(arch=arch, seed=seed, lr=lr, loss=loss, device=dev)
+    result = tutorial_step(
+        arch=arch,
+        seed=seed,
+        lr=lr,
+        loss=loss,
+        device=dev,
+        target_kind=target,
+        zero_grad=not no_zero_grad,
+    )
     result["device"] = str(dev)
     if json_out:
         ui.print_json(result)

@@ -61,3 +61,130 @@ def plot_cmd(
         ui.print_json({"runs": data, "png": str(target) if target else None})
     else:
         ui.render_plot(data)
+
+
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A checkpoint or run directory (best.pt, else last.pt) [default: the newest run "
+        "in runs/].",
+    ),
+]
+
+
+def load_checkpoint_model(checkpoint: Path | None):
+    """(model on the CPU, its metadata), from --checkpoint or the newest run (said on stderr)."""
+    import torch
+
+    from lenet_cli.checkpoint import load_model
+    from lenet_cli.runs import checkpoint_or_newest
+
+    path, notice = checkpoint_or_newest(checkpoint)
+    if notice:
+        ui.note(notice)
+    return load_model(path, torch.device("cpu"))
+
+
+@app.command("activations")
+def activations_cmd(
+    image: Annotated[
+        Path | None, typer.Argument(help="A picture of one digit (PNG, JPEG...), or use --index.")
+    ] = None,
+    index: Annotated[
+        int | None,
+        typer.Option("--index", min=0, help="Image N of the data set [default: 0 if no IMAGE]."),
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Data set for --index [default: the checkpoint's]."),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Split for --index: test or train.")] = (
+        "test"
+    ),
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
+    ] = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every layer's output for one input: conv maps, pooled maps, fc layers, softmax."""
+    from lenet_cli.activations import activations, dataset_input, describe, file_input
+    from lenet_cli.runs import class_names
+
+    if image is not None and index is not None:
+        raise UsageError("give IMAGE or --index, not both")
+    target = png_target(out, "activations.png", force)
+    model, meta = load_checkpoint_model(checkpoint)
+    data_name = data or meta.get("data") or "mnist"
+    if image is not None:
+        x, label, source = file_input(image, meta["mean"], meta["std"])
+    else:
+        if index is None:
+            index = 0
+            ui.note(f"no IMAGE or --index: using {split} image #0")
+        x, label, source = dataset_input(
+            index, data_name, split, meta["mean"], meta["std"], data_dir
+        )
+    values = activations(model, x, meta["arch"])
+    names = class_names(data_name)
+    doc = {"checkpoint": meta["path"], "arch": meta["arch"], "source": source, "label": label}
+    doc["predicted"] = int(values["softmax"].argmax())
+    if target is not None:
+        ui.activations_png(doc, values, names, target)
+        ui.note(f"wrote {target}")
+    if json_out:
+        ui.print_json(
+            {
+                **doc,
+                "class_names": names,
+                "png": str(target) if target else None,
+                "stages": describe(values),
+            }
+        )
+    else:
+        ui.render_activations(doc, values, names)
+
+
+@app.command("filters")
+def filters_cmd(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint or run directory; twice (before, after) for a side-by-side "
+            "comparison [default: the newest run in runs/].",
+        ),
+    ] = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """conv1's and conv2's kernels as images, on one colour scale per layer."""
+    from lenet_cli.filters import describe, filters
+
+    paths: list[Path | None] = list(checkpoint or [None])
+    if len(paths) > 2:
+        raise UsageError(f"--checkpoint given {len(paths)} times", hint="give one, or two")
+    target = png_target(out, "filters.png", force)
+    kernels, labels, metas = [], [], []
+    for path in paths:
+        model, meta = load_checkpoint_model(path)
+        kernels.append(filters(model))
+        epoch = f", epoch {meta['epoch']}" if meta.get("epoch") is not None else ""
+        where = Path(meta["path"])
+        labels.append(f"{where.parent.name}/{where.name} ({meta['arch']}{epoch})")
+        metas.append(meta)
+    if target is not None:
+        ui.filters_png(kernels, labels, target)
+        ui.note(f"wrote {target}")
+    if json_out:
+        models = [
+            {"checkpoint": m["path"], "arch": m["arch"], "epoch": m.get("epoch"), **describe(k)}
+            for m, k in zip(metas, kernels, strict=True)
+        ]
+        ui.print_json({"models": models, "png": str(target) if target else None})
+    else:
+        ui.render_filters(kernels, labels)

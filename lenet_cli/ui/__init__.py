@@ -10,7 +10,10 @@ from lenet_cli.ui.console import err, error_line, fmt_int, note, out, print_json
 from lenet_cli.ui.data import download_progress, render_data_list, render_digits, render_verify
 from lenet_cli.ui.evalfig import class_legend, evaluation_pngs
 from lenet_cli.ui.export import render_export
+from lenet_cli.ui.filterview import filters_png, render_filters
 from lenet_cli.ui.model import render_forward, render_model_facts, render_step
+from lenet_cli.ui.netfig import activations_png
+from lenet_cli.ui.netview import render_activations
 from lenet_cli.ui.plot import plot_png, render_plot
 from lenet_cli.ui.runs import render_runs, render_runs_diff
 from lenet_cli.ui.sweep import SweepProgress, render_sweep, worker_notice
@@ -56,4 +59,8 @@ __all__ = [
     "worker_notice",
     "evaluation_pngs",
     "class_legend",
+    "activations_png",
+    "render_activations",
+    "filters_png",
+    "render_filters",
 ]

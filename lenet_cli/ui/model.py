@@ -78,6 +78,8 @@ def render_step(s: dict[str, Any]) -> None:
     c.print("[bold]4. net.zero_grad(); out.backward(torch.randn(1, 10))[/]; conv1.bias.grad:")
     c.print(f"   {_vec(s['random_backward_conv1_bias_grad'])}")
     target = "torch.randn(10).view(1, -1)" if s["loss_name"] == "mse" else "a random class"
+    if s.get("target_kind") == "arange" and s["loss_name"] == "mse":
+        target = "torch.arange(1, 11).view(1, -1)"
     c.print(
         f"[bold]5. loss[/] {s['loss_name']}(output, target), shapes {s['output_shape']} and "
         f"{s['target_shape']};"
@@ -86,10 +88,15 @@ def render_step(s: dict[str, Any]) -> None:
     c.print(f"   {s['loss_before']:.6f}")
     if "ln_10" in s:
         c.print(f"   (cross-entropy at initialisation is close to ln 10 = {s['ln_10']:.4f})")
-    c.print("[bold]6. backprop[/]: conv1.bias.grad before loss.backward() (after zero_grad):")
+    if s.get("zero_grad", True):
+        c.print("[bold]6. backprop[/]: conv1.bias.grad before loss.backward() (after zero_grad):")
+    else:
+        c.print("[bold]6. backprop[/] without zero_grad: conv1.bias.grad before, left from step 4:")
     c.print(f"   {_vec(s['conv1_bias_grad_before'])}")
     c.print("   conv1.bias.grad after loss.backward():")
     c.print(f"   {_vec(s['conv1_bias_grad_after'])}")
+    if "conv1_bias_grad_after_second" in s:
+        _render_pile_up(s)
     c.print(f"[bold]7. update[/] f.data.sub_(f.grad.data * {s['lr']}) on every parameter; loss:")
     c.print(f"   {s['loss_before']:.6f} -> {s['loss_after_manual']:.6f}")
     c.print(f"[bold]8. torch.optim.SGD(lr={s['lr']})[/] from the same weights; loss:")
@@ -98,3 +105,22 @@ def render_step(s: dict[str, Any]) -> None:
         "   largest difference between the manual rule's weights and SGD's: "
         f"{s['manual_vs_sgd_max_abs_diff']:.3g}"
     )
+
+
+def _render_pile_up(s: dict[str, Any]) -> None:
+    """What --no-zero-grad shows: each backward adds the loss's gradient once more."""
+    c = out()
+    before, first = s["conv1_bias_grad_before"], s["conv1_bias_grad_after"]
+    second = s["conv1_bias_grad_after_second"]
+    c.print("   after the same loss.backward() a second time:")
+    c.print(f"   {_vec(second)}")
+    once = [a - b for a, b in zip(first, before, strict=True)]
+    twice = [a - b for a, b in zip(second, before, strict=True)]
+    c.print("   added by the loss (after - before): once, then twice:")
+    c.print(f"   {_vec(once)}")
+    c.print(f"   {_vec(twice)}")
+    ratios = [t / o for t, o in zip(twice, once, strict=True) if abs(o) > 1e-12]
+    if ratios:
+        c.print(f"   twice / once = {min(ratios):.4f} .. {max(ratios):.4f}: the gradient doubled,")
+        c.print("   which zero_grad() before each backward prevents")
+    c.print("   (steps 7 and 8 below update with these piled-up gradients)")
