@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from lenet_cli import ui
-from lenet_cli.cli.app import JsonOpt, app
+from lenet_cli.cli.app import ArchOpt, JsonOpt, SeedOpt, app
 from lenet_cli.errors import OutputExistsError, UsageError
 
 OutOpt = Annotated[
@@ -188,3 +188,26 @@ def filters_cmd(
         ui.print_json({"models": models, "png": str(target) if target else None})
     else:
         ui.render_filters(kernels, labels)
+
+
+@app.command("autograd")
+def autograd_cmd(
+    seed: SeedOpt = 0,
+    arch: ArchOpt = "tutorial",
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The tutorial's walk of the autograd graph: loss.grad_fn down to the parameters."""
+    from lenet_cli.autograd_view import chain, loss_graph
+
+    target = png_target(out, "autograd.png", force)
+    doc = loss_graph(arch, seed)
+    doc["chain"] = chain(doc["graph"])
+    if target is not None:
+        ui.autograd_png(doc, target)
+        ui.note(f"wrote {target}")
+    if json_out:
+        ui.print_json({**doc, "png": str(target) if target else None})
+    else:
+        ui.render_autograd(doc)

@@ -5,6 +5,7 @@ and animation when the stream is not a terminal, and honours NO_COLOR. One modul
 commands; this package re-exports them so callers write ``ui.render_...``.
 """
 
+from lenet_cli.ui.autograd import autograd_png, render_autograd
 from lenet_cli.ui.bench import render_bench
 from lenet_cli.ui.console import err, error_line, fmt_int, note, out, print_json
 from lenet_cli.ui.data import download_progress, render_data_list, render_digits, render_verify
@@ -63,4 +64,6 @@ __all__ = [
     "render_activations",
     "filters_png",
     "render_filters",
+    "autograd_png",
+    "render_autograd",
 ]
