@@ -211,3 +211,58 @@ def autograd_cmd(
         ui.print_json({**doc, "png": str(target) if target else None})
     else:
         ui.render_autograd(doc)
+
+
+@app.command("tutorial")
+def tutorial_cmd(
+    no_pause: Annotated[
+        bool,
+        typer.Option("--no-pause", help="Print every step at once (always so off a terminal)."),
+    ] = False,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The tutorial's steps 1-9 with their code and numbers, ending in one epoch of training."""
+    import sys
+
+    from lenet_cli.cli.app import setup_device
+    from lenet_cli.tutorial import load_text, tutorial_steps
+
+    target = png_target(out, "activations.png", force)
+    setup_device("cpu")  # the tutorial runs on the CPU, with the usual threads
+    total = len(load_text())
+    pause = not (no_pause or json_out) and sys.stdin.isatty() and sys.stdout.isatty()
+    done = []
+    for step in tutorial_steps(seed):
+        values = step["values"]
+        if "activations" in values and target is not None:
+            from lenet_cli.runs import class_names
+
+            doc = {
+                "arch": "tutorial",
+                "label": values["label"],
+                "source": f"{values['data']} test image #{values['index']}",
+            }
+            ui.activations_png(doc, values["activations"], class_names(values["data"]), target)
+            ui.note(f"wrote {target}")
+        if json_out:
+            done.append(step)
+            continue
+        ui.render_tutorial_step(step, total)
+        if "activations" in values:
+            doc = {
+                "arch": "tutorial",
+                "label": values["label"],
+                "source": f"{values['data']} test image #{values['index']}",
+            }
+            ui.render_activations(doc, values["activations"], [str(k) for k in range(10)])
+        if pause and step["number"] < total and input("\n[Enter: next step, q: quit] ") == "q":
+            return
+    if json_out:
+        for step in done:
+            if "activations" in step["values"]:
+                acts = step["values"].pop("activations")
+                step["values"]["softmax"] = acts["softmax"].tolist()
+        ui.print_json({"steps": done, "png": str(target) if target else None})

@@ -27,6 +27,7 @@ from lenet_cli.ui.train import (
     render_prediction,
     render_train_summary,
 )
+from lenet_cli.ui.tutorial import render_tutorial_step
 
 __all__ = [
     "err",
@@ -66,4 +67,5 @@ __all__ = [
     "render_filters",
     "autograd_png",
     "render_autograd",
+    "render_tutorial_step",
 ]
