@@ -99,3 +99,18 @@ def test_filters_terminal_defaults_to_newest_run(sample_run, tmp_path, monkeypat
     assert "newest run" in result.stderr and "runs/x" in result.stderr
     assert "conv1 #5" in result.stdout and "out 15 in 5" in result.stdout
     check_terminal_text(result.stdout)
+
+
+def test_activations_on_fashion_mnist_names_garments(sample_run):
+    from pathlib import Path
+
+    if not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed here")
+    args = ["activations", "--index", "0", "--checkpoint", str(sample_run), "--json"]
+    result = runner.invoke(app, [*args, "--data", "fashion-mnist"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["class_names"][9] == "Ankle boot" and doc["label"] == 9  # test image 0: a boot
+    text = runner.invoke(app, args[:-1] + ["--data", "fashion-mnist"], env={"COLUMNS": "200"})
+    assert "Ankle boot" in text.stdout
+    check_terminal_text(text.stdout)

@@ -70,7 +70,8 @@ def _probabilities(ax: Any, values: dict[str, Any], names: list[str]) -> None:
     ax.barh(range(len(probs)), probs, color=colours)
     ax.set_yticks(range(len(probs)), names)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.3)
+    ax.set_xlim(0, 1.3)  # room for the labels right of the bars
+    ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     for k, (p, s) in enumerate(zip(probs, values["scores"], strict=True)):
         ax.text(float(p) + 0.01, k, f"{p:.3f} (score {s:+.2f})", va="center", fontsize=8)
     ax.set_xlabel("softmax probability")

@@ -4,6 +4,7 @@ so `lenet --help` never loads it; the Agg backend draws without a display."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ def save(fig: Any, path: str | Path) -> Path:
     try:
         with atomic_write(path) as f:
             f.write(buffer.getvalue())
+        umask = os.umask(0)  # the temp file is private (0600): give the picture the usual mode
+        os.umask(umask)
+        os.chmod(path, 0o666 & ~umask)
     except OSError as e:
         raise WriteError(
             f"cannot write {path}: {e.strerror or e}", hint="nothing was written"
