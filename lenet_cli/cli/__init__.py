@@ -8,6 +8,7 @@ from lenet_cli.cli import (
     model_cmds,  # noqa: F401  (registers its commands)
     sweep_cmds,  # noqa: F401  (registers `lenet sweep`)
     train_cmds,  # noqa: F401  (registers its commands)
+    tutorial_cmds,  # noqa: F401  (registers `lenet tutorial`)
     use_cmds,  # noqa: F401  (registers its commands)
     viz_cmds,  # noqa: F401  (registers the picture commands)
 )
