@@ -34,6 +34,8 @@ def test_plot_png_and_json_of_two_runs(sample_run, tmp_path):
     assert doc["runs"][0]["test_acc"] == [r["test_acc"] for r in rows]
     assert 0 < doc["runs"][0]["test_acc"][0] <= 1
     check_png(png, min_size=(1000, 300))
+    by_checkpoint = runner.invoke(app, ["plot", str(sample_run / "best.pt"), "--json"])
+    assert json.loads(by_checkpoint.stdout)["runs"][0]["name"] == "s"
     again = runner.invoke(app, ["plot", str(sample_run), "--out", str(png)])
     assert again.exit_code == 10 and "already exists" in again.stderr
 

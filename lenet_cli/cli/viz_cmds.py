@@ -40,7 +40,10 @@ def png_target(out: Path | None, default_name: str, force: bool) -> Path | None:
 def plot_cmd(
     run_dirs: Annotated[
         list[Path] | None,
-        typer.Argument(help="Run directories to draw, overlaid [default: the newest in runs/]."),
+        typer.Argument(
+            help="Run directories (or checkpoints in them) to draw, overlaid [default: the "
+            "newest in runs/]."
+        ),
     ] = None,
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -53,7 +56,7 @@ def plot_cmd(
         run_dirs = [newest_run(need="metrics")]
         ui.note(f"plotting the newest run, {run_dirs[0]} (name others as arguments)")
     target = png_target(out, "plot.png", force)
-    data = curves(run_dirs)
+    data = curves([p.parent if p.is_file() else p for p in run_dirs])  # a checkpoint: its run
     if target is not None:
         ui.plot_png(data, target)
         ui.note(f"wrote {target}")
