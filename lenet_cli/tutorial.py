@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import torch
 from torch import nn
 
+from lenet_cli.config import read_toml
 from lenet_cli.errors import ConfigError
 
 TEXT = Path(__file__).parent / "texts" / "tutorial.toml"
@@ -24,10 +24,10 @@ TEXT = Path(__file__).parent / "texts" / "tutorial.toml"
 
 def load_text(path: Path = TEXT) -> list[dict[str, str]]:
     """The steps' words: title, text, code and output template of each."""
-    try:
-        steps = tomllib.loads(path.read_text(encoding="utf-8"))["step"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"the tutorial's text {path} is unreadable: {e}") from None
+    doc = read_toml(path, what="the tutorial's text", hint="reinstall lenet-cli")
+    steps = doc.get("step")
+    if not isinstance(steps, list) or not steps:
+        raise ConfigError(f"the tutorial's text {path} has no [[step]] tables")
     keys = ("title", "text", "code", "output")
     return [{k: str(s.get(k, "")).strip("\n") for k in keys} for s in steps]
 
