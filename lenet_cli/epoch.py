@@ -31,6 +31,12 @@ class EpochSums:
         self.fresh = 0  # images trained in this session's part of the epoch
         self.t0 = self.last_report = time.perf_counter()
 
+    def clear(self) -> None:
+        """Start from zero (a data-parallel rank other than 0: rank 0 carries the sums so far)."""
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.seen = 0
+
     def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
         self.loss_sum += loss.to(self.loss_sum.dtype) * n  # a batch's mean, weighted by its size
         self.correct += hits

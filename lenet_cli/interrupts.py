@@ -27,10 +27,13 @@ class Signals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        # a data-parallel rank gets a signal twice (the terminal's and torchrun's forwarded one)
+        # and must stop at the step all ranks agreed on: it does not escalate
+        self.escalate = True
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # a second signal: stop now
+        if self.received is not None and self.escalate:  # a second signal: stop now
             self.restore()
             raise KeyboardInterrupt
         self.received = signum

@@ -8,7 +8,7 @@ and writes its files:
 - ``metrics.jsonl`` and ``metrics.csv``: one complete row per epoch, the same columns in both;
   with ``--log-every N`` metrics.jsonl also holds per-step rows, marked ``"kind": "step"``;
 - ``env.json``: versions, device, threads, seed and argv of each session (a resume appends);
-- ``last.pt`` / ``best.pt`` (written by the engine through checkpoint.save_checkpoint).
+- ``last.pt`` / ``best.pt`` (``RunDir.save``, through checkpoint.save_checkpoint).
 """
 
 from __future__ import annotations
@@ -195,6 +195,12 @@ class RunDir:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(json_safe({"kind": "step", **row})) + "\n")
 
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        """A checkpoint (``last.pt``, ``best.pt``) of this run, written atomically."""
+        from lenet_cli.checkpoint import save_checkpoint  # torch: only while training
+
+        return save_checkpoint(self.path / name, payload)
+
     def append(self, row: dict[str, Any]) -> None:
         row = json_safe({k: row.get(k) for k in COLUMNS})
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -207,3 +213,31 @@ class RunDir:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
         with open(csv_path, "a", encoding="utf-8", newline="") as f:
             f.write(line.getvalue())
+
+
+class QuietRunDir(RunDir):
+    """The run directory as a data-parallel rank other than 0 sees it: rank 0 writes it all."""
+
+    def __enter__(self) -> QuietRunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def write_config(self, config: TrainConfig) -> None:
+        pass
+
+    def write_env(self, info: dict[str, Any]) -> None:
+        pass
+
+    def _ended(self, status: str, reason: str) -> None:
+        pass
+
+    def append_step(self, row: dict[str, Any]) -> None:
+        pass
+
+    def append(self, row: dict[str, Any]) -> None:
+        pass
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        return self.path / name

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lenet_cli import speed
-from lenet_cli.checkpoint import restore_rng, rng_states, save_checkpoint
+from lenet_cli import distributed, speed
+from lenet_cli.checkpoint import restore_rng, rng_states
 from lenet_cli.config import TrainConfig
 from lenet_cli.data import Dataset, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
@@ -42,7 +42,7 @@ from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.metrics import RunState, env_info, now
 from lenet_cli.model import build_model
 from lenet_cli.optim import build_optimizer, build_scheduler
-from lenet_cli.rundir import Plan, RunDir
+from lenet_cli.rundir import Plan, QuietRunDir, RunDir
 from lenet_cli.tblog import require_tensorboard, tensorboard_log
 from lenet_cli.threads import Choice, ThreadTuner, candidates
 from lenet_cli.weights import init_weights
@@ -59,22 +59,27 @@ def train_step(
     *,
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
+    weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step. Returns (loss, correct count) as device tensors: no sync here.
 
     ``precision`` other than fp32 runs the forward pass under autocast; ``scaler`` (fp16 on CUDA)
     scales the loss. With fp32 and no scaler this is the plain zero_grad/backward/step.
+    ``weight`` scales the gradient only: a data-parallel rank's share of the global batch.
     """
     optimizer.zero_grad(set_to_none=True)
     with speed.autocast(x.device, precision):
         scores = model(x)
-        loss = loss_fn(scores.float(), y)  # float() is a no-op in fp32
+        # float() is a no-op in fp32; an empty share of a batch (data-parallel) has no loss but
+        # still joins the backward, where the ranks' gradients are averaged
+        loss = loss_fn(scores.float(), y) if y.numel() else scores.float().sum()
+    scaled = loss if weight == 1.0 else loss * weight
     if scaler is not None and scaler.is_enabled():
-        scaler.scale(loss).backward()
+        scaler.scale(scaled).backward()
         scaler.step(optimizer)  # skips the step when a gradient is inf/nan, without a sync
         scaler.update()
     else:
-        loss.backward()
+        scaled.backward()
         optimizer.step()
     return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
 
@@ -129,13 +134,22 @@ class Run:
     compiled wrapper sharing ``model``'s parameters).
     """
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, data: Splits, fused: bool) -> None:
-        self.cfg, self.device, self.data, self.fused = cfg, device, data, fused
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        data: Splits,
+        fused: bool,
+        job: distributed.Dist | None = None,
+    ) -> None:
+        self.cfg, self.device, self.data, self.fused, self.job = cfg, device, data, fused, job
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model = build_model(cfg.arch)
         self.net = speed.prepare_model(
             self.model, device, channels_last=_layout(cfg, device), compile=cfg.compile, fused=fused
         )
+        # what trains: DistributedDataParallel around it in a data-parallel job
+        self.train_net = distributed.wrap(self.net, device) if job else self.net
         self.scaler = speed.grad_scaler(device, cfg.precision)
         self.loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
         self.eval_loss = build_loss(cfg.loss)
@@ -195,9 +209,18 @@ class Run:
         restore_rng(payload["rng"])
 
     def evaluate(self, ds: Dataset) -> dict[str, Any]:
-        return evaluate_tensors(
-            self.net, ds.images, ds.labels, self.eval_loss, self.cfg.eval_batch_size
+        """Loss and accuracy on ``ds`` (each rank of a job evaluates its share; summed)."""
+        lo, hi = distributed.bounds(len(ds.labels), self.job)
+        r = evaluate_tensors(
+            self.net, ds.images[lo:hi], ds.labels[lo:hi], self.eval_loss, self.cfg.eval_batch_size
         )
+        if self.job is None:
+            return r
+        n = r["count"]
+        loss, hits, count = distributed.all_sum(
+            [r["loss"] * n, round(r["accuracy"] * n), n], self.device
+        )
+        return {**r, "count": int(count), "loss": loss / count, "accuracy": hits / count}
 
     def stop_reason(self) -> str | None:
         """Why training is over, or None while it goes on."""
@@ -214,17 +237,29 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
     cfg, s = run.cfg, run.state
     emit(event="epoch_start", epoch=s.epoch + 1, batches=run.steps_per_epoch, done=s.batch_in_epoch)
     sums = EpochSums(s, run.device, cfg.lr, rd.path)
+    job = run.job
+    if job is not None and not job.main:
+        sums.clear()  # the sums so far are rank 0's (from the checkpoint): counted once
     order = batches(
         run.data.train.images, run.data.train.labels, cfg.batch_size, generator=run.generator
     )
-    for i, (x, y) in enumerate(order):
+    for i, (x, y, weight) in enumerate(distributed.shard(order, job)):
         if i < sums.skip:  # resuming mid-epoch: the same permutation, minus what was done
             continue
+        if job is not None:  # every rank stops at the same step
+            signals.received = distributed.agree_signal(signals.received, job, run.device)
         if signals.received is not None:
             break
         started = time.perf_counter()
         loss, hits = train_step(
-            run.net, run.optimizer, run.loss_fn, x, y, precision=cfg.precision, scaler=run.scaler
+            run.train_net,
+            run.optimizer,
+            run.loss_fn,
+            x,
+            y,
+            precision=cfg.precision,
+            scaler=run.scaler,
+            weight=weight,
         )
         if run.tuner is not None:  # CPU steps are synchronous: this is the step's own time
             run.tuner.record(time.perf_counter() - started, int(y.shape[0]))
@@ -248,6 +283,9 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
         if cfg.max_steps is not None and s.step >= cfg.max_steps:
             break
     sums.sync()
+    if job is not None:  # the epoch's sums over all ranks
+        loss_sum, correct, seen = distributed.all_sum([s.loss_sum, s.correct, s.seen], run.device)
+        s.loss_sum, s.correct, s.seen = loss_sum, int(correct), int(seen)
     return s.batch_in_epoch < run.steps_per_epoch
 
 
@@ -271,9 +309,9 @@ def end_epoch(run: Run, rd: RunDir, epoch_gen: torch.Tensor, partial: bool) -> t
     rd.append(row)
     improved = s.track_best(row, "val" if data.val is not None else "test")
     payload = run.payload(epoch_gen if partial else run.generator.get_state())
-    save_checkpoint(rd.path / "last.pt", payload)
+    rd.save("last.pt", payload)
     if improved:
-        save_checkpoint(rd.path / "best.pt", payload)
+        rd.save("best.pt", payload)
     return row, improved
 
 
@@ -285,12 +323,13 @@ def train_epochs(
     A signal ends it with last.pt saved and TrainingInterrupted raised (exit 130 / 143).
     """
     with Signals() as signals:
+        signals.escalate = run.job is None
         while run.stop_reason() is None:
             epoch_gen = run.generator.get_state()  # the permutation of this epoch comes from here
             partial = run_epoch(run, rd, signals, emit, progress_interval, check_every)
             s = run.state
             if signals.received is not None and partial:
-                path = save_checkpoint(rd.path / "last.pt", run.payload(epoch_gen))
+                path = rd.save("last.pt", run.payload(epoch_gen))
                 raise_interrupted(signals.received, s.epoch + 1, s.step, path, rd.path)
             yield end_epoch(run, rd, epoch_gen, partial)
             if signals.received is not None:
@@ -320,8 +359,11 @@ def train(
     on_event: Event | None = None,
     progress_interval: float | None = None,
     check_every: int = 200,
+    job: distributed.Dist | None = None,
 ) -> dict[str, Any]:
-    """Train as ``plan`` says (a new run, or one resumed); returns the run's summary."""
+    """Train as ``plan`` says (a new run, or one resumed); returns the run's summary.
+
+    ``job``: this process's rank in a data-parallel job (distributed.py), already joined."""
     cfg, emit = plan.config, _emitter(on_event)
     speed.check_precision(device, cfg.precision)  # before any data is loaded
     if cfg.tensorboard:
@@ -339,19 +381,26 @@ def train(
     data = load_splits(cfg, device, plan.data_explicit, emit)
     # the default mnist that fell back to the sample is recorded as what it is
     cfg = dataclasses.replace(cfg, data=data.train.name)
-    run = Run(cfg, device, data, fused)
-    run.tuner = thread_tuner(cfg, device, emit)
+    run = Run(cfg, device, data, fused, job)
+    run.tuner = thread_tuner(cfg, device, emit) if job is None else None  # ranks: cores / ranks
     if plan.resume is not None:
         run.restore(plan.resume)
     elif init is not None:  # in place: the fast path and the optimizer share these parameters
         run.model.load_state_dict(init[0])
+    quiet = job is not None and not job.main  # rank 0 writes the run directory
     with (
-        RunDir(plan.run_dir, new=plan.resume is None) as rd,
-        tensorboard_log(cfg, rd.path, run.state.step, data.test) as board,
+        (QuietRunDir if quiet else RunDir)(plan.run_dir, new=plan.resume is None) as rd,
+        tensorboard_log(
+            dataclasses.replace(cfg, tensorboard=False) if quiet else cfg,
+            rd.path,
+            run.state.step,
+            data.test,
+        ) as board,
     ):
         emit = _emitter(on_event, board)
         rd.write_config(cfg)
-        rd.write_env(env_info(device, threads, cfg.seed, cfg.deterministic, fused))
+        env = env_info(device, threads, cfg.seed, cfg.deterministic, fused)
+        rd.write_env({**env, "ranks": job.world} if job else env)
         s = run.state
         emit(
             event="start",

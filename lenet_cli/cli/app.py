@@ -162,7 +162,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def setup_device(spec: str, threads: int | str | None = None):
+def setup_device(spec: str, threads: int | str | None = None, quiet: bool = False):
     """The torch.device for --device (saying what `auto` chose) and the CPU threads in use.
 
     ``threads`` None or "auto" starts at the physical cores (training's auto then tunes it)."""
@@ -170,7 +170,7 @@ def setup_device(spec: str, threads: int | str | None = None):
     from lenet_cli.speed import default_threads
 
     chosen = resolve_device(spec)
-    if chosen.note:
+    if chosen.note and not quiet:  # quiet: a data-parallel rank other than 0
         from lenet_cli import ui
 
         ui.note(chosen.note)

@@ -106,32 +106,91 @@ def train_cmd(
             help="Continue a run: its directory or a checkpoint. Raise --epochs to train longer.",
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Data-parallel processes on this machine: runs this command under torchrun "
+            "--standalone --nproc-per-node N (gloo on the CPU, nccl on CUDA; --batch-size is "
+            "the global batch).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     *,
     flags: dict[str, Any],
 ) -> None:
     """Train the network; logs, config and checkpoints go to a run directory."""
+    import os
+
     from lenet_cli.rundir import plan_run
 
+    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch(nproc))
     plan = plan_run(config, flags, resume)
     if print_config:
         ui.render_config(plan.config_lines())
         return
-    dev, n_threads = setup_device(plan.config.device, plan.config.threads)
+    from lenet_cli import distributed
+    from lenet_cli.interrupts import TrainingInterrupted
     from lenet_cli.train import train
 
-    render = ui.TrainProgress(ui.progress_mode(plan.config.progress))
+    job = distributed.from_env()  # a rank of torchrun's job, or None
+    quiet = job is not None and not job.main  # only rank 0 prints
+    threads = plan.config.threads
+    if job is not None and threads == "auto":  # each rank its share of the cores, fixed
+        from lenet_cli.speed import default_threads
+
+        threads = max(1, default_threads() // job.local_world)
+    dev, n_threads = setup_device(plan.config.device, threads, quiet=quiet)
+    if job is not None:
+        dev = distributed.init(job, dev)
+    render = ui.TrainProgress("none" if quiet else ui.progress_mode(plan.config.progress))
     try:
         summary = train(
             plan,
             device=dev,
             threads=n_threads,
-            on_event=render,
+            on_event=None if quiet else render,
             progress_interval=0.2 if render.mode == "rich" else None,
+            job=job,
         )
+    except TrainingInterrupted as e:
+        if quiet:  # rank 0 says it once
+            raise typer.Exit(e.exit_code) from None
+        raise
     finally:
         render.close()
+        distributed.close()
+    if quiet:
+        return
     if json_out:
         ui.print_json(summary)
     else:
         ui.render_train_summary(summary)
+
+
+def _launch(nproc: int) -> int:
+    """`lenet train --nproc N`: this very command under torchrun's launcher, on this machine.
+
+    Ctrl-C reaches torchrun and its ranks (one process group); this process only waits for
+    torchrun, whose exit status it returns.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    rest, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--nproc" or arg.startswith("--nproc="):
+            skip = arg == "--nproc"
+            continue
+        rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc-per-node={nproc}", "-m", "lenet_cli", *rest]
+    proc = subprocess.Popen(cmd)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -1,0 +1,78 @@
+"""Data-parallel training: 2 gloo ranks on the CPU (torchrun, loopback) against 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = ["--data", "random", "--device", "cpu", "--out", "o", "--progress", "plain"]
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "LENET_DIST_TIMEOUT": "30"}
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+            "-m", "lenet_cli", "train", *TRAIN, *args]  # fmt: skip
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=240)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "last.pt", weights_only=True)["model"]
+
+
+def test_two_ranks_take_the_steps_of_one_process(tmp_path):
+    args = ["--epochs", "1", "--max-steps", "6", "--batch-size", "64"]
+    two = _run(_torchrun(*args, "--name", "two", "--json"), tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert json.loads(two.stdout)["steps"] == 6  # one summary: rank 0's
+    assert two.stderr.count("epoch 1/1") == 1  # only rank 0 prints
+    one_cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, *args, "--threads", "1"]
+    one = _run([*one_cmd, "--name", "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["one", "two"]  # one run dir
+    assert json.loads((tmp_path / "o" / "two" / "env.json").read_text())["ranks"] == 2
+    rows = [json.loads((tmp_path / "o" / n / "metrics.jsonl").read_text()) for n in ("one", "two")]
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "step"):
+        assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-5), key
+    w1, w2 = _weights(tmp_path / "o" / "one"), _weights(tmp_path / "o" / "two")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-6)
+
+
+def test_sigint_stops_every_rank_and_resume_is_exact(tmp_path):
+    args = ["--epochs", "3", "--batch-size", "8"]
+    whole = _run(_torchrun(*args, "--name", "whole"), tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    log = open(tmp_path / "int.err", "w")
+    proc = subprocess.Popen(_torchrun(*args, "--name", "int"), cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    metrics = tmp_path / "o" / "int" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # to torchrun, which forwards it to both ranks
+    proc.wait(timeout=120)
+    err = (tmp_path / "int.err").read_text()
+    assert err.count("error: interrupted by SIGINT") == 1, err  # said once, saved once
+    step = torch.load(tmp_path / "o" / "int" / "last.pt", weights_only=True)["step"]
+    assert 128 <= step < 3 * 128
+    resumed = _run(_torchrun(*args, "--resume", "o/int"), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    w1, w2 = _weights(tmp_path / "o" / "whole"), _weights(tmp_path / "o" / "int")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)  # bit for bit
