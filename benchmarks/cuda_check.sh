@@ -63,6 +63,14 @@ else
         --out /tmp/lenet-cuda-check --progress none || status=1
     python -c "import time; print(f'wall seconds: {time.time() - $start:.1f}')"
 fi
+stage "1-GPU data-parallel smoke: torchrun, nccl, one rank (the bundled sample, 2 epochs)"
+if python -m lenet_cli train --help 2>/dev/null | grep -q -- "--nproc"; then
+    timeout 120 python -m torch.distributed.run --standalone --nproc-per-node=1 -m lenet_cli train \
+        --device cuda --data mnist-sample --epochs 2 --batch-size 256 \
+        --out /tmp/lenet-cuda-check --progress plain || status=1
+else
+    echo "skipped: this checkout has no data-parallel training"
+fi
 echo
 echo "cuda_check: $([ $status = 0 ] && echo OK || echo 'FAILED (see above)')"
 exit $status

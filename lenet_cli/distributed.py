@@ -48,9 +48,9 @@ class Dist:
 
 
 def from_env() -> Dist | None:
-    """The job torchrun started this process in, or None for a plain (single-process) run."""
+    """The job torchrun started this process in (also of one rank), or None for a plain run."""
     env = os.environ
-    if int(env.get("WORLD_SIZE", "1")) <= 1:
+    if "WORLD_SIZE" not in env:
         return None
     try:
         return Dist(

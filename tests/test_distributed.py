@@ -76,3 +76,14 @@ def test_sigint_stops_every_rank_and_resume_is_exact(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     w1, w2 = _weights(tmp_path / "o" / "whole"), _weights(tmp_path / "o" / "int")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)  # bit for bit
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_one_gpu_rank_on_nccl(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1"]
+    cmd += ["-m", "lenet_cli", "train", "--data", "mnist-sample", "--device", "cuda", "--out", "o"]
+    result = _run([*cmd, "--epochs", "1", "--name", "g", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "o" / "g" / "env.json").read_text())["ranks"] == 1
+    assert json.loads(result.stdout)["final"]["test_acc"] > 0.5

@@ -125,7 +125,7 @@ def train_cmd(
 
     from lenet_cli.rundir import plan_run
 
-    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+    if nproc is not None and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch(nproc))
     plan = plan_run(config, flags, resume)
     if print_config:
