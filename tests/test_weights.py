@@ -137,3 +137,26 @@ def test_safetensors_keeps_classic_and_normalisation(tmp_path):
     weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     broken = _run("inspect-params", "--checkpoint", weights)
     assert broken.exit_code == 6 and "not a readable .safetensors" in broken.stderr
+
+
+def test_predict_with_exported_safetensors_matches_the_checkpoint(sample_run, tmp_path):
+    import gzip
+
+    import numpy as np
+    from PIL import Image
+
+    from lenet_cli.data.sources import BUNDLED_DIR
+
+    raw = gzip.decompress((BUNDLED_DIR / "t10k-images-idx3-ubyte.gz").read_bytes())
+    digit = np.frombuffer(raw, dtype=np.uint8, offset=16)[:784].reshape(28, 28)
+    image = tmp_path / "seven.png"
+    Image.fromarray(255 - digit).save(image)
+    weights = tmp_path / "model.safetensors"
+    assert _run("export", sample_run, "--format", "safetensors", "--out", weights).exit_code == 0
+    docs = []
+    for source in (sample_run, weights):
+        result = _run("predict", image, "--checkpoint", source, "--device", "cpu", "--json")
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(result.stdout)["results"][0])
+    assert docs[0]["predicted"] == docs[1]["predicted"]
+    assert docs[1]["probabilities"] == pytest.approx(docs[0]["probabilities"], abs=1e-5)
