@@ -1,16 +1,14 @@
-"""The fused CPU kernels against PyTorch's ops, alternating in one process.
+"""The fused CPU kernel against PyTorch's ops, alternating in one process.
 
     python benchmarks/fused.py [--batch-sizes 64,256,1024] [--threads 2] [--arch tutorial]
         [--rounds 5] [--images 8192] [--json]
 
 One model, one optimizer (SGD, momentum 0.9, fused as `lenet train` builds it) and random
-channels_last data; for each batch size, ``rounds`` rounds each time every variant: PyTorch's
-ops (``--no-fused``); the two conv -> pool -> ReLU blocks as C kernels and the dense layers as
-PyTorch's ops (what applies to a network other than LeNet's exact shape); the whole network as
-one C call forward and one backward (the default for the tutorial's LeNet). Each measurement
-is one warmed-up pass over ``images`` images; the figure is the median over the rounds.
-Alternating in one process is what makes the ratios trustworthy on a machine whose speed
-drifts between runs (docs/benchmarks.md).
+channels_last data; for each batch size, ``rounds`` rounds each time both variants: PyTorch's
+ops (``--no-fused``) and the fused kernel (``fused.FusedNet``, the default on the CPU), which
+share the same parameters. Each measurement is one warmed-up pass over ``images`` images; the
+figure is the median over the rounds. Alternating in one process is what makes the ratio
+trustworthy on a machine whose speed drifts between runs (docs/kernels.md).
 """
 
 from __future__ import annotations
@@ -27,14 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lenet_cli import fused, speed  # noqa: E402
+from lenet_cli import kernel, speed  # noqa: E402
 from lenet_cli.data import batches  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
-VARIANTS = ("pytorch", "blocks", "net")
+VARIANTS = ("pytorch", "fused")
 
 
 def main() -> None:
@@ -46,72 +44,65 @@ def main() -> None:
     p.add_argument("--images", type=int, default=8192)
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    if fused.status() is not None:
-        sys.exit(f"the fused kernels are not available: {fused.status()}")
+    if kernel.status() is not None:
+        sys.exit(f"the fused kernel is not available: {kernel.status()}")
     threads = a.threads or speed.default_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = speed.prepare_model(build_model(a.arch), torch.device("cpu"), channels_last=True)
+    cpu = torch.device("cpu")
+    model = speed.prepare_model(build_model(a.arch), cpu, channels_last=True)
+    fast = speed.prepare_model(model, cpu, channels_last=True, fused=True)  # same parameters
+    models = {"pytorch": model, "fused": fast}
     opt = build_optimizer("sgd", model.parameters(), lr=0.01, momentum=0.9, weight_decay=0)
     loss_fn = build_loss("cross-entropy")
     x = speed.prepare_inputs(torch.randn(a.images, 1, 32, 32), True)
     y = torch.randint(0, 10, (a.images,))
     order = torch.Generator().manual_seed(0)
-    plan = fused.plan
 
-    def use(variant: str) -> None:
-        model.fused = variant != "pytorch"
-        fused.plan = plan if variant == "net" else (lambda *_: None)
-
-    def train_pass(bs: int) -> float:
+    def train_pass(run, bs: int) -> float:
         t0 = time.perf_counter()
         for xb, yb in batches(x, y, bs, generator=order):
-            train_step(model, opt, loss_fn, xb, yb)
+            train_step(run, opt, loss_fn, xb, yb)
         return a.images / (time.perf_counter() - t0)
 
     @torch.inference_mode()
-    def infer_pass(bs: int) -> float:
+    def infer_pass(run, bs: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, a.images, bs):
-            model(x[start : start + bs])
+            run(x[start : start + bs])
         return a.images / (time.perf_counter() - t0)
 
     rows = []
-    try:
-        for bs in (int(b) for b in a.batch_sizes.split(",")):
-            got = {v: {"train": [], "infer": []} for v in VARIANTS}
-            for variant in VARIANTS:  # warm-up
-                use(variant)
-                train_pass(bs)
-                infer_pass(bs)
-            for _ in range(a.rounds):
-                for variant in VARIANTS:
-                    use(variant)
-                    got[variant]["train"].append(train_pass(bs))
-                    got[variant]["infer"].append(infer_pass(bs))
-            row = {"batch_size": bs, "load": [round(v, 2) for v in os.getloadavg()]}
+    for bs in (int(b) for b in a.batch_sizes.split(",")):
+        got = {v: {"train": [], "infer": []} for v in VARIANTS}
+        for variant in VARIANTS:  # warm-up
+            train_pass(models[variant], bs)
+            infer_pass(models[variant], bs)
+        for _ in range(a.rounds):
             for variant in VARIANTS:
-                for kind in ("train", "infer"):
-                    row[f"{variant}_{kind}_images_per_s"] = statistics.median(got[variant][kind])
-            rows.append(row)
-            if not a.json:
-                base_t = row["pytorch_train_images_per_s"]
-                base_i = row["pytorch_infer_images_per_s"]
-                print(
-                    f"batch {bs:>5}: train "
-                    + " / ".join(f"{row[f'{v}_train_images_per_s']:,.0f}" for v in VARIANTS)
-                    + f" img/s ({row['net_train_images_per_s'] / base_t:.2f}x); infer "
-                    + " / ".join(f"{row[f'{v}_infer_images_per_s']:,.0f}" for v in VARIANTS)
-                    + f" ({row['net_infer_images_per_s'] / base_i:.2f}x)  load {row['load'][0]}"
-                )
-    finally:
-        fused.plan = plan
+                got[variant]["train"].append(train_pass(models[variant], bs))
+                got[variant]["infer"].append(infer_pass(models[variant], bs))
+        row = {"batch_size": bs, "load": [round(v, 2) for v in os.getloadavg()]}
+        for variant in VARIANTS:
+            for kind in ("train", "infer"):
+                row[f"{variant}_{kind}_images_per_s"] = statistics.median(got[variant][kind])
+        rows.append(row)
+        if not a.json:
+            base_t = row["pytorch_train_images_per_s"]
+            base_i = row["pytorch_infer_images_per_s"]
+            print(
+                f"batch {bs:>5}: train "
+                + " / ".join(f"{row[f'{v}_train_images_per_s']:,.0f}" for v in VARIANTS)
+                + f" img/s ({row['fused_train_images_per_s'] / base_t:.2f}x); infer "
+                + " / ".join(f"{row[f'{v}_infer_images_per_s']:,.0f}" for v in VARIANTS)
+                + f" ({row['fused_infer_images_per_s'] / base_i:.2f}x)  load {row['load'][0]}"
+            )
     if a.json:
         print(json.dumps({"arch": a.arch, "threads": threads, "variants": VARIANTS, "rows": rows}))
     else:
         print(
             f"({a.arch}, {threads} thread(s), median of {a.rounds} alternating rounds; "
-            "PyTorch ops / blocks fused / whole network fused; ratio: whole network vs PyTorch)"
+            "PyTorch's ops / fused kernel; ratio: fused vs PyTorch)"
         )
 
 

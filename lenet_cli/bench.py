@@ -20,7 +20,6 @@ Nothing in a timed pass reads a value back to the host (no ``.item()``).
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import torch
 
-from lenet_cli import speed
+from lenet_cli import cpu, speed
 from lenet_cli.config import AT_LEAST_1, NON_NEGATIVE, check_value
 from lenet_cli.data import batches
 from lenet_cli.device import set_threads, synchronize
@@ -55,17 +54,6 @@ def _load() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         return []
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def busy_loops(n: int) -> list[subprocess.Popen]:
@@ -244,7 +232,7 @@ def run_bench(
         for proc in loops:
             proc.kill()
             proc.wait()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.name()
     return {
         "device": str(device),
         "device_name": name,

@@ -17,18 +17,15 @@ applied to document recognition", as a dense re-implementation. What differs fro
 - C5 is a 5x5 convolution over a 5x5 map, i.e. a Linear(400, 120) layer, stored as one (same maths).
 It has the same parameter count as ``lenet5`` (61,706) with a different activation and pooling.
 
-Speed notes, none of which changes a number:
-- the tutorial writes max_pool2d(relu(conv(x))). ReLU and max-pooling commute (ReLU is monotone),
-  so relu(max_pool2d(conv(x))) gives bit-identical outputs and gradients while applying ReLU to a
-  quarter of the values;
-- where no gradient is needed (evaluation, prediction), ``max_pool2`` takes the maximum of the four
-  strided views instead of calling max_pool2d, which also computes the int64 argmax indices that
-  only backward uses (the first pool at batch 1024, 2 threads: 5.8 ms instead of 13.0 ms).
+``Net.forward`` applies ReLU after max-pooling where the tutorial applies it before. ReLU is
+monotone (and passes NaN), so relu(max_pool2d(c)) == max_pool2d(relu(c)) bit for bit, and the
+gradient reaches the same input (the window's first maximum; where that maximum is <= 0 both
+orders give zero); ReLU then touches a quarter of the values. tests/test_model.py checks
+outputs and gradients for equality with ``tutorial_forward``.
 
-With ``fused = True`` (set by ``speed.prepare_model`` on the CPU), ``Net`` runs as C kernels
-(``fused.py``): on 32x32 images (3x3 or 5x5 kernels) the whole network is one call forward and one
-backward; otherwise each block, relu(max_pool2d(conv(x))), is one call wherever its kernel
-applies. The values then differ from PyTorch's ops by float rounding only.
+This file is the readable definition, and what ``torch.jit.trace`` and ``torch.export`` see.
+On the CPU, ``lenet train``/``evaluate``/``bench`` run ``Net`` through ``fused.FusedNet``, which
+wraps it (same parameters) and computes the same network as one C call forward and one backward.
 """
 
 from __future__ import annotations
@@ -37,19 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet_cli import fused as _fused
-
 INPUT_SHAPE = (1, 32, 32)
 NUM_CLASSES = 10
-
-
-def max_pool2(x: torch.Tensor) -> torch.Tensor:
-    """``F.max_pool2d(x, 2)`` value for value; without argmax indices when no gradient is needed."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return F.max_pool2d(x, 2)  # backward needs its indices (the first maximum of each window)
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row/column is dropped, as there
-    top = torch.maximum(x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2])
-    return torch.maximum(top, torch.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]))
 
 
 class Net(nn.Module):
@@ -63,20 +49,11 @@ class Net(nn.Module):
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
-        self.fused = False  # C kernels on the CPU (fused.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plan = _fused.plan(x, self) if self.fused else None
-        if plan is not None:  # the whole network: one C call forward, one backward
-            return _fused.lenet(x, *plan)
-        if self.fused and _fused.applies(x, self.conv1):
-            x = _fused.conv_pool_relu(x, self.conv1)
-        else:  # pool before ReLU: the tutorial's numbers (see the module docstring)
-            x = F.relu(max_pool2(self.conv1(x)))
-        if self.fused and _fused.applies2(x, self.conv2):
-            x = _fused.conv_pool_relu16(x, self.conv2)
-        else:
-            x = F.relu(max_pool2(self.conv2(x)))
+        # pool, then ReLU: the tutorial's numbers exactly (see the module docstring)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
@@ -84,10 +61,8 @@ class Net(nn.Module):
 
 
 def tutorial_forward(net: Net, x: torch.Tensor) -> torch.Tensor:
-    """``Net``'s forward exactly as the tutorial writes it (ReLU, then max-pool).
-
-    The reference that tests hold ``Net.forward`` to, and what the usual-pipeline benchmark runs.
-    """
+    """``Net``'s forward exactly as the tutorial writes it (ReLU, then max-pool): the reference
+    that tests hold ``Net.forward`` to, and what benchmarks/pipeline.py runs as the usual path."""
     x = F.max_pool2d(F.relu(net.conv1(x)), 2)
     x = F.max_pool2d(F.relu(net.conv2(x)), 2)
     x = torch.flatten(x, 1)

@@ -1,34 +1,31 @@
-"""Speed helpers the engines call (layer 2): threads, memory format, mixed precision, backends.
+"""Speed helpers the engines call (layer 2): threads, memory format, mixed precision, backends,
+and the fused CPU kernel.
 
-Imports torch, the standard library and lenet's config and fused kernels; prints nothing. Each
-helper keeps results the same as the plain path unless its name says otherwise (mixed precision
-changes the arithmetic; the fused kernels and channels_last change float rounding).
-What was measured on a 2-core AMD EPYC (torch 2.13.0 CPU; docs/benchmarks.md has the figures):
-- channels_last (data stored channels_last once, model converted once) trains 1.2-2x faster than
-  NCHW at batch 64-1024 and infers 2-4x faster at batch 256-1024, so it is the default for
-  training and batched inference. At batch 1 NCHW is faster (88 vs 139 us), so ``prepare_inputs``
-  leaves single images alone when asked for ``"auto"``.
-- torch.compile (inductor) trained SLOWER than eager here (5.2k vs 8.1k images/s at batch 256, one
-  thread) after 40 s of compiling: LeNet's kernels are too small for fusion to pay. It is offered
-  (``compile=True``) for GPUs, where launch overhead dominates, not recommended on the CPU.
-- the fused kernels (``fused.py``, chosen by ``fused_choice``: the whole network as one C call
-  forward and one backward) train the tutorial net about 4x faster than PyTorch's ops at batch
-  64-1024 with 2 threads (benchmarks/fused.py, alternating in one process).
-- channels_last differs from NCHW by float rounding only (oneDNN picks another convolution
-  algorithm): tests/test_speed.py checks 1e-5 agreement, not bit identity.
+Imports torch, the standard library and lenet's config, cpu and fused modules; prints nothing.
+Each helper keeps results the same as the plain path unless its name says otherwise (mixed
+precision changes the arithmetic; the fused kernel and channels_last change float rounding).
+Why each default (docs/kernels.md and docs/benchmarks.md have the figures and commands):
+- channels_last (data stored channels_last once, model converted once) is faster than NCHW for
+  PyTorch's CPU ops from batch 8; at batch 1 NCHW is faster, so ``prepare_inputs`` leaves single
+  images alone when asked for ``"auto"``. It differs from NCHW by float rounding only (oneDNN
+  picks another convolution algorithm).
+- the fused kernel (``fused.FusedNet``, chosen by ``fused_choice``) runs the tutorial's Net as
+  one C call forward and one backward: several times PyTorch's ops on this CPU.
+- torch.compile (inductor) trained slower than eager on a 2-core CPU (LeNet's kernels are too
+  small for fusion to pay): it is offered for GPUs, not the default anywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from lenet_cli import fused
+from lenet_cli import cpu, kernel
+from lenet_cli import fused as _fused  # `fused` is the flag's name below
 from lenet_cli.config import PRECISIONS
 from lenet_cli.errors import UsageError
 
@@ -38,31 +35,8 @@ CHANNELS_LAST_MIN_BATCH = 8
 
 
 def default_threads() -> int:
-    """The number of physical cores this process may run on (SMT siblings count once).
-
-    Reads the (physical id, core id) pairs of /proc/cpuinfo for the CPUs in our affinity mask;
-    where that is not available (not Linux, a container hiding it), the affinity count itself.
-    """
-    try:
-        allowed = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        allowed = set(range(os.cpu_count() or 1))
-    cores: set[tuple[str, str]] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            cpu, phys = None, "0"
-            for line in f:
-                key, _, value = line.partition(":")
-                key, value = key.strip(), value.strip()
-                if key == "processor":
-                    cpu, phys = int(value), "0"
-                elif key == "physical id":
-                    phys = value
-                elif key == "core id" and cpu in allowed:
-                    cores.add((phys, value))
-    except (OSError, ValueError):
-        cores = set()
-    return max(1, min(len(cores) or len(allowed), len(allowed)))
+    """The number of physical cores this process may run on (SMT siblings count once)."""
+    return cpu.physical_cores()
 
 
 def channels_last_default(device: torch.device) -> bool:
@@ -96,28 +70,30 @@ def configure_backends(device: torch.device, *, tf32: bool = False) -> dict[str,
 def fused_choice(
     device: torch.device, requested: bool | None, *, compile: bool = False
 ) -> tuple[bool, str | None]:
-    """Whether to run ``Net`` as the fused CPU kernels (fused.py), and a note.
+    """Whether to run ``Net`` as the fused CPU kernel (fused.py), and a note.
 
-    ``requested`` None (the default): on the CPU when the kernels build, and not with
-    ``compile``; when they cannot be built the note says so (the run goes on with PyTorch's
-    ops). True: the kernels or a UsageError saying why not. False: PyTorch's ops.
+    ``requested`` None (the default): on the CPU when the kernel builds, and not with
+    ``compile`` (which asks for inductor's code of PyTorch's ops); when it cannot be built the
+    note says so (the run goes on with PyTorch's ops). True: the kernel (compiled too with
+    ``compile``) or a UsageError saying why not. False: PyTorch's ops.
     """
-    if requested is False:
+    if requested is False or (requested is None and compile):
         return False, None
-    if device.type != "cpu" or compile:
+    if device.type != "cpu":
         if requested:
-            why = "--compile traces PyTorch's ops" if compile else f"this run is on {device.type}"
-            raise UsageError(f"--fused is a CPU kernel for eager runs, but {why}; drop --fused")
+            raise UsageError(
+                f"--fused is a CPU kernel, but this run is on {device.type}; drop --fused"
+            )
         return False, None
-    reason = fused.status()
+    reason = kernel.status()
     if reason is None:
         return True, None
     if requested:
         raise UsageError(
-            f"--fused: the fused CPU kernels are not available: {reason}",
+            f"--fused: the fused CPU kernel is not available: {reason}",
             hint="install a C compiler (gcc or clang), or use --no-fused",
         )
-    return False, f"fused CPU kernels not available ({reason}); using PyTorch's ops"
+    return False, f"fused CPU kernel not available ({reason}); using PyTorch's ops"
 
 
 def prepare_model(
@@ -128,26 +104,20 @@ def prepare_model(
     compile: bool = False,
     fused: bool = False,
 ) -> nn.Module:
-    """Move ``model`` to ``device`` (in place) in the chosen layout; optionally compile it.
+    """The module to call for ``model``: moved to ``device`` (in place) in the chosen layout,
+    wrapped in ``fused.FusedNet`` with ``fused`` (decide with ``fused_choice``; a network the
+    kernel does not compute stays as it is), compiled in place with ``compile``.
 
-    ``fused`` turns on the fused CPU kernels of ``Net`` (decide with ``fused_choice``).
-
-    Returns the module to call. With ``compile`` that is a wrapper whose state_dict keys carry an
-    ``_orig_mod.`` prefix: save and load ``unwrap(result)`` (or the model passed in) instead.
+    The result shares ``model``'s parameters and has its ``state_dict`` keys: save, load and
+    optimize either one.
     """
     model.to(device)
-    if hasattr(model, "fused"):
-        model.fused = fused
     if channels_last:
         model.to(memory_format=torch.channels_last)  # only the 4-D conv weights change layout
+    run = _fused.FusedNet(model) if fused and _fused.supports(model) else model
     if compile:
-        return torch.compile(model)  # type: ignore[return-value]
-    return model
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module behind a ``torch.compile`` wrapper (itself when not compiled)."""
-    return getattr(model, "_orig_mod", model)
+        run.compile()  # in place: unlike torch.compile(run), no `_orig_mod.` key prefix
+    return run
 
 
 def prepare_inputs(x: torch.Tensor, channels_last: bool | str) -> torch.Tensor:

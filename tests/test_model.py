@@ -1,10 +1,12 @@
 """Oracles from the tutorial: shapes, counts, and the network's behaviour."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
-import torch.nn.functional as F
 
-from lenet_cli.model import Net, build_model, max_pool2, tutorial_forward
+from lenet_cli.model import Net, build_model, tutorial_forward
 from lenet_cli.summary import model_facts
 
 TUTORIAL_SHAPES = [
@@ -85,20 +87,6 @@ def test_shape_trace_shows_the_arithmetic():
     assert facts["parameter_bytes"] == 81_194 * 4
 
 
-@pytest.mark.parametrize("shape", [(3, 6, 30, 30), (3, 16, 13, 13), (1, 2, 5, 4)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_max_pool2_without_grad_is_max_pool2d_exactly(shape, channels_last):
-    x = torch.randn(*shape)
-    x[0, 0, :2, :2] = 0.0  # a window of ties
-    x[-1, -1, 0, 1] = float("nan")  # NaN wins, as in max_pool2d
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        ours = max_pool2(x)
-    assert torch.equal(ours.isnan(), F.max_pool2d(x, 2).isnan())
-    assert torch.equal(ours.nan_to_num(), F.max_pool2d(x, 2).nan_to_num())
-
-
 def test_inference_output_equals_training_output_bit_for_bit():
     torch.manual_seed(4)
     net = Net()
@@ -107,3 +95,32 @@ def test_inference_output_equals_training_output_bit_for_bit():
     with torch.inference_mode():
         without = net(x)
     assert torch.equal(with_grad.detach(), without)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")  # deprecated, still what tools use
+@pytest.mark.parametrize("arch", ["tutorial", "lenet5", "classic"])
+def test_trace_and_export_see_the_plain_network(arch):
+    """Net's forward has no branch on grad mode or on a kernel: tracing and export work as is
+    and give the module's own outputs."""
+    torch.manual_seed(5)
+    net = build_model(arch)
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        want = net(x)
+        traced = torch.jit.trace(net, x[:2])  # its check_trace reruns and compares
+        torch.testing.assert_close(traced(x), want, rtol=1e-5, atol=1e-6)
+        program = torch.export.export(net, (torch.randn(2, 1, 32, 32),))
+        ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+        assert not any("lenet" in op for op in ops)  # PyTorch's ops only
+        torch.testing.assert_close(program.module()(x[:2]), want[:2], rtol=1e-5, atol=1e-6)
+
+
+def test_the_model_module_does_not_import_the_kernel():
+    """model.py is the readable definition: importing it loads neither the C kernel nor its
+    wrapper."""
+    code = (
+        "import sys, lenet_cli.model; "
+        "print(sorted(m for m in sys.modules if m in ('lenet_cli.fused', 'lenet_cli.kernel')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

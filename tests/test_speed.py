@@ -120,9 +120,26 @@ def test_fp16_on_cpu_is_refused():
         speed.check_precision(torch.device("cpu"), "int8")
 
 
-def test_unwrap_plain_module():
-    m = build_model("tutorial")
-    assert speed.unwrap(m) is m
+@pytest.mark.parametrize(("fused", "compile"), [(False, True), (True, False), (True, True)])
+def test_prepared_model_has_the_plain_nets_state_dict(fused, compile):
+    """Whatever prepare_model wraps or compiles, checkpoints stay plain Net state_dicts."""
+    if fused and speed.fused_choice(torch.device("cpu"), None)[0] is False:
+        pytest.skip("the fused kernel does not build here")
+    a, b = _pair()
+    run = speed.prepare_model(b, torch.device("cpu"), channels_last=True, fused=fused,
+                              compile=compile)  # fmt: skip
+    assert list(run.state_dict()) == list(a.state_dict())
+    run.load_state_dict(a.state_dict())
+    assert [p.data_ptr() for p in run.parameters()] == [p.data_ptr() for p in b.parameters()]
+
+
+def test_fused_choice_refuses_what_cannot_run_and_defaults_quietly():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert speed.fused_choice(cpu, False) == (False, None)
+    assert speed.fused_choice(cuda, None) == (False, None)  # a GPU runs PyTorch's kernels
+    assert speed.fused_choice(cpu, None, compile=True) == (False, None)  # inductor's code
+    with pytest.raises(UsageError, match="on cuda"):
+        speed.fused_choice(cuda, True)
 
 
 @pytest.mark.cuda

@@ -1,6 +1,12 @@
-/* lenet's CPU kernels, float32, built and loaded by lenet_cli/fused.py: LeNet's two blocks,
-   conv -> 2x2 max-pool -> ReLU, forward and gradients (cpr_*, cpr16_*), and the whole network,
-   both blocks and three dense layers, forward and backward in one call each (lenet_*).
+/* The tutorial's LeNet on the CPU, float32: the whole network, conv1 -> 2x2 max-pool -> ReLU ->
+   conv2 -> 2x2 max-pool -> ReLU -> fc1 -> ReLU -> fc2 -> ReLU -> fc3, forward (lenet_forward)
+   and backward, all ten parameter gradients (lenet_backward), in one call each. Built and
+   loaded by lenet_cli/kernel.py; registered as PyTorch ops by lenet_cli/fused.py.
+
+   The interface is one struct, lenet_args, mirrored by kernel.py's ctypes.Structure: the
+   caller fills in LENET_ABI and sizeof(lenet_args) as it knows them, and every entry point
+   checks them and the sizes before touching memory (a mismatch returns LENET_BAD_ABI or
+   LENET_BAD_SIZES, never reads a wrong field).
 
    Semantics follow PyTorch's: the pool keeps the first maximum of each window in the order
    (0,0), (0,1), (1,0), (1,1), and a NaN wins (max_pool2d's rule); ReLU passes no gradient where
@@ -16,15 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXC 64  /* channels of the first block */
-#define MAXS 64  /* image side */
+#define MAXS 64  /* image side: the first block copies an image into a stack buffer */
 #define LANES 16
-
-int cpr_limits(int *max_channels, int *max_side) {
-    *max_channels = MAXC;
-    *max_side = MAXS;
-    return 1;
-}
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
@@ -142,17 +141,6 @@ static void fwd1_image(const float *restrict xn, const float *restrict w, const 
     }
 }
 
-/* x [N,H,W]; w [C,K,K]; b [C]; out [N,C,Ho,Wo]; idx [N,C,Ho,Wo] (0..3). */
-int cpr_forward(const float *restrict x, const float *restrict w, const float *restrict b,
-                 float *restrict out, uint8_t *restrict idx, int N, int H, int W, int C, int K,
-                 int threads) {
-    const int64_t per = (int64_t)C * ((H - K + 1) / 2) * ((W - K + 1) / 2);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int n = 0; n < N; n++)
-        fwd1_image(x + (int64_t)n * H * W, w, b, out + n * per, idx + n * per, H, W, C, K, 0);
-    return 0; /* nothing to allocate */
-}
-
 static inline double hsum(v16 v) {
     double s = 0.0;
     for (int l = 0; l < 16; l++) s += v[l];
@@ -253,38 +241,13 @@ static void put1(const double *rows, int threads, size_t n_row, int C, int K, fl
     }
 }
 
-/* Gradients of w and b from g = dLoss/dout [N,C,Ho,Wo], with out and idx from cpr_forward:
-   grad_w [C,1,K,K] written at the element strides s (the weight's own), grad_b [C]. */
-int cpr_backward(const float *restrict x, const float *restrict g, const float *restrict out,
-                  const uint8_t *restrict idx, float *restrict grad_w, float *restrict grad_b,
-                  int N, int H, int W, int C, int K, int s0, int s2, int s3, int threads) {
-    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2;
-    const size_t n_row = (size_t)C * K * K + C;
-    double *rows = thread_rows(threads, n_row);
-    if (rows == NULL) return 1;
-#pragma omp parallel num_threads(threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        double *restrict gw = rows + t * n_row, *restrict gb = gw + C * K * K;
-        for (int n = n0; n < n1; n++) {
-            const int64_t o = (int64_t)n * C * Ho * Wo;
-            bwd1_image(x + (int64_t)n * H * W, g + o, out + o, idx + o, gw, gb, H, W, C, K,
-                       n + 1 == N);
-        }
-    }
-    put1(rows, threads, n_row, C, K, grad_w, grad_b, s0, s2, s3);
-    free(rows);
-    return 0;
-}
-
 /* The second block for 16 output channels (LeNet's conv2): conv (Cin -> 16, KxK, bias) -> 2x2
    max-pool (an odd last row or column dropped, as max_pool2d does) -> ReLU, the 16 channels
    of a position held in one vector. y [N,Cin,H,W] (as the first block writes it); wt
    [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out [N,16,Ho,Wo] (so that
    flattening it for fc1 is a view); idx [N,Ho,Wo,16]. */
-#define MAXCIN 16 /* input channels of the second block (fused._block2 checks it) */
-#define MAXK 15   /* its kernel size: input rows of at most 16 (fused._block2) and K < side.
+#define MAXCIN 16 /* input channels of the second block (check_args) */
+#define MAXK 15   /* its kernel size: input rows of at most 16 and K < side (check_args).
                      The backward's accumulator arrays have these fixed sizes rather than
                      K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
                      (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
@@ -319,22 +282,8 @@ static __attribute__((noinline)) void fwd16_image(
         }
 }
 
-int cpr16_forward(const float *restrict y, const float *restrict wt, const float *restrict b,
-                  float *restrict out, uint8_t *restrict idx, int N, int H, int W, int Cin,
-                  int K, int threads) {
-    const int64_t per = (int64_t)16 * ((H - K + 1) / 2) * ((W - K + 1) / 2);
-    const v16 bias = ld16(b);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int n = 0; n < N; n++) {
-        const float *yn = y + (int64_t)n * H * W * Cin;
-        fwd16_image(yn, wt, bias, out + n * per, idx + n * per, H, W, Cin, K);
-    }
-    return 0; /* nothing to allocate */
-}
-
-/* Backward of cpr16_forward, from g = dLoss/dout [N,16,Ho,Wo]: gy [N,Cin,H,W]; grad_w
-   [16,Cin,K,K] written at the element strides s (the weight's own), grad_b [16].
-   The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
+/* The second block's backward, from g = dLoss/dout [16,Ho,Wo] of one image: gy [Cin,H,W] and
+   the weight and bias gradients added to gw [K,K,Cin,16] and gb [16]. The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
    of 16 output columns per vector), so that it needs no horizontal sums; the weight gradient
    keeps one vector accumulator per (kj, c) for each kernel row ki. */
 
@@ -406,7 +355,7 @@ static inline __attribute__((always_inline)) void bwd16_image(
                         ring[ki] += __builtin_shuffle(zero, tacc[ki * K + kj], shift);
                     }
             }
-            /* row py is complete; lanes past Q+K-1 are zero, W <= 16 (fused.applies2) */
+            /* row py is complete; lanes past Q+K-1 are zero, W <= 16 (check_args) */
             if (W == 16 || c + 1 < Cin || py + 1 < H)
                 st16(gyc + py * W, ring[0]); /* the lanes past W land on a later row */
             else
@@ -447,41 +396,6 @@ static void put16(const double *rows, int threads, size_t n_row, int Cin, int K,
 /* Scratch for bwd16_image: GC [P*Q] vectors and GCt [16][P][16] floats, 64-byte aligned. */
 static v16 *gc_alloc(int P, int Q) {
     return alloc64(sizeof(v16) * P * Q + sizeof(float) * 16 * P * 16);
-}
-
-int cpr16_backward(const float *restrict y, const float *restrict wt, const float *restrict g,
-                   const float *restrict out, const uint8_t *restrict idx, float *restrict gy,
-                   float *restrict grad_w, float *restrict grad_b, int N, int H, int W, int Cin,
-                   int K, int s0, int s1, int s2, int s3, int threads) {
-    const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
-    const size_t taps = (size_t)K * K * Cin, n_row = taps * 16 + 16;
-    double *rows = thread_rows(threads, n_row);
-    if (rows == NULL) return 1;
-    int failed = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int n0 = (int)((int64_t)N * t / nt), n1 = (int)((int64_t)N * (t + 1) / nt);
-        double *restrict gw = rows + t * n_row, *restrict gb = gw + taps * 16;
-        v16 *GC = gc_alloc(P, Q);
-        if (GC == NULL) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        float *GCt = (float *)(GC + (size_t)P * Q);
-        for (int n = n0; n < n1 && GC != NULL; n++) {
-            const float *yn = y + (int64_t)n * H * W * Cin;
-            const float *gn = g + (int64_t)n * Ho * Wo * 16;
-            const float *on = out + (int64_t)n * Ho * Wo * 16;
-            const uint8_t *in_ = idx + (int64_t)n * Ho * Wo * 16;
-            float *gyn = gy + (int64_t)n * H * W * Cin;
-            bwd16_any(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
-        }
-        free(GC);
-    }
-    put16(rows, threads, n_row, Cin, K, grad_w, grad_b, s0, s1, s2, s3);
-    free(rows);
-    return failed;
 }
 
 /* The whole tutorial network, conv1 -> pool -> ReLU -> conv2 -> pool -> ReLU -> fc1 -> ReLU ->
@@ -598,28 +512,73 @@ static void dot_dense(const float *restrict in, int ld_in, int Ip, const float *
     }
 }
 
-/* The sizes lenet_forward and lenet_backward take, as the int array `d`: N, H, W, C1, K1, K2,
-   O1, O2, O3, threads, then conv1's and conv2's weight strides (4 each, in elements). The
-   parameters come as the array `prm`: conv1 weight and bias, conv2 weight and bias, fc1, fc2,
-   fc3 weight ([O][I], contiguous) and bias. */
+/* The interface. kernel.py's Args mirrors this struct field for field; change both together
+   and bump LENET_ABI. */
+#define LENET_ABI 1
+enum { LENET_OK = 0, LENET_NO_MEMORY = 1, LENET_BAD_ABI = 2, LENET_BAD_SIZES = 3 };
+
+typedef struct {
+    int32_t abi, size;  /* LENET_ABI and sizeof(lenet_args) as the caller knows them */
+    int32_t n, h, w;    /* images [N,1,H,W] */
+    int32_t c1, k1, k2; /* conv1: C1 channels, K1xK1; conv2: C1 -> 16 channels, K2xK2 */
+    int32_t o1, o2, o3; /* fc1, fc2, fc3 outputs */
+    int32_t threads;
+    int32_t s1[4], s2[4]; /* conv1's and conv2's weight strides, in elements */
+    const float *x;       /* [N,H,W] */
+    const float *prm[10]; /* conv1 weight, bias, conv2 weight, bias, fc1..fc3 weight ([O][I],
+                             contiguous) and bias */
+    float *scores;        /* [N,O3]: lenet_forward's output */
+    /* what lenet_forward keeps for lenet_backward (all NULL for inference): out1, idx1
+       [N,C1,H1,W1], out2 [N,F], idx2 [N,H2,W2,16], a1 [N,O1p], a2 [N,O2p] */
+    float *out1;
+    uint8_t *idx1;
+    float *out2;
+    uint8_t *idx2;
+    float *a1, *a2;
+    const float *gscores; /* [N,O3]: lenet_backward's input, dLoss/dscores */
+    float *grads[10];     /* lenet_backward's outputs, in prm's order; the convolutions' at
+                             their weights' strides, the dense layers' [O][I] */
+} lenet_args;
+
+int lenet_abi(void) { return LENET_ABI; }
+int lenet_args_size(void) { return (int)sizeof(lenet_args); }
+
+/* The sizes derived from lenet_args. */
 typedef struct {
     int N, H, W, C1, K1, K2, O1, O2, O3, threads;
     int H1, W1, H2, W2, F, O1p, O2p, O3p, per1, per2;
-    const int *s1, *s2;
+    const int32_t *s1, *s2;
 } Net;
 
-static Net net_of(const int *d) {
-    Net n = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]};
+static Net net_of(const lenet_args *a) {
+    Net n = {a->n, a->h, a->w, a->c1, a->k1, a->k2, a->o1, a->o2, a->o3, a->threads};
     n.H1 = (n.H - n.K1 + 1) / 2, n.W1 = (n.W - n.K1 + 1) / 2;
     n.H2 = (n.H1 - n.K2 + 1) / 2, n.W2 = (n.W1 - n.K2 + 1) / 2, n.F = 16 * n.H2 * n.W2;
     n.O1p = (n.O1 + 15) / 16 * 16, n.O2p = (n.O2 + 15) / 16 * 16, n.O3p = (n.O3 + 15) / 16 * 16;
     n.per1 = n.C1 * n.H1 * n.W1, n.per2 = n.H2 * n.W2 * 16;
-    n.s1 = d + 10, n.s2 = d + 14;
+    n.s1 = a->s1, n.s2 = a->s2;
     return n;
 }
 
+/* LENET_OK when `a` is a lenet_args of this version whose sizes the kernels handle: every
+   buffer above is sized for them (the stack image, 16-lane rows, MAXCIN, MAXK). */
+static int check_args(const lenet_args *a) {
+    if (a == NULL || a->abi != LENET_ABI || a->size != (int32_t)sizeof(lenet_args))
+        return LENET_BAD_ABI;
+    const int h1 = (a->h - a->k1 + 1) / 2, w1 = (a->w - a->k1 + 1) / 2;
+    const int ok = a->n >= 1 && a->threads >= 1 && a->k1 >= 1 && a->c1 >= 1 &&
+                   a->c1 <= MAXCIN && a->h <= MAXS && a->w <= MAXS && a->k1 + 1 <= a->h &&
+                   a->k1 + 1 <= a->w && a->k2 >= 1 && a->k2 <= MAXK && w1 <= 16 &&
+                   a->k2 + 1 <= h1 && a->k2 + 1 <= w1 && a->o1 >= 1 && a->o2 >= 1 &&
+                   a->o3 >= 1 && a->x != NULL;
+    if (!ok) return LENET_BAD_SIZES;
+    for (int i = 0; i < 10; i++)
+        if (a->prm[i] == NULL) return LENET_BAD_SIZES;
+    return LENET_OK;
+}
+
 /* conv2's weight [16,C1,K2,K2] (strides s) as [K2,K2,C1,16], the layout fwd16/bwd16 read. */
-static void lay_conv2(const float *w, const int *s, int C1, int K, float *wt) {
+static void lay_conv2(const float *w, const int32_t *s, int C1, int K, float *wt) {
     for (int ki = 0; ki < K; ki++)
         for (int kj = 0; kj < K; kj++)
             for (int c = 0; c < C1; c++)
@@ -658,17 +617,23 @@ static Layout lay_net(const float *const *prm, const Net *z) {
     return l;
 }
 
-/* x [N,H,W] -> scores [N,O3]. For training, out1, idx1 [N,C1,H1,W1], out2 [N,F], idx2
-   [N,H2,W2,16], a1 [N,O1p] and a2 [N,O2p] keep what lenet_backward needs; for inference they
-   are NULL and per-thread buffers stand in. */
-int lenet_forward(const float *restrict x, const float *const *prm, const int *d,
-                  float *restrict scores, float *out1, uint8_t *idx1, float *out2,
-                  uint8_t *idx2, float *a1, float *a2) {
-    const Net z = net_of(d);
+/* a->x -> a->scores. For training, out1..a2 keep what lenet_backward needs; for inference
+   they are NULL and per-thread buffers stand in. */
+int lenet_forward(const lenet_args *a) {
+    const int bad = check_args(a);
+    if (bad) return bad;
+    const Net z = net_of(a);
+    const float *restrict x = a->x, *const *prm = a->prm;
+    float *restrict scores = a->scores, *out1 = a->out1, *out2 = a->out2, *a1 = a->a1,
+                    *a2 = a->a2;
+    uint8_t *idx1 = a->idx1, *idx2 = a->idx2;
+    if (scores == NULL ||
+        (out1 != NULL && (idx1 == NULL || out2 == NULL || idx2 == NULL || a1 == NULL || a2 == NULL)))
+        return LENET_BAD_SIZES;
     const int save = out1 != NULL, groups = (z.N + GROUP - 1) / GROUP;
     const int n1 = z.per1 + LANES, n2 = z.F + LANES;
     const Layout l = lay_net(prm, &z);
-    if (l.w1 == NULL) return 1;
+    if (l.w1 == NULL) return LENET_NO_MEMORY;
     const size_t floats =
         (size_t)GROUP * z.O3p + (save ? 0 : n1 + (size_t)GROUP * (n2 + z.O1p + z.O2p));
     int failed = 0;
@@ -677,7 +642,7 @@ int lenet_forward(const float *restrict x, const float *const *prm, const int *d
         float *buf = malloc(sizeof(float) * floats + (save ? 0 : n1 + z.per2));
         if (buf == NULL) {
 #pragma omp atomic write
-            failed = 1;
+            failed = LENET_NO_MEMORY;
         }
         float *s = buf, *h1 = s + GROUP * z.O3p, *h2 = h1 + n1, *b1 = h2 + GROUP * n2;
         float *b2 = b1 + GROUP * z.O1p;
@@ -784,11 +749,19 @@ static void rows_of(int O, int t, int nt, int *o0, int *o1) {
    dense layers' [O][I]. Each thread first takes its images back through the network (the
    convolutions' gradients summed per thread in double), keeping the dense layers' output
    gradients; then the threads split the dense layers' weight gradients by rows. */
-int lenet_backward(const float *restrict x, const float *const *prm, const int *d,
-                   const float *restrict gs, const float *out1, const uint8_t *idx1,
-                   const float *out2, const uint8_t *idx2, const float *a1, const float *a2,
-                   float *const *grads) {
-    const Net z = net_of(d);
+int lenet_backward(const lenet_args *a) {
+    const int bad = check_args(a);
+    if (bad) return bad;
+    if (a->gscores == NULL || a->out1 == NULL || a->idx1 == NULL || a->out2 == NULL ||
+        a->idx2 == NULL || a->a1 == NULL || a->a2 == NULL)
+        return LENET_BAD_SIZES;
+    for (int i = 0; i < 10; i++)
+        if (a->grads[i] == NULL) return LENET_BAD_SIZES;
+    const Net z = net_of(a);
+    const float *restrict x = a->x, *const *prm = a->prm, *restrict gs = a->gscores;
+    const float *out1 = a->out1, *out2 = a->out2, *a1 = a->a1, *a2 = a->a2;
+    const uint8_t *idx1 = a->idx1, *idx2 = a->idx2;
+    float *const *grads = a->grads;
     const int P = 2 * ((z.H1 - z.K2 + 1) / 2), Q = 2 * ((z.W1 - z.K2 + 1) / 2);
     const size_t taps = (size_t)z.K2 * z.K2 * z.C1;
     const size_t r1 = (size_t)z.C1 * z.K1 * z.K1 + z.C1, r2 = taps * 16 + 16; /* double rows */
@@ -797,7 +770,7 @@ int lenet_backward(const float *restrict x, const float *const *prm, const int *
     const Layout l = lay_net(prm, &z);
     if (conv_rows == NULL || ga == NULL || l.w1 == NULL) {
         free(conv_rows), free(ga), free(l.w1);
-        return 1;
+        return LENET_NO_MEMORY;
     }
     float *ga2 = ga, *ga1 = ga + (size_t)z.N * z.O2p;
     int failed = 0;
@@ -810,7 +783,7 @@ int lenet_backward(const float *restrict x, const float *const *prm, const int *
         v16 *GC = gc_alloc(P, Q);
         if (gf == NULL || GC == NULL) {
 #pragma omp atomic write
-            failed = 1;
+            failed = LENET_NO_MEMORY;
         }
         float *gy = gf + GROUP * z.F, *GCt = (float *)(GC + (size_t)P * Q);
         for (int n = m0; n < m1 && gf != NULL && GC != NULL; n += GROUP) {
@@ -842,7 +815,7 @@ int lenet_backward(const float *restrict x, const float *const *prm, const int *
         wgrad(gs, z.O3, a2, z.O2p, z.N, z.O2, o0, o1, grads[8], grads[9]);
     }
     if (!failed) {
-        const int *s1 = z.s1, *s2 = z.s2;
+        const int32_t *s1 = z.s1, *s2 = z.s2;
         put1(conv_rows, z.threads, r1 + r2, z.C1, z.K1, grads[0], grads[1], s1[0], s1[2], s1[3]);
         put16(conv_rows + r1, z.threads, r1 + r2, z.C1, z.K2, grads[2], grads[3], s2[0], s2[1],
               s2[2], s2[3]);
