@@ -33,19 +33,131 @@ from lenet_cli.kernel import status  # noqa: F401  (re-exported: whether the ker
 from lenet_cli.model import Net
 
 LAYERS = ("conv1", "conv2", "fc1", "fc2", "fc3")
+MAX_SIDE, MAX_CHANNELS, MAX_K2 = 64, 16, 15  # the C file's MAXS, MAXCIN and MAXK
+
+
+def unfit(x: torch.Tensor, params) -> str | None:
+    """Why the kernel cannot run Net's ten parameters (conv1, conv2, fc1, fc2, fc3; weight then
+    bias) on images ``x``; None when it can. The C side checks the sizes again."""
+    dims = (4, 1, 4, 1, 2, 1, 2, 1, 2, 1)
+    if len(params) != 10 or any(p.dim() != d for p, d in zip(params, dims, strict=True)):
+        return "not the ten parameters of Net"
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (x, *params)):
+        return "float32 CPU tensors only"
+    w1, b1, w2, b2, f1, g1, f2, g2, f3, g3 = params
+    if x.dim() != 4 or x.shape[0] < 1 or x.shape[1] != 1 or w1.shape[1] != 1:
+        return "a batch of one-channel images [N,1,H,W] only"
+    (c1, _, k1, k1w), (c2, cin2, k2, k2w) = w1.shape, w2.shape
+    h, w = x.shape[2], x.shape[3]
+    h1, w1_ = (h - k1 + 1) // 2, (w - k1 + 1) // 2
+    f = 16 * ((h1 - k2 + 1) // 2) * ((w1_ - k2 + 1) // 2)
+    if not (k1 == k1w and k2 == k2w and c2 == 16 and cin2 == c1 <= MAX_CHANNELS and k2 <= MAX_K2):
+        return "conv layers other than Net's (square kernels, 16 channels out of conv2)"
+    if not (k1 + 1 <= min(h, w) and max(h, w) <= MAX_SIDE and k2 + 1 <= min(h1, w1_) <= 16):
+        return f"{h}x{w} images (the kernel's buffers hold up to {MAX_SIDE}x{MAX_SIDE})"
+    biases = [b.shape[0] for b in (b1, b2, g1, g2, g3)]
+    outputs = [c1, 16, f1.shape[0], f2.shape[0], f3.shape[0]]
+    if biases != outputs or (f1.shape[1], f2.shape[1], f3.shape[1]) != (f, *outputs[2:4]):
+        return f"dense layers that do not follow conv2's {f} outputs"
+    if not all(p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
+               for p in (w1, w2)):  # fmt: skip
+        return "conv weights that are neither contiguous nor channels_last"
+    return None
+
+
+def kept_specs(x_shape, params) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    """(shape, dtype) of what the forward keeps for the backward, for images of ``x_shape`` and
+    Net's ten parameters: both blocks' outputs and argmaxes, the two hidden layers' activations
+    (padded to whole 16-lane vectors)."""
+    n, _, h, w = x_shape
+    c1, k1, k2 = params[0].shape[0], params[0].shape[-1], params[2].shape[-1]
+    h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
+    block1, block2 = (n, c1, h1, w1), (n, 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2))
+    hidden1, hidden2 = (
+        (n, _whole_vectors(params[4].shape[0])),
+        (n, _whole_vectors(params[6].shape[0])),
+    )
+    f32, u8 = torch.float32, torch.uint8
+    return [(block1, f32), (block1, u8), (block2, f32), (block2, u8), (hidden1, f32),
+            (hidden2, f32)]  # fmt: skip
+
+
+def _whole_vectors(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def _args(x: torch.Tensor, params) -> tuple[kernel.Args, list[torch.Tensor]]:
+    """The struct for images ``x`` [N,1,H,W] and Net's ten parameters (conv1, conv2, fc1, fc2,
+    fc3; weight then bias), and the tensors it points into (alive until the call returns)."""
+    reason = unfit(x, params)
+    if reason is not None:
+        raise ValueError(f"the fused CPU kernel cannot run this: {reason}")
+    n, _, h, w = x.shape
+    x3 = x.reshape(n, h, w).contiguous()  # one channel: a view for NCHW and channels_last alike
+    # the conv weights as they are (the kernel reads them at their strides), the rest contiguous
+    held = [x3, *(p if i in (0, 2) else p.contiguous() for i, p in enumerate(params))]
+    a = kernel.Args(
+        n=n, h=h, w=w, c1=params[0].shape[0], k1=params[0].shape[-1], k2=params[2].shape[-1]
+    )
+    a.o1, a.o2, a.o3 = params[4].shape[0], params[6].shape[0], params[8].shape[0]
+    a.threads = max(1, min(torch.get_num_threads(), n))
+    a.s1[:], a.s2[:] = params[0].stride(), params[2].stride()
+    a.x = x3.data_ptr()
+    a.prm[:] = [p.data_ptr() for p in held[1:]]
+    return a, held
+
+
+def _kernel_forward(x: torch.Tensor, params, keep: bool) -> list[torch.Tensor]:
+    """[scores, *kept]: Net's scores for ``x``, and with ``keep`` what ``_kernel_backward`` needs
+    (else six empty tensors)."""
+    a, held = _args(x, params)
+    scores = torch.empty((x.shape[0], a.o3))
+    specs = kept_specs(x.shape, params)
+    kept = [torch.empty(shape if keep else (0,), dtype=dtype) for shape, dtype in specs]
+    a.scores = scores.data_ptr()
+    if keep:
+        a.out1, a.idx1, a.out2, a.idx2, a.a1, a.a2 = (t.data_ptr() for t in kept)
+    kernel.call("lenet_forward", a)
+    return [scores, *kept]
+
+
+def grad_like(p: torch.Tensor, i: int) -> torch.Tensor:
+    """An empty gradient for parameter ``i``: the conv weights' at their strides (as autograd
+    would lay them out), the others contiguous (as the kernel writes them)."""
+    return torch.empty_strided(p.shape, p.stride()) if i in (0, 2) else torch.empty(p.shape)
+
+
+def _kernel_backward(x: torch.Tensor, params, gscores: torch.Tensor, kept) -> list[torch.Tensor]:
+    """The ten parameters' gradients from dLoss/dscores and what ``_kernel_forward`` kept."""
+    a, held = _args(x, params)
+    gs = gscores.contiguous()
+    grads = [grad_like(p, i) for i, p in enumerate(params)]
+    got = [(tuple(t.shape), t.dtype) for t in kept]
+    if (
+        gs.shape != (x.shape[0], a.o3)
+        or gs.dtype != torch.float32
+        or got != kept_specs(x.shape, params)
+        or not all(t.is_contiguous() for t in kept)
+    ):
+        raise ValueError("lenet_backward needs the scores' gradient and what the forward kept")
+    a.gscores = gs.data_ptr()
+    a.out1, a.idx1, a.out2, a.idx2, a.a1, a.a2 = (t.data_ptr() for t in kept)
+    a.grads[:] = [g.data_ptr() for g in grads]
+    kernel.call("lenet_backward", a)
+    return grads
 
 
 @torch.library.custom_op("lenet::net_forward", mutates_args=())
 def net_forward(x: torch.Tensor, params: list[torch.Tensor], keep: bool) -> list[torch.Tensor]:
     """[scores, *kept] for images ``x`` and Net's ten parameters (LAYERS order, weight then
     bias); ``kept`` (six tensors) is what ``net_backward`` needs, empty unless ``keep``."""
-    return kernel.forward(x, params, keep)
+    return _kernel_forward(x, params, keep)
 
 
 @net_forward.register_fake
 def _(x, params, keep):
     n = x.shape[0]
-    specs = kernel.kept_specs(x.shape, params)
+    specs = kept_specs(x.shape, params)
     kept = [x.new_empty(shape if keep else (0,), dtype=dtype) for shape, dtype in specs]
     return [x.new_empty((n, params[8].shape[0])), *kept]
 
@@ -55,12 +167,12 @@ def net_backward(
     x: torch.Tensor, params: list[torch.Tensor], gscores: torch.Tensor, kept: list[torch.Tensor]
 ) -> list[torch.Tensor]:
     """The ten parameters' gradients from dLoss/dscores and ``net_forward``'s kept tensors."""
-    return kernel.backward(x, params, gscores, kept)
+    return _kernel_backward(x, params, gscores, kept)
 
 
 @net_backward.register_fake
 def _(x, params, gscores, kept):
-    return [kernel.grad_like(p, i) for i, p in enumerate(params)]
+    return [grad_like(p, i) for i, p in enumerate(params)]
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -118,7 +230,7 @@ class FusedNet(nn.Module):
         params = self._params()
         if x.requires_grad or torch.is_autocast_enabled("cpu") or kernel.status() is not None:
             return self.plain(x)  # the kernel gives no input gradient, and computes in float32
-        if kernel.unfit(x, params) is not None:
+        if unfit(x, params) is not None:
             return self.plain(x)
         keep = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         return net_forward(x, params, keep)[0]

@@ -167,9 +167,9 @@ def test_pytorchs_ops_run_where_the_kernel_does_not_apply():
     net(x).sum().backward()
     assert x.grad is not None and len(calls) == 3
     handle.remove()
-    assert kernel.unfit(torch.randn(2, 1, 28, 28), net._params()) is not None
-    assert kernel.unfit(torch.randn(2, 1, 32, 32).double(), net._params()) is not None
-    assert kernel.unfit(torch.randn(2, 3, 32, 32), net._params()) is not None
+    assert fused.unfit(torch.randn(2, 1, 28, 28), net._params()) is not None
+    assert fused.unfit(torch.randn(2, 1, 32, 32).double(), net._params()) is not None
+    assert fused.unfit(torch.randn(2, 3, 32, 32), net._params()) is not None
     assert not fused.supports(build_model("classic"))
 
 

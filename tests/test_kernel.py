@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from lenet_cli import kernel, speed
+from lenet_cli import fused, kernel, speed
 from lenet_cli.errors import UsageError
 
 pytestmark = pytest.mark.skipif(
@@ -147,15 +147,14 @@ def test_the_c_side_checks_the_struct_before_using_it(fields, code):
 
 
 def test_the_python_side_refuses_tensors_the_kernel_cannot_take():
-    from lenet_cli.fused import LAYERS
     from lenet_cli.model import build_model
 
     net = build_model("tutorial")
-    params = [getattr(getattr(net, n), k) for n in LAYERS for k in ("weight", "bias")]
+    params = [getattr(getattr(net, n), k) for n in fused.LAYERS for k in ("weight", "bias")]
     with pytest.raises(ValueError, match="cannot run"):
-        kernel.forward(torch.randn(2, 1, 28, 28), params, keep=False)
+        fused._kernel_forward(torch.randn(2, 1, 28, 28), params, keep=False)
     with pytest.raises(ValueError, match="cannot run"):
-        kernel.forward(torch.randn(2, 1, 32, 32).double(), params, keep=False)
-    scores, *kept = kernel.forward(torch.randn(2, 1, 32, 32), params, keep=False)
+        fused._kernel_forward(torch.randn(2, 1, 32, 32).double(), params, keep=False)
+    scores, *kept = fused._kernel_forward(torch.randn(2, 1, 32, 32), params, keep=False)
     with pytest.raises(ValueError, match="what the forward kept"):
-        kernel.backward(torch.randn(2, 1, 32, 32), params, torch.ones_like(scores), kept)
+        fused._kernel_backward(torch.randn(2, 1, 32, 32), params, torch.ones_like(scores), kept)
