@@ -211,7 +211,7 @@ class TrainConfig:
     )
     fused: bool | None = opt(  # None: the fused CPU kernels when they build (speed.fused_choice)
         None,
-        "Run LeNet as C kernels: the whole network, or each conv -> pool -> ReLU block (CPU; built "
+        "Run the tutorial's LeNet as one C kernel forward and one backward (CPU; built "
         "on first use with the C compiler). Default: on the CPU when they build, else PyTorch's "
         "ops with a note.",
     )

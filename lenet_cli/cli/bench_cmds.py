@@ -70,8 +70,8 @@ def bench(
         bool | None,
         typer.Option(
             "--fused/--no-fused",
-            help="LeNet as C kernels (the whole network, or each conv -> pool -> ReLU block) "
-            "[default: on the CPU when they build].",
+            help="The tutorial's LeNet as one C kernel forward and one backward "
+            "[default: on the CPU when it builds].",
             show_default=False,
         ),
     ] = None,
