@@ -36,9 +36,22 @@ def _train(model, x, y, steps: int = 4, device=None, precision="fp32"):
     return torch.stack(losses)
 
 
-def test_default_threads_is_the_physical_cores():
-    n = speed.default_threads()
-    assert 1 <= n <= len(os.sched_getaffinity(0))
+def test_default_threads_count_smt_siblings_once(monkeypatch):
+    """Two cores with two hardware threads each, as /proc/cpuinfo lists them: 2 threads."""
+    from lenet_cli import cpu
+
+    blocks = tuple(
+        {"processor": str(i), "physical id": "0", "core id": str(i // 2), "model name": "X"}
+        for i in range(4)
+    )
+    monkeypatch.setattr(cpu, "_processors", lambda: blocks)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+    assert speed.default_threads() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})  # pinned to one CPU
+    assert speed.default_threads() == 1
+    monkeypatch.setattr(cpu, "_processors", lambda: ())  # no /proc/cpuinfo: the affinity
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2})
+    assert speed.default_threads() == 3 and cpu.name()
 
 
 @pytest.mark.parametrize("arch", ["tutorial", "lenet5", "classic"])
