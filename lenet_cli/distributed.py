@@ -142,12 +142,24 @@ def agree_signal(received: int | None, d: Dist | None, device: torch.device) -> 
     return int(t.item()) or None
 
 
+_PEER_WORDS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer")
+
+
+def peer_failure(e: BaseException) -> DistributedError | None:
+    """A collective's error (in an all-reduce here or in DDP's backward) as exit 15, or None
+    when ``e`` is not about the other ranks."""
+    text = " ".join(str(e).split())
+    if not isinstance(e, RuntimeError) or not any(w in text.lower() for w in _PEER_WORDS):
+        return None
+    rank = dist.get_rank() if dist.is_initialized() else "?"
+    return DistributedError(
+        f"rank {rank} lost its peers ({text[:200]})",
+        hint="another rank failed or was stopped; see its message above",
+    )
+
+
 def _collective(fn, *args, **kw) -> None:
     try:
         fn(*args, **kw)
-    except Exception as e:  # noqa: BLE001 - a peer died or timed out
-        text = " ".join(str(e).split())[:200]
-        raise DistributedError(
-            f"rank {dist.get_rank()} lost its peers ({text})",
-            hint="another rank failed or was stopped; see its message above",
-        ) from None
+    except RuntimeError as e:  # a peer died or timed out
+        raise (peer_failure(e) or e) from None

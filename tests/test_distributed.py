@@ -87,3 +87,33 @@ def test_one_gpu_rank_on_nccl(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "o" / "g" / "env.json").read_text())["ranks"] == 1
     assert json.loads(result.stdout)["final"]["test_acc"] > 0.5
+
+
+def test_a_killed_rank_takes_the_other_down(tmp_path):
+    cmd = _torchrun("--epochs", "20", "--batch-size", "8", "--name", "k")
+    log = open(tmp_path / "k.err", "w")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
+    metrics = tmp_path / "o" / "k" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    rank1 = [
+        int(d.name)
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit() and _is_rank1_of(d, proc.pid)
+    ]
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGKILL)
+    assert proc.wait(timeout=90) != 0  # bounded: the timeout is 30 s, a reset is at once
+    err = (tmp_path / "k.err").read_text()
+    assert "error: rank 0 lost its peers" in err  # exit 15 with one line, not a traceback
+
+
+def _is_rank1_of(proc_dir: Path, torchrun_pid: int) -> bool:
+    try:
+        env = (proc_dir / "environ").read_bytes().split(b"\0")
+        parent = int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return parent == torchrun_pid and b"RANK=1" in env

@@ -159,6 +159,11 @@ def train_cmd(
         if quiet:  # rank 0 says it once
             raise typer.Exit(e.exit_code) from None
         raise
+    except RuntimeError as e:  # in a job: a rank that died takes this one down (exit 15)
+        failure = distributed.peer_failure(e) if job is not None else None
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         render.close()
         distributed.close()
