@@ -62,3 +62,19 @@ def physical_cores() -> int:
         if processor.isdigit() and int(processor) in allowed and "core id" in block:
             cores.add((block.get("physical id", "0"), block["core id"]))
     return max(1, min(len(cores) or len(allowed), len(allowed)))
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (from /proc; None where that is not available).
+
+    ``time.perf_counter`` starts counting only when Python is up; this includes the
+    interpreter's own start-up and every import, as a user waiting for the first step feels it.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

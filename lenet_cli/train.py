@@ -34,6 +34,7 @@ from torch import nn
 from lenet_cli import distributed, speed
 from lenet_cli.checkpoint import restore_rng, rng_states
 from lenet_cli.config import TrainConfig
+from lenet_cli.cpu import process_age
 from lenet_cli.data import Dataset, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.evaluate import evaluate_tensors
@@ -177,6 +178,7 @@ class Run:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
         self.state = RunState()
         self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
+        self.first_step_at: float | None = None  # seconds from process start (start-up cost)
 
     def payload(self, data_generator: torch.Tensor) -> dict[str, Any]:
         """The checkpoint; ``data_generator`` is the data order's state to resume from."""
@@ -250,6 +252,8 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
             signals.received = distributed.agree_signal(signals.received, job, run.device)
         if signals.received is not None:
             break
+        if run.first_step_at is None:
+            run.first_step_at = process_age()
         started = time.perf_counter()
         loss, hits = train_step(
             run.train_net,
@@ -419,4 +423,5 @@ def train(
             for row, improved in train_epochs(run, rd, emit, progress_interval, check_every):
                 emit(event="epoch_end", row=row, best=improved)
         wall = time.perf_counter() - started
-    return run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
+    summary = run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
+    return {**summary, "first_step_after_s": run.first_step_at}  # process start -> first step

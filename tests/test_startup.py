@@ -1,10 +1,11 @@
-"""Training without torch.compile never imports torch._dynamo, and the numbers do not change."""
+"""Start-up: training never imports torch._dynamo without --compile; the first step is timed."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +71,24 @@ def test_an_optimizer_is_left_alone_once_dynamo_is_imported():
 
     opt = without_dynamo(lambda: torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1))
     assert "step" not in vars(opt)  # torch's own step
+
+
+def test_the_summary_says_when_the_first_step_started(tmp_path):
+    cmd = [sys.executable, "-m", "lenet_cli", "train", "--data", "random", "--max-steps", "2"]
+    cmd += [
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--progress",
+        "none",
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    at = json.loads(done.stdout)["first_step_after_s"]
+    assert 0.2 < at < wall  # after the interpreter and torch started, before the process ended
