@@ -10,7 +10,8 @@ sample, 5,000 training and 10,000 test digits), padded to 32x32 and normalised o
 
 Peers (each written here to the same network, checked by its parameter count; a peer whose
 packages are not installed is skipped and says so):
-- ``lenet``: ``lenet train`` as a user runs it;
+- ``lenet``: ``lenet train`` as a user runs it (``--threads auto``, its default, which picks
+  between 1 thread and the physical cores as it goes; ``--lenet-threads N`` fixes it);
 - ``torch``: plain PyTorch done well: one in-memory tensor, channels_last, randperm batches,
   ``Adam(fused=True)``, no DataLoader;
 - ``torch-compile``: the same with ``torch.compile(model)``;
@@ -331,7 +332,7 @@ def measure(peer: str, args) -> dict:
         )
         cmd = [sys.executable, "-m", "lenet_cli", "train", *data, "--optimizer", "adam",
                "--lr", "1e-3", "--batch-size", "64", "--epochs", str(args.epochs),
-               "--threads", str(args.threads), "--scheduler", "none", "--progress", "none",
+               "--threads", args.lenet_threads, "--scheduler", "none", "--progress", "none",
                "--json", "--out", str(args.runs), "--name", f"peers-{time.time_ns()}"]  # fmt: skip
     else:
         cmd = [sys.executable, __file__, "--peer", peer, "--epochs", str(args.epochs),
@@ -369,7 +370,8 @@ def busy_loops(n: int) -> list[subprocess.Popen]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="threads of every peer but lenet")
+    ap.add_argument("--lenet-threads", default="auto", help="lenet's --threads (default: auto)")
     ap.add_argument("--data-dir", type=Path, default=SAMPLE)
     ap.add_argument("--only", default=",".join(PEERS), help="comma-separated peers to run")
     ap.add_argument("--repeats", type=int, default=1, help="rounds over all peers (median shown)")
