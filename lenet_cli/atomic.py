@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+_UMASK = os.umask(0o022)  # read once (umask can only be read by setting it), then put back
+os.umask(_UMASK)
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (where the platform lets a directory be opened)."""
@@ -37,6 +40,8 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file what open() would
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()

@@ -57,6 +57,14 @@ def weights_finite(state_dict: dict[str, torch.Tensor]) -> bool:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus format and version) atomically; refuse non-finite weights."""
     path = Path(path)
+    data = checkpoint_bytes(path, payload)
+    with atomic_write(path) as f:
+        f.write(data)
+    return path
+
+
+def checkpoint_bytes(path: Path, payload: dict[str, Any]) -> bytes:
+    """The bytes of the checkpoint file ``path`` would hold: payload, then its SHA-256 trailer."""
     if not weights_finite(payload["model"]):
         raise NonFiniteLossError(
             f"refusing to write {path}: the weights hold NaN or Inf",
@@ -65,10 +73,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     data = buffer.getvalue()
-    data += _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
-    with atomic_write(path) as f:
-        f.write(data)
-    return path
+    return data + _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
 
 
 MAX_BYTES = 256 << 20  # a LeNet checkpoint is ~1 MB with optimizer state; refuse far larger

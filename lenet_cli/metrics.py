@@ -64,6 +64,7 @@ class RunState:
         "best",
         "epochs_since_best",
         "last_row",
+        "schedule_start",
     )
 
     def __init__(self) -> None:
@@ -73,6 +74,7 @@ class RunState:
         self.best: dict[str, Any] | None = None
         self.epochs_since_best = 0
         self.last_row: dict[str, Any] | None = None
+        self.schedule_start = 0  # the step where the lr schedule began (--restart-schedule)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.FIELDS}

@@ -1,35 +1,35 @@
-"""The run directory (layer 3): where a run goes, the rules of resuming one, its log files.
+"""The run directory while a run trains in it (layer 3): the one writer of its files.
 
-``plan_run`` turns the command line (config file, flags, ``--resume``) into a ``Plan``: the
-resolved config, the directory, and the checkpoint to resume. ``RunDir`` creates the directory
-and writes its files:
-
-- ``config.toml``: the resolved config of what ran, usable again with ``--config``;
-- ``metrics.jsonl`` and ``metrics.csv``: one complete row per epoch, the same columns in both;
-  with ``--log-every N`` metrics.jsonl also holds per-step rows, marked ``"kind": "step"``;
-- ``env.json``: versions, device, threads, seed and argv of each session (a resume appends);
-- ``last.pt`` / ``best.pt`` (``RunDir.save``, through checkpoint.save_checkpoint).
+- created only when training starts (exclusively: an existing directory is never reused for a
+  new run), locked while a process trains in it (``.lock``: an flock held by the process, with
+  its pid and host for the message; the kernel drops it when the process dies);
+- ``config.toml``, ``env.json`` and the checkpoints written atomically (atomic.py); the metrics
+  files appended one fsynced line at a time, after the epoch's checkpoint, and checked against
+  the checkpoint on resume (``load_metrics``); with ``--log-every N`` metrics.jsonl also holds
+  per-step rows, marked ``"kind": "step"``;
+- a failure to write (no space, read-only, permission) is a WriteError (exit 11) that says what
+  was kept. docs/runs.md describes the files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
+import os
+import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lenet_cli.atomic import json_safe
-from lenet_cli.config import TrainConfig, load_toml, resolve, to_toml, validate
-from lenet_cli.errors import OutputExistsError, UsageError
+from lenet_cli.atomic import atomic_write, json_safe
+from lenet_cli.config import TrainConfig, to_toml
+from lenet_cli.errors import OutputExistsError, RunLockedError, UsageError, WriteError
 from lenet_cli.interrupts import TrainingInterrupted
 
-# Keys that a resumed run cannot change: the weights, optimizer state or data would not fit.
-FIXED_ON_RESUME = ("data", "arch", "optimizer", "batch_size", "val_split", "seed")
 COLUMNS: tuple[str, ...] = (
     "epoch",
     "step",
@@ -45,76 +45,9 @@ COLUMNS: tuple[str, ...] = (
     "seconds",
     "time",
 )
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What ``lenet train`` is asked to do: a resolved config, a directory, maybe a checkpoint."""
-
-    config: TrainConfig
-    run_dir: Path
-    resume: dict[str, Any] | None = None  # a checkpoint loaded by load_for_resume
-    sources: dict[str, str] = field(default_factory=dict)  # key -> "default" | file | "flag"
-
-    @property
-    def data_explicit(self) -> bool:
-        """An explicit --data mnist never falls back to the sample, nor does a resumed run."""
-        return self.resume is not None or self.sources.get("data", "default") != "default"
-
-    def config_lines(self) -> list[tuple[str, str]]:
-        """--print-config: one TOML line per key and where its value came from."""
-        lines = to_toml(self.config).splitlines()  # one line per key, in field order
-        keys = self.config.to_dict()
-        return [(line, self.sources.get(k, "default")) for k, line in zip(keys, lines, strict=True)]
-
-
-def plan_run(config_file: Path | None, flags: dict[str, Any], resume: Path | None = None) -> Plan:
-    """defaults (or the resumed checkpoint's config) < config file < flags, and the run dir."""
-    file_values = load_toml(config_file) if config_file is not None else None
-    if resume is None:
-        resolved = resolve(TrainConfig(), file_values, flags, file_name=str(config_file))
-        cfg = resolved.config
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(cfg.out) / (cfg.name or f"{cfg.data}-{cfg.arch}-{stamp}")
-        return Plan(cfg, run_dir, None, resolved.sources)
-    from lenet_cli.checkpoint import load_for_resume  # torch: only when resuming
-
-    payload = load_for_resume(resume)
-    base = TrainConfig(**validate(payload["config"], f"{payload['path']} (config)"))
-    resolved = resolve(
-        base, file_values, flags, file_name=str(config_file), defaults_name="checkpoint"
-    )
-    changed = [k for k in FIXED_ON_RESUME if getattr(resolved.config, k) != getattr(base, k)]
-    if changed:
-        raise UsageError(
-            f"--resume cannot change {', '.join(changed)}",
-            hint="drop those options, or start a new run",
-        )
-    return Plan(resolved.config, resume_dir(Path(payload["path"])), payload, resolved.sources)
-
-
-def resume_dir(checkpoint: Path) -> Path:
-    """The run directory that resuming ``checkpoint`` continues in, if that overwrites nothing.
-
-    Resuming writes last.pt, config.toml, env.json and the metrics next to the checkpoint: from an
-    older checkpoint (best.pt) of a run that has a last.pt, that would overwrite later work; in a
-    directory that is not a run directory, it could overwrite the user's own files.
-    """
-    run_dir = checkpoint.parent
-    if checkpoint.name != "last.pt" and (run_dir / "last.pt").is_file():
-        raise OutputExistsError(
-            f"resuming from {checkpoint} would overwrite the run's later {run_dir / 'last.pt'}",
-            hint=f"resume the run itself (--resume {run_dir}), or copy {checkpoint.name} into a "
-            "new directory and resume it there",
-        )
-    foreign = [p.name for p in run_dir.iterdir() if p.suffix != ".pt"]
-    if foreign and not (run_dir / "metrics.jsonl").is_file():
-        raise OutputExistsError(
-            f"{run_dir} is not a run directory of `lenet train` (it holds {', '.join(foreign[:3])})"
-            "; resuming there would write config.toml, env.json and metrics beside them",
-            hint="copy the checkpoint into an empty directory and resume it there",
-        )
-    return run_dir
+LOCK = ".lock"
+# errors of a full, read-only or forbidden place: the user's to fix, not a bug
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 
 
 def _now() -> str:
@@ -122,14 +55,17 @@ def _now() -> str:
 
 
 class RunDir:
-    """A run directory while a run trains in it: created (or reopened), then its log files.
+    """A run directory, opened (created or reopened, then locked) as a context manager.
 
-    Used as a context manager: a new directory that is still empty when the run fails (bad data,
-    say) is removed, so it does not block the next run.
+    A new run that fails before its first checkpoint removes what it wrote (nothing there could
+    be resumed), so it does not block the next run of that name.
     """
 
     def __init__(self, path: Path, new: bool) -> None:
         self.path, self.new = Path(path), new
+        self.kept = "nothing: no checkpoint had been written yet"
+        self.notes: list[str] = []  # for the caller to show (stale lock, repaired metrics)
+        self._lock: int | None = None
 
     def __enter__(self) -> RunDir:
         try:
@@ -144,11 +80,104 @@ class RunDir:
                 f"cannot create run directory {self.path}: {e.strerror}",
                 hint="choose a writable --out directory",
             ) from None
+        try:
+            self._take_lock()
+        except BaseException:
+            self._remove_if_new()
+            raise
         return self
 
     def __exit__(self, kind: type | None, *exc: object) -> None:
-        if kind is not None and self.new and not any(self.path.iterdir()):
-            self.path.rmdir()  # failed before writing anything: leave no empty run
+        if kind is not None and not (self.path / "last.pt").exists():
+            self._remove_if_new()
+        self._release_lock()
+
+    def _remove_if_new(self) -> None:
+        if not self.new:
+            return
+        for name in ("config.toml", "env.json", "metrics.jsonl", "metrics.csv", LOCK):
+            (self.path / name).unlink(missing_ok=True)
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass  # something else is in it: leave it
+
+    # -- the lock ----------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; runs are not locked there (docs/runs.md)
+            return
+        path = self.path / LOCK
+        while True:
+            fd = self._open(path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise RunLockedError(
+                    f"run directory {self.path} is in use by {owner}",
+                    hint="wait for it to finish (or stop it), then resume",
+                ) from None
+            try:  # the file we locked is still the one at `path` (its owner may have removed it)
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        stale = os.read(fd, 200).decode("utf-8", "replace").strip()
+        if stale:
+            self.notes.append(f"took over the lock of {self.path} left by {stale}, which is gone")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock is None:
+            return
+        (self.path / LOCK).unlink(missing_ok=True)  # while still holding it
+        os.close(self._lock)
+        self._lock = None
+
+    def _open(self, path: Path, flags: int) -> int:
+        try:
+            return os.open(path, flags, 0o644)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write_error(self, path: Path, e: OSError) -> Exception:
+        if e.errno not in WRITE_ERRNOS:
+            return e
+        return WriteError(
+            f"cannot write {path}: {e.strerror}",
+            hint=f"kept: {self.kept}; free space or fix permissions, then "
+            f"`lenet train --resume {self.path}`"
+            if (self.path / "last.pt").exists()
+            else f"kept: {self.kept}; free space or choose a writable --out",
+        )
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace ``name`` atomically; a write failure is a WriteError saying what was kept."""
+        path = self.path / name
+        try:
+            with atomic_write(path) as f:
+                f.write(data)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        """A checkpoint (``last.pt``, ``best.pt``) of this run, written atomically."""
+        from lenet_cli.checkpoint import checkpoint_bytes  # torch: only while training
+
+        self.write(name, checkpoint_bytes(self.path / name, payload))
+        if name == "last.pt":
+            self.kept = f"{self.path / name} (epoch {payload['epoch']}, step {payload['step']})"
+        return self.path / name
 
     def write_config(self, config: TrainConfig) -> None:
         text = to_toml(
@@ -157,17 +186,22 @@ class RunDir:
             "train again with: lenet train --config THIS-FILE",
             skip=("name",),
         )
-        (self.path / "config.toml").write_text(text, encoding="utf-8")
+        self.write("config.toml", text.encode("utf-8"))
 
     def write_env(self, info: dict[str, Any]) -> None:
-        path = self.path / "env.json"
-        if path.exists():  # a resumed run: keep the first session, list the later ones
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            doc.setdefault("resumed", []).append(info)
+        """env.json: this session, after the earlier ones of a resumed run."""
+        doc: dict[str, Any] = info
+        try:
+            old = json.loads((self.path / "env.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            old = None
+        except (OSError, ValueError):
+            old = None
+            self.notes.append(f"{self.path / 'env.json'} was unreadable; it is written anew")
+        if isinstance(old, dict):  # keep the first session, list the later ones
+            doc = {**old, "resumed": [*old.get("resumed", []), info]}
             doc.pop("ended", None)  # the previous session's end: running again now
-        else:
-            doc = info
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
 
     @contextlib.contextmanager
     def recording_end(self) -> Iterator[None]:
@@ -186,33 +220,58 @@ class RunDir:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             doc["ended"] = {"status": status, "reason": reason[:300], "time": _now()}
-            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        except (OSError, ValueError):
+            self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
+        except (OSError, ValueError, WriteError):
             pass  # the end is a courtesy for `lenet runs`: never mask why training stopped
 
     def append_step(self, row: dict[str, Any]) -> None:
         """A per-step row (--log-every): metrics.jsonl only, marked ``"kind": "step"``."""
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(json_safe({"kind": "step", **row})) + "\n")
-
-    def save(self, name: str, payload: dict[str, Any]) -> Path:
-        """A checkpoint (``last.pt``, ``best.pt``) of this run, written atomically."""
-        from lenet_cli.checkpoint import save_checkpoint  # torch: only while training
-
-        return save_checkpoint(self.path / name, payload)
+        self.append_line("metrics.jsonl", json.dumps(json_safe({"kind": "step", **row})) + "\n")
 
     def append(self, row: dict[str, Any]) -> None:
+        """Add an epoch's row to metrics.jsonl and metrics.csv."""
         row = json_safe({k: row.get(k) for k in COLUMNS})
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        self.append_line("metrics.jsonl", json.dumps(row) + "\n")
         csv_path = self.path / "metrics.csv"
-        line = io.StringIO()
-        writer = csv.DictWriter(line, fieldnames=COLUMNS)
-        if not csv_path.exists():
-            writer.writeheader()
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        with open(csv_path, "a", encoding="utf-8", newline="") as f:
-            f.write(line.getvalue())
+        self.append_line("metrics.csv", _csv_text([row], header=not csv_path.exists()))
+
+    def append_line(self, name: str, text: str) -> None:
+        """Append ``text`` in one write and fsync it. A crash can tear only this last line,
+        which a resume drops (``load_metrics``)."""
+        path = self.path / name
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            data = text.encode("utf-8")
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+        finally:
+            os.close(fd)
+
+    def load_metrics(self, step: int, last_row: dict[str, Any] | None) -> None:
+        """On resume: keep the metrics rows up to the checkpoint's ``step``.
+
+        A torn or unreadable line (a crash while appending) and rows beyond the checkpoint (an
+        older version wrote the row first) are dropped with a note; the row of the checkpoint's
+        epoch, if lost (a crash between checkpoint and row), comes back from the checkpoint. Both
+        files are then rewritten atomically from what remains.
+        """
+        rows, bad = read_rows(self.path / "metrics.jsonl")
+        kept = [r for r in rows if r["step"] <= step]
+        beyond = len(rows) - len(kept)
+        if bad or beyond:
+            parts = [f"{bad} unreadable line(s)"] * bool(bad)
+            parts += [f"{beyond} row(s) beyond the checkpoint's step {step}"] * bool(beyond)
+            self.notes.append(f"dropped {' and '.join(parts)} of {self.path / 'metrics.jsonl'}")
+        epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
+        if last_row is not None and not any(r["step"] == last_row["step"] for r in epochs):
+            kept.append(json_safe({k: last_row.get(k) for k in COLUMNS}))
+            self.notes.append(f"restored the metrics row of epoch {last_row['epoch']}")
+        epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
+        self.write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+        self.write("metrics.csv", _csv_text(epochs, header=True).encode("utf-8"))
 
 
 class QuietRunDir(RunDir):
@@ -224,20 +283,47 @@ class QuietRunDir(RunDir):
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def write_config(self, config: TrainConfig) -> None:
+    def write(self, name: str, data: bytes) -> None:
         pass
 
-    def write_env(self, info: dict[str, Any]) -> None:
+    def append_line(self, name: str, text: str) -> None:
+        pass
+
+    def load_metrics(self, step: int, last_row: dict[str, Any] | None) -> None:
         pass
 
     def _ended(self, status: str, reason: str) -> None:
         pass
 
-    def append_step(self, row: dict[str, Any]) -> None:
-        pass
-
-    def append(self, row: dict[str, Any]) -> None:
-        pass
-
     def save(self, name: str, payload: dict[str, Any]) -> Path:
         return self.path / name
+
+
+def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
+    return table.getvalue()
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The valid rows of a metrics.jsonl (with int epoch and step), and how many lines were not."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], 0
+    rows, bad = [], 0
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and all(type(row.get(k)) is int for k in ("epoch", "step"))
+        except ValueError:
+            ok = False
+        if ok:
+            rows.append(row)
+        elif line.strip():
+            bad += 1
+    return rows, bad

@@ -30,7 +30,7 @@ from lenet_cli.checkpoint import load_for_resume
 from lenet_cli.config import TrainConfig, validate
 from lenet_cli.errors import LenetError, NonFiniteLossError
 from lenet_cli.interrupts import Signals, TrainingInterrupted
-from lenet_cli.rundir import Plan
+from lenet_cli.plan import Plan
 from lenet_cli.runs import read_metrics
 from lenet_cli.space import Space, from_dict
 

@@ -37,18 +37,21 @@ from lenet_cli.config import TrainConfig
 from lenet_cli.cpu import process_age
 from lenet_cli.data import Dataset, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
+from lenet_cli.errors import UsageError
 from lenet_cli.evaluate import evaluate_tensors
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.metrics import RunState, env_info, now
 from lenet_cli.model import build_model
 from lenet_cli.optim import build_optimizer, build_scheduler
-from lenet_cli.rundir import Plan, QuietRunDir, RunDir
+from lenet_cli.plan import Plan
+from lenet_cli.rundir import QuietRunDir, RunDir
 from lenet_cli.tblog import require_tensorboard, tensorboard_log
 from lenet_cli.threads import Choice, ThreadTuner, candidates
 from lenet_cli.weights import init_weights
 
 Event = Callable[[dict], None]
+SPAN_SCHEDULES = ("cosine", "onecycle")  # their curve spans the run's total steps
 
 
 def train_step(
@@ -163,20 +166,27 @@ class Run:
             lean=not cfg.compile,  # torch.compile needs torch._dynamo anyway
         )
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-        total_steps = cfg.epochs * self.steps_per_epoch
-        if cfg.max_steps is not None:
-            total_steps = min(total_steps, cfg.max_steps)
-        self.scheduler = build_scheduler(
+        self.state = RunState()
+        self.scheduler = self._scheduler()
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
+        self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
+
+    def total_steps(self, cfg: TrainConfig) -> int:
+        total = cfg.epochs * self.steps_per_epoch
+        return total if cfg.max_steps is None else min(total, cfg.max_steps)
+
+    def _scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        """The lr schedule from ``state.schedule_start`` on (its own step count starts there)."""
+        cfg = self.cfg
+        return build_scheduler(
             cfg.scheduler,
             self.optimizer,
-            total_steps=total_steps,
+            total_steps=self.total_steps(cfg) - self.state.schedule_start,
             steps_per_epoch=self.steps_per_epoch,
             step_size=cfg.step_size,
             gamma=cfg.gamma,
             warmup=cfg.warmup,
         )
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
-        self.state = RunState()
         self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
         self.first_step_at: float | None = None  # seconds from process start (start-up cost)
 
@@ -199,16 +209,49 @@ class Run:
             "rng": {**rng_states(), "data_generator": data_generator},
         }
 
-    def restore(self, payload: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by ``payload``."""
+    def restore(self, payload: dict[str, Any], restart_schedule: bool = False) -> None:
+        """Continue from a checkpoint written by ``payload``, with this run's config applied.
+
+        The options a resume may change (plan.py) take effect here: the lr, momentum and weight
+        decay in the optimizer; a new total of steps only by a new schedule (``restart_schedule``).
+        """
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        if payload.get("scaler"):
+        if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.state = RunState.from_dict(payload["state"])
         self.generator.set_state(payload["rng"]["data_generator"])
         restore_rng(payload["rng"])
+        old, cfg = TrainConfig(**payload["config"]), self.cfg
+        if restart_schedule:
+            self.state.schedule_start = self.state.step
+        elif cfg.scheduler in SPAN_SCHEDULES and self.total_steps(old) != self.total_steps(cfg):
+            raise UsageError(
+                f"--resume changes the {cfg.scheduler} schedule's length ({self.total_steps(old)} "
+                f"steps in all, now {self.total_steps(cfg)}): it spans the whole run",
+                hint="add --restart-schedule to start a new schedule over the remaining steps, "
+                f"or keep --epochs {old.epochs}"
+                + (f" --max-steps {old.max_steps}" if old.max_steps else ""),
+            )
+        hyper = ("lr", "momentum", "weight_decay")
+        if restart_schedule or any(getattr(old, k) != getattr(cfg, k) for k in hyper):
+            self._apply_hyperparameters(restart_schedule)
+
+    def _apply_hyperparameters(self, restart_schedule: bool) -> None:
+        cfg, groups = self.cfg, self.optimizer.param_groups
+        for g in groups:
+            g["initial_lr"] = cfg.lr  # the schedule's base
+            if "weight_decay" in g:
+                g["weight_decay"] = cfg.weight_decay
+            if "momentum" in g:
+                g["momentum"] = cfg.momentum
+        if restart_schedule:  # a new LambdaLR: its count, and the lr, start again
+            self.scheduler = self._scheduler()
+            return
+        self.scheduler.base_lrs = [cfg.lr] * len(groups)
+        for g in groups:  # what LambdaLR would have set at this step with the new base
+            g["lr"] = cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
 
     def evaluate(self, ds: Dataset) -> dict[str, Any]:
         """Loss and accuracy on ``ds`` (each rank of a job evaluates its share; summed)."""
@@ -303,43 +346,54 @@ def log_step(run: Run, rd: RunDir, emit, loss: torch.Tensor) -> None:
 
 
 def end_epoch(run: Run, rd: RunDir, epoch_gen: torch.Tensor, partial: bool) -> tuple[dict, bool]:
-    """Evaluate, log the row and save the checkpoints of the epoch just trained."""
+    """Evaluate, save the checkpoints and log the row of the epoch just trained."""
     s, data = run.state, run.data
     val = run.evaluate(data.val) if data.val is not None else None
     row = s.row(partial, run.optimizer.param_groups[0]["lr"], val, run.evaluate(data.test))
     check_finite_eval(row, s.epoch + 1, run.cfg.lr)  # finite weights, NaN outputs
     if not partial:
         s.next_epoch()
-    rd.append(row)
     improved = s.track_best(row, "val" if data.val is not None else "test")
     payload = run.payload(epoch_gen if partial else run.generator.get_state())
     rd.save("last.pt", payload)
     if improved:
         rd.save("best.pt", payload)
+    rd.append(row)  # after the checkpoint: no row without one (a resume restores a lost row)
     return row, improved
 
 
 def train_epochs(
-    run: Run, rd: RunDir, emit, progress_interval: float | None, check_every: int
+    run: Run, rd: RunDir, signals: Signals, emit, progress_interval: float | None, check_every: int
 ) -> Iterator[tuple[dict, bool]]:
     """Train epoch after epoch; yield (row, improved) after each epoch's checkpoint is saved.
 
     A signal ends it with last.pt saved and TrainingInterrupted raised (exit 130 / 143).
     """
-    with Signals() as signals:
-        signals.escalate = run.job is None
-        while run.stop_reason() is None:
-            epoch_gen = run.generator.get_state()  # the permutation of this epoch comes from here
-            partial = run_epoch(run, rd, signals, emit, progress_interval, check_every)
-            s = run.state
-            if signals.received is not None and partial:
-                path = rd.save("last.pt", run.payload(epoch_gen))
-                raise_interrupted(signals.received, s.epoch + 1, s.step, path, rd.path)
-            yield end_epoch(run, rd, epoch_gen, partial)
-            if signals.received is not None:
-                raise_interrupted(
-                    signals.received, s.epoch + 1, s.step, rd.path / "last.pt", rd.path
-                )
+    while run.stop_reason() is None:
+        epoch_gen = run.generator.get_state()  # the permutation of this epoch comes from here
+        partial = run_epoch(run, rd, signals, emit, progress_interval, check_every)
+        s = run.state
+        if signals.received is not None and partial:
+            path = rd.save("last.pt", run.payload(epoch_gen))
+            raise_interrupted(signals.received, s.epoch + 1, s.step, path, rd.path)
+        yield end_epoch(run, rd, epoch_gen, partial)
+        if signals.received is not None:
+            raise_interrupted(signals.received, s.epoch + 1, s.step, rd.path / "last.pt", rd.path)
+
+
+def _set_up(cfg: TrainConfig, device: torch.device, emit) -> bool:
+    """Checks and global settings before any data is loaded; whether the fused kernels run."""
+    speed.check_precision(device, cfg.precision)
+    if cfg.tensorboard:
+        require_tensorboard()  # a missing extra is said before anything runs
+    fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
+    if fused_note:
+        emit(event="fallback", notice=fused_note)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    return fused
 
 
 def thread_tuner(cfg: TrainConfig, device: torch.device, emit) -> ThreadTuner | None:
@@ -368,60 +422,61 @@ def train(
     """Train as ``plan`` says (a new run, or one resumed); returns the run's summary.
 
     ``job``: this process's rank in a data-parallel job (distributed.py), already joined."""
-    cfg, emit = plan.config, _emitter(on_event)
-    speed.check_precision(device, cfg.precision)  # before any data is loaded
-    if cfg.tensorboard:
-        require_tensorboard()  # a missing extra is said before anything runs
-    init = init_weights(cfg.init, cfg.arch) if cfg.init and plan.resume is None else None
+    cfg, emit, resume = plan.config, _emitter(on_event), plan.resume
+    fused = _set_up(cfg, device, emit)
+    init = init_weights(cfg.init, cfg.arch) if cfg.init and resume is None else None
     if init is not None:
         emit(event="fallback", notice=init[1])
-    fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
-    if fused_note:
-        emit(event="fallback", notice=fused_note)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cuda")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    data = load_splits(cfg, device, plan.data_explicit, emit)
-    # the default mnist that fell back to the sample is recorded as what it is
-    cfg = dataclasses.replace(cfg, data=data.train.name)
-    run = Run(cfg, device, data, fused, job)
-    run.tuner = thread_tuner(cfg, device, emit) if job is None else None  # ranks: cores / ranks
-    if plan.resume is not None:
-        run.restore(plan.resume)
-    elif init is not None:  # in place: the fast path and the optimizer share these parameters
-        run.model.load_state_dict(init[0])
     quiet = job is not None and not job.main  # rank 0 writes the run directory
+    # A new run's directory is made once its data are loaded (a failure leaves none behind);
+    # a resumed run's is locked first, so that a second --resume of a live run stops at once.
+    data = load_splits(cfg, device, plan.data_explicit, emit) if resume is None else None
     with (
-        (QuietRunDir if quiet else RunDir)(plan.run_dir, new=plan.resume is None) as rd,
-        tensorboard_log(
-            dataclasses.replace(cfg, tensorboard=False) if quiet else cfg,
-            rd.path,
-            run.state.step,
-            data.test,
-        ) as board,
+        (QuietRunDir if quiet else RunDir)(plan.run_dir, new=resume is None) as rd,
+        Signals() as signals,
     ):
-        emit = _emitter(on_event, board)
-        rd.write_config(cfg)
-        env = env_info(device, threads, cfg.seed, cfg.deterministic, fused)
-        rd.write_env({**env, "ranks": job.world} if job else env)
-        s = run.state
-        emit(
-            event="start",
-            run_dir=str(rd.path),
-            epochs=cfg.epochs,
-            steps_per_epoch=run.steps_per_epoch,
-            start_epoch=s.epoch,
-            step=s.step,
-            device=str(device),
-            threads=threads,
-            fused=fused,
-        )
-        run.model.train()
-        started = time.perf_counter()
-        with rd.recording_end():  # in env.json, for `lenet runs`
-            for row, improved in train_epochs(run, rd, emit, progress_interval, check_every):
-                emit(event="epoch_end", row=row, best=improved)
-        wall = time.perf_counter() - started
+        signals.escalate = job is None
+        if resume is not None:
+            plan.check_unchanged()
+            data = load_splits(cfg, device, plan.data_explicit, emit)
+        # the default mnist that fell back to the sample is recorded as what it is
+        run = Run(dataclasses.replace(cfg, data=data.train.name), device, data, fused, job)
+        run.tuner = thread_tuner(run.cfg, device, emit) if job is None else None  # ranks: fixed
+        if resume is not None:
+            run.restore(resume, plan.restart_schedule)
+            rd.load_metrics(run.state.step, run.state.last_row)
+        elif init is not None:  # in place: the fast path and the optimizer share these parameters
+            run.model.load_state_dict(init[0])
+        board_cfg = dataclasses.replace(run.cfg, tensorboard=False) if quiet else run.cfg
+        with tensorboard_log(board_cfg, rd.path, run.state.step, data.test) as board:
+            emit = _emitter(on_event, board)
+            return _session(run, rd, signals, emit, threads, progress_interval, check_every)
+
+
+def _session(run: Run, rd: RunDir, signals: Signals, emit, threads: int, *loop) -> dict[str, Any]:
+    """Record the session (config.toml, env.json), then train; the run's summary."""
+    cfg, s = run.cfg, run.state
+    rd.write_config(cfg)
+    env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused)
+    rd.write_env({**env, "ranks": run.job.world} if run.job else env)
+    for note in rd.notes:
+        emit(event="notice", notice=note)
+    emit(
+        event="start",
+        run_dir=str(rd.path),
+        epochs=cfg.epochs,
+        steps_per_epoch=run.steps_per_epoch,
+        start_epoch=s.epoch,
+        step=s.step,
+        device=str(run.device),
+        threads=threads,
+        fused=run.fused,
+    )
+    run.model.train()
+    started = time.perf_counter()
+    with rd.recording_end():  # in env.json, for `lenet runs`
+        for row, improved in train_epochs(run, rd, signals, emit, *loop):
+            emit(event="epoch_end", row=row, best=improved)
+    wall = time.perf_counter() - started
     summary = run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
     return {**summary, "first_step_after_s": run.first_step_at}  # process start -> first step

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from lenet_cli.checkpoint import load_checkpoint
 from lenet_cli.cli import app
 from lenet_cli.config import TrainConfig
-from lenet_cli.rundir import Plan
+from lenet_cli.plan import Plan
 from lenet_cli.train import train
 
 FAST = ["--data", "random", "--device", "cpu", "--threads", "1", "--batch-size", "256"]
@@ -102,7 +102,7 @@ def test_resume_is_bit_exact_after_an_epoch_and_mid_epoch(tmp_path):
 
 
 def test_resume_via_cli_continues_and_appends(tmp_path):
-    assert _train(tmp_path, "--epochs", "1", "--name", "r").exit_code == 0
+    assert _train(tmp_path, "--epochs", "1", "--name", "r", "--scheduler", "step").exit_code == 0
     result = _train(tmp_path, "--resume", str(tmp_path / "r"), "--epochs", "2", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["epochs"] == 2
@@ -112,7 +112,7 @@ def test_resume_via_cli_continues_and_appends(tmp_path):
 
 
 def test_resume_never_overwrites_later_work_or_foreign_files(tmp_path):
-    assert _train(tmp_path, "--epochs", "2", "--name", "r").exit_code == 0
+    assert _train(tmp_path, "--epochs", "2", "--name", "r", "--scheduler", "none").exit_code == 0
     run = tmp_path / "r"
     last_before = (run / "last.pt").read_bytes()
     older = _train(tmp_path, "--resume", str(run / "best.pt"), "--epochs", "3")

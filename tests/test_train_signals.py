@@ -32,6 +32,8 @@ def _start(out, name: str) -> subprocess.Popen:
             "100000",
             "--batch-size",
             "32",
+            "--scheduler",
+            "none",  # so that the resume below may set --max-steps
             "--progress",
             "plain",
             "--out",

@@ -116,6 +116,15 @@ def train_cmd(
             "the global batch).",
         ),
     ] = None,
+    restart_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--restart-schedule",
+            help="With --resume: start a new lr schedule at the current step, over the steps "
+            "that remain (needed to change --epochs of a cosine or onecycle run, or the "
+            "schedule's options). See docs/runs.md.",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     *,
     flags: dict[str, Any],
@@ -123,11 +132,11 @@ def train_cmd(
     """Train the network; logs, config and checkpoints go to a run directory."""
     import os
 
-    from lenet_cli.rundir import plan_run
+    from lenet_cli.plan import plan_run
 
     if nproc is not None and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch(nproc))
-    plan = plan_run(config, flags, resume)
+    plan = plan_run(config, flags, resume, restart_schedule)
     if print_config:
         ui.render_config(plan.config_lines())
         return

@@ -63,7 +63,7 @@ class TrainProgress:
 
     def __call__(self, e: dict[str, Any]) -> None:
         kind = e.get("event")
-        if kind == "fallback":
+        if kind in ("fallback", "notice"):
             note(e["notice"])
         elif kind in ("download", "download_failed"):
             note(download_note(e))
