@@ -88,3 +88,40 @@ def test_signal_saves_and_exits_with_its_code(tmp_path, sig, code):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["steps"] == target
+
+
+@pytest.mark.slow
+def test_sigterm_in_the_first_epoch_then_resume_finishes_it(tmp_path):
+    # batch 1 on the 5,000-digit sample: the first epoch lasts long enough to be interrupted
+    args = ["--data", "mnist-sample", "--batch-size", "1", "--no-fused", "--epochs", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenet_cli", "train", *args, "--device", "cpu", "--threads", "1"]
+        + ["--progress", "plain", "--out", str(tmp_path), "--name", "e"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LENET_OFFLINE": "1"},
+        text=True,
+    )
+    try:
+        for line in proc.stderr:
+            if line.startswith("training on"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    run = tmp_path / "e"
+    assert load_checkpoint(run / "last.pt")["epoch"] == 0  # interrupted inside epoch 1
+    assert not (run / "metrics.jsonl").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lenet_cli", "train", "--resume", str(run), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert (summary["epochs"], summary["steps"]) == (1, 5000)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["partial"]) for r in rows] == [(1, False)]
