@@ -63,7 +63,11 @@ class RunDir:
 
     def __init__(self, path: Path, new: bool) -> None:
         self.path, self.new = Path(path), new
-        self.kept = "nothing: no checkpoint had been written yet"
+        self.kept = (
+            "nothing: no checkpoint had been written yet"
+            if new
+            else "the run as it was before this session (its last.pt and metrics)"
+        )
         self.notes: list[str] = []  # for the caller to show (stale lock, repaired metrics)
         self._lock: int | None = None
 
@@ -76,6 +80,8 @@ class RunDir:
                 hint="choose another --name, or continue it with --resume",
             ) from None
         except OSError as e:  # --out is a file, or a place this user cannot write
+            if e.errno in WRITE_ERRNOS:
+                raise self._write_error(self.path, e) from None
             raise UsageError(
                 f"cannot create run directory {self.path}: {e.strerror}",
                 hint="choose a writable --out directory",
