@@ -21,6 +21,7 @@ FIXED_ON_RESUME = (
     "data",
     "val_split",
     "arch",
+    "init",
     "loss",
     "label_smoothing",
     "optimizer",
