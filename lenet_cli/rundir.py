@@ -57,8 +57,8 @@ def _now() -> str:
 class RunDir:
     """A run directory, opened (created or reopened, then locked) as a context manager.
 
-    A new run that fails before its first checkpoint removes what it wrote (nothing there could
-    be resumed), so it does not block the next run of that name.
+    A new run that fails before it wrote anything (its config.toml) removes its directory, so
+    that it does not block the next run of that name.
     """
 
     def __init__(self, path: Path, new: bool) -> None:
@@ -94,19 +94,18 @@ class RunDir:
         return self
 
     def __exit__(self, kind: type | None, *exc: object) -> None:
-        if kind is not None and not (self.path / "last.pt").exists():
+        if kind is not None:
             self._remove_if_new()
         self._release_lock()
 
     def _remove_if_new(self) -> None:
         if not self.new:
             return
-        for name in ("config.toml", "env.json", "metrics.jsonl", "metrics.csv", LOCK):
-            (self.path / name).unlink(missing_ok=True)
+        self._release_lock()
         try:
             self.path.rmdir()
         except OSError:
-            pass  # something else is in it: leave it
+            pass  # it holds the session's record (env.json says how it ended): keep it
 
     # -- the lock ----------------------------------------------------------------------------
 
