@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from typer.testing import CliRunner
 
 from lenet_cli.checkpoint import load_checkpoint
 from lenet_cli.cli import app
+from lenet_cli.config import tomllib
 
 FAST = ["--data", "random", "--device", "cpu", "--threads", "1", "--batch-size", "256"]
 
