@@ -431,11 +431,7 @@ def train(
     # A new run's directory is made once its data are loaded (a failure leaves none behind);
     # a resumed run's is locked first, so that a second --resume of a live run stops at once.
     data = load_splits(cfg, device, plan.data_explicit, emit) if resume is None else None
-    with (
-        (QuietRunDir if quiet else RunDir)(plan.run_dir, new=resume is None) as rd,
-        Signals() as signals,
-    ):
-        signals.escalate = job is None
+    with (QuietRunDir if quiet else RunDir)(plan.run_dir, new=resume is None) as rd:
         if resume is not None:
             plan.check_unchanged()
             data = load_splits(cfg, device, plan.data_explicit, emit)
@@ -450,10 +446,10 @@ def train(
         board_cfg = dataclasses.replace(run.cfg, tensorboard=False) if quiet else run.cfg
         with tensorboard_log(board_cfg, rd.path, run.state.step, data.test) as board:
             emit = _emitter(on_event, board)
-            return _session(run, rd, signals, emit, threads, progress_interval, check_every)
+            return _session(run, rd, emit, threads, progress_interval, check_every)
 
 
-def _session(run: Run, rd: RunDir, signals: Signals, emit, threads: int, *loop) -> dict[str, Any]:
+def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
     """Record the session (config.toml, env.json), then train; the run's summary."""
     cfg, s = run.cfg, run.state
     rd.write_config(cfg)
@@ -474,7 +470,9 @@ def _session(run: Run, rd: RunDir, signals: Signals, emit, threads: int, *loop) 
     )
     run.model.train()
     started = time.perf_counter()
-    with rd.recording_end():  # in env.json, for `lenet runs`
+    # Signals are taken last: building the run (DDP, torch.distributed) may install handlers
+    with rd.recording_end(), Signals() as signals:  # the end: in env.json, for `lenet runs`
+        signals.escalate = run.job is None
         for row, improved in train_epochs(run, rd, signals, emit, *loop):
             emit(event="epoch_end", row=row, best=improved)
     wall = time.perf_counter() - started
