@@ -451,30 +451,31 @@ def train(
 
 def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
     """Record the session (config.toml, env.json), then train; the run's summary."""
-    cfg, s = run.cfg, run.state
-    rd.write_config(cfg)
-    env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused)
-    rd.write_env({**env, "ranks": run.job.world} if run.job else env)
-    for note in rd.notes:
-        emit(event="notice", notice=note)
-    emit(
-        event="start",
-        run_dir=str(rd.path),
-        epochs=cfg.epochs,
-        steps_per_epoch=run.steps_per_epoch,
-        start_epoch=s.epoch,
-        step=s.step,
-        device=str(run.device),
-        threads=threads,
-        fused=run.fused,
-    )
-    run.model.train()
-    started = time.perf_counter()
-    # Signals are taken last: building the run (DDP, torch.distributed) may install handlers
+    # Signals are taken here, after the run is built (DDP and torch.distributed may install
+    # handlers) and before "training on" is said (a signal after it saves last.pt)
     with rd.recording_end(), Signals() as signals:  # the end: in env.json, for `lenet runs`
         signals.escalate = run.job is None
+        cfg, s = run.cfg, run.state
+        rd.write_config(cfg)
+        env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused)
+        rd.write_env({**env, "ranks": run.job.world} if run.job else env)
+        for note in rd.notes:
+            emit(event="notice", notice=note)
+        emit(
+            event="start",
+            run_dir=str(rd.path),
+            epochs=cfg.epochs,
+            steps_per_epoch=run.steps_per_epoch,
+            start_epoch=s.epoch,
+            step=s.step,
+            device=str(run.device),
+            threads=threads,
+            fused=run.fused,
+        )
+        run.model.train()
+        started = time.perf_counter()
         for row, improved in train_epochs(run, rd, signals, emit, *loop):
             emit(event="epoch_end", row=row, best=improved)
-    wall = time.perf_counter() - started
+        wall = time.perf_counter() - started
     summary = run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
     return {**summary, "first_step_after_s": run.first_step_at}  # process start -> first step
