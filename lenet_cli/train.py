@@ -170,6 +170,7 @@ class Run:
         self.scheduler = self._scheduler()
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
         self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
+        self.first_step_at: float | None = None  # seconds from process start (start-up cost)
 
     def total_steps(self, cfg: TrainConfig) -> int:
         total = cfg.epochs * self.steps_per_epoch
@@ -187,8 +188,6 @@ class Run:
             gamma=cfg.gamma,
             warmup=cfg.warmup,
         )
-        self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
-        self.first_step_at: float | None = None  # seconds from process start (start-up cost)
 
     def payload(self, data_generator: torch.Tensor) -> dict[str, Any]:
         """The checkpoint; ``data_generator`` is the data order's state to resume from."""
