@@ -83,48 +83,54 @@ def config_flags(
     return wrapper
 
 
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="TOML file of options (defaults < file < flags), e.g. configs/mnist.toml."
+    ),
+]
+PrintConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--print-config", help="Print the resolved options and where each came from, then exit."
+    ),
+]
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue a run: its directory or a checkpoint. Raise --epochs to train longer.",
+    ),
+]
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Data-parallel processes on this machine: runs this command under torchrun "
+        "--standalone --nproc-per-node N (gloo on the CPU, nccl on CUDA; --batch-size is "
+        "the global batch).",
+    ),
+]
+RestartScheduleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--restart-schedule",
+        help="With --resume: start a new lr schedule at the current step, over the steps "
+        "that remain (needed to change --epochs of a cosine or onecycle run, or the "
+        "schedule's options). See docs/runs.md.",
+    ),
+]
+
+
 @app.command("train")
 @config_flags
 def train_cmd(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="TOML file of options (defaults < file < flags), e.g. configs/mnist.toml.",
-        ),
-    ] = None,
-    print_config: Annotated[
-        bool,
-        typer.Option(
-            "--print-config", help="Print the resolved options and where each came from, then exit."
-        ),
-    ] = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume",
-            help="Continue a run: its directory or a checkpoint. Raise --epochs to train longer.",
-        ),
-    ] = None,
-    nproc: Annotated[
-        int | None,
-        typer.Option(
-            "--nproc",
-            min=1,
-            help="Data-parallel processes on this machine: runs this command under torchrun "
-            "--standalone --nproc-per-node N (gloo on the CPU, nccl on CUDA; --batch-size is "
-            "the global batch).",
-        ),
-    ] = None,
-    restart_schedule: Annotated[
-        bool,
-        typer.Option(
-            "--restart-schedule",
-            help="With --resume: start a new lr schedule at the current step, over the steps "
-            "that remain (needed to change --epochs of a cosine or onecycle run, or the "
-            "schedule's options). See docs/runs.md.",
-        ),
-    ] = False,
+    config: ConfigOpt = None,
+    print_config: PrintConfigOpt = False,
+    resume: ResumeOpt = None,
+    nproc: NprocOpt = None,
+    restart_schedule: RestartScheduleOpt = False,
     json_out: JsonOpt = False,
     *,
     flags: dict[str, Any],
@@ -146,14 +152,7 @@ def train_cmd(
 
     job = distributed.from_env()  # a rank of torchrun's job, or None
     quiet = job is not None and not job.main  # only rank 0 prints
-    threads = plan.config.threads
-    if job is not None and threads == "auto":  # each rank its share of the cores, fixed
-        from lenet_cli.speed import default_threads
-
-        threads = max(1, default_threads() // job.local_world)
-    dev, n_threads = setup_device(plan.config.device, threads, quiet=quiet)
-    if job is not None:
-        dev = distributed.init(job, dev)
+    dev, n_threads = _device(plan.config, job, quiet)
     render = ui.TrainProgress("none" if quiet else ui.progress_mode(plan.config.progress))
     try:
         summary = train(
@@ -182,6 +181,21 @@ def train_cmd(
         ui.print_json(summary)
     else:
         ui.render_train_summary(summary)
+
+
+def _device(cfg, job, quiet: bool):  # noqa: ANN001, ANN202 (torch types: imported lazily)
+    """The device and threads of this process (a data-parallel rank: its share of the cores)."""
+    from lenet_cli import distributed
+
+    threads = cfg.threads
+    if job is not None and threads == "auto":  # each rank its share of the cores, fixed
+        from lenet_cli.speed import default_threads
+
+        threads = max(1, default_threads() // job.local_world)
+    dev, n_threads = setup_device(cfg.device, threads, quiet=quiet)
+    if job is not None:
+        dev = distributed.init(job, dev)
+    return dev, n_threads
 
 
 def _launch(nproc: int) -> int:
