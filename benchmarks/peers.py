@@ -16,8 +16,7 @@ packages are not installed is skipped and says so):
   ``Adam(fused=True)``, no DataLoader;
 - ``torch-compile``: the same with ``torch.compile(model)``;
 - ``keras-jax``: Keras 3 on JAX, ``model.fit`` with validation data;
-- ``jax``: JAX + Flax (linen) + optax, a jitted training step;
-- ``tinygrad``: tinygrad with ``TinyJit``.
+- ``jax``: JAX + Flax (linen) + optax, a jitted training step.
 
 Reported per peer: training images/s (training time only, evaluation excluded), wall seconds of
 the whole process (start-up, data, training, evaluation, exit) and the final test accuracy.
@@ -32,7 +31,6 @@ import argparse
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "lenet_cli" / "data" / "mnist_sample"
-PEERS = ("lenet", "torch", "torch-compile", "keras-jax", "jax", "tinygrad")
+PEERS = ("lenet", "torch", "torch-compile", "keras-jax", "jax")
 PARAMS = 81_194
 MEAN, STD = 0.1307, 0.3081  # MNIST's, as lenet uses
 
@@ -232,89 +230,21 @@ def run_jax(args) -> dict:
     }
 
 
-def run_tinygrad(args) -> dict:
-    import numpy as np
-    from tinygrad import Tensor, TinyJit, nn
-
-    Tensor.manual_seed(0)
-
-    class Net:
-        def __init__(self):
-            self.conv1, self.conv2 = nn.Conv2d(1, 6, 3), nn.Conv2d(6, 16, 3)
-            self.fc1, self.fc2, self.fc3 = (
-                nn.Linear(576, 120),
-                nn.Linear(120, 84),
-                nn.Linear(84, 10),
-            )
-
-        def __call__(self, x):
-            x = self.conv1(x).relu().max_pool2d(2)
-            x = self.conv2(x).relu().max_pool2d(2).flatten(1)
-            return self.fc3(self.fc2(self.fc1(x).relu()).relu())
-
-    xtr, ytr, xte, yte = load(args.data_dir)
-    xtr, xte = Tensor(xtr[:, None]), Tensor(xte[:, None])
-    ytr_t, yte_t = Tensor(ytr.astype(np.int32)), Tensor(yte.astype(np.int32))
-    net = Net()
-    params = nn.state.get_parameters(net)
-    opt = nn.optim.Adam(params, lr=1e-3)
-
-    @TinyJit
-    @Tensor.train()
-    def step(idx):
-        opt.zero_grad()
-        loss = net(xtr[idx]).sparse_categorical_crossentropy(ytr_t[idx]).backward()
-        opt.step()
-        return loss
-
-    @TinyJit
-    def correct(x, y):
-        return (net(x).argmax(-1) == y).sum()
-
-    rng = np.random.default_rng(0)
-    full = len(ytr) // 64 * 64  # TinyJit wants one shape: the last partial batch is dropped
-    train_s, acc = 0.0, 0.0
-    for _ in range(args.epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(len(ytr))[:full].astype(np.int32)
-        for i in range(0, full, 64):
-            step(Tensor(order[i : i + 64])).realize()
-        train_s += time.perf_counter() - t0
-        hits = sum(
-            correct(xte[i : i + 1000], yte_t[i : i + 1000]).item() for i in range(0, len(yte), 1000)
-        )
-        acc = hits / len(yte)
-    count = sum(int(np.prod(p.shape)) for p in params)
-    return {
-        "params": count,
-        "train_images": args.epochs * full,
-        "train_s": train_s,
-        "accuracy": acc,
-    }
-
-
 def run_peer(args) -> dict:
     if args.peer in ("torch", "torch-compile"):
         return run_torch(args, compiled=args.peer == "torch-compile")
-    return {"keras-jax": run_keras, "jax": run_jax, "tinygrad": run_tinygrad}[args.peer](args)
+    return {"keras-jax": run_keras, "jax": run_jax}[args.peer](args)
 
 
 # ---- the parent: one fresh process per peer and round ----------------------------------------
 
-NEEDS = {
-    "torch-compile": ["torch"],
-    "keras-jax": ["keras", "jax"],
-    "jax": ["jax", "flax", "optax"],
-    "tinygrad": ["tinygrad"],
-}
+NEEDS = {"torch-compile": ["torch"], "keras-jax": ["keras", "jax"], "jax": ["jax", "flax", "optax"]}
 
 
 def missing(peer: str) -> list[str]:
     import importlib.util
 
     need = [m for m in NEEDS.get(peer, []) if importlib.util.find_spec(m) is None]
-    if peer == "tinygrad" and shutil.which("clang") is None:  # its CPU device compiles with clang
-        need.append("clang")
     return need
 
 
