@@ -140,6 +140,23 @@ class RunDir:
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._lock = fd
 
+    @staticmethod
+    def in_use(path: Path) -> bool:
+        """Whether a live process holds ``path``'s lock now (it is training there)."""
+        try:
+            import fcntl
+
+            fd = os.open(path / LOCK, os.O_RDONLY)
+        except (ImportError, OSError):  # no flock here, or no lock file: nobody trains there
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock we took
+        return False
+
     def _release_lock(self) -> None:
         if self._lock is None:
             return

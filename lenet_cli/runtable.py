@@ -2,7 +2,8 @@
 
 Reads what `lenet train` wrote (config.toml, metrics.jsonl, env.json, the checkpoints) directly,
 as user input: unknown keys and fields are ignored (newer runs may carry more), a file that is
-there but broken is an error naming it. The status is what env.json's ``ended`` recorded
+there but broken is an error naming it. The status is "running" while a live process holds the
+run's lock (``rundir.RunDir``); otherwise it is what env.json's ``ended`` recorded
 (``lenet train`` writes it when a session ends), else, for older runs or a process that was
 killed, it is inferred from the files:
 - finished: the last epoch row is complete and the run reached its epochs, its max_steps or
@@ -21,6 +22,7 @@ from typing import Any
 
 from lenet_cli.config import tomllib
 from lenet_cli.errors import UsageError
+from lenet_cli.rundir import RunDir
 from lenet_cli.runs import read_metrics
 
 RUN_FILES = ("config.toml", "metrics.jsonl", "env.json", "last.pt", "best.pt")
@@ -136,7 +138,9 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         "wall_s": (last_time - started).total_seconds() if started and last_time else None,
         "train_s": seconds if rows else None,
         "images_per_s": images / seconds if seconds > 0 else None,
-        "status": record["status"] if record else _status(config, rows, saved),
+        "status": "running"
+        if RunDir.in_use(run_dir)
+        else (record["status"] if record else _status(config, rows, saved)),
         "reason": record.get("reason") or None if record else None,
         "started": env.get("time") if started else None,
     }

@@ -101,3 +101,18 @@ def test_status_recorded_by_train_nan_is_failed(tmp_path):
     runs = {r["name"]: r for r in json.loads(_runs(tmp_path, "--json").stdout)}
     assert runs["ok"]["status"] == "finished" and runs["nan"]["status"] == "failed"
     assert "non-finite" in runs["nan"]["reason"]
+
+
+def test_a_run_whose_lock_is_held_is_running(runs_dir):
+    import fcntl
+    import os
+
+    fd = os.open(runs_dir / "cut" / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as `lenet train` holds it
+        held = {r["name"]: r["status"] for r in json.loads(_runs(runs_dir, "--json").stdout)}
+    finally:
+        os.close(fd)
+    after = {r["name"]: r["status"] for r in json.loads(_runs(runs_dir, "--json").stdout)}
+    assert held["cut"] == "running" and held["done"] == "finished"
+    assert after["cut"] == "interrupted"  # a lock file left behind by a dead process: not running
