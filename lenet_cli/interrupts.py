@@ -3,11 +3,17 @@
 The handler only records the signal; the training loop saves ``last.pt`` at the next step
 boundary and raises TrainingInterrupted, which the CLI turns into exit 130 (SIGINT) or 143
 (SIGTERM). A second signal stops at once.
+
+Outside training, Ctrl-C raises KeyboardInterrupt (exit 130), except inside an import: some of
+torch's imports catch it (the Ctrl-C was lost and training ran to the end) or are left half-done
+(the next import fails), so there it is delivered again a moment later, once the import is over.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,29 @@ class Signals:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def _importing(frame: Any) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _sigint_outside_imports(signum: int, frame: Any) -> None:
+    if _importing(frame):  # again in 50 ms, until it lands outside the import
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise KeyboardInterrupt
+
+
+def sigint_outside_imports() -> None:
+    """Ctrl-C as KeyboardInterrupt, but never inside an import (see above); main thread only."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _sigint_outside_imports)
 
 
 def raise_interrupted(signum: int, epoch: int, step: int, path: Path, run_dir: Path) -> None:

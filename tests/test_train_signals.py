@@ -125,3 +125,49 @@ def test_sigterm_in_the_first_epoch_then_resume_finishes_it(tmp_path):
     assert (summary["epochs"], summary["steps"]) == (1, 5000)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["partial"]) for r in rows] == [(1, False)]
+
+
+def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130():
+    """Ctrl-C in the first second (the command modules still importing): no traceback."""
+    hook = (
+        "import sys, runpy\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lenet_cli.cli.viz_cmds':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "sys.argv = ['lenet', 'train', '--help']\n"
+        "runpy.run_module('lenet_cli', run_name='__main__')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130
+    assert r.stderr.strip() == "error: interrupted"
+    assert r.stdout == ""
+
+
+def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
+    """Some of torch's imports catch a KeyboardInterrupt: the Ctrl-C must not be lost."""
+    (tmp_path / "swallows.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+    )
+    script = (
+        "import sys, time\n"
+        "from lenet_cli.interrupts import sigint_outside_imports\n"
+        "sigint_outside_imports()\n"
+        "try:\n"
+        "    import swallows\n"
+        "    time.sleep(10)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert r.stdout.strip() == "interrupted"

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from lenet_cli.cli import (
-    bench_cmds,  # noqa: F401  (registers `lenet bench`)
-    export_cmds,  # noqa: F401  (registers `lenet export`)
-    model_cmds,  # noqa: F401  (registers its commands)
-    sweep_cmds,  # noqa: F401  (registers `lenet sweep`)
-    train_cmds,  # noqa: F401  (registers its commands)
-    tutorial_cmds,  # noqa: F401  (registers `lenet tutorial`)
-    use_cmds,  # noqa: F401  (registers its commands)
-    viz_cmds,  # noqa: F401  (registers the picture commands)
-)
-from lenet_cli.cli.app import app
-from lenet_cli.cli.data_cmds import data_app
-from lenet_cli.cli.runs_cmds import runs_app
+import sys
+
+
+def _interrupted_while_starting() -> None:
+    """Ctrl-C while the command modules import (the first second): exit 130 with one line, as
+    during a command, instead of a KeyboardInterrupt traceback. Rich is not imported yet."""
+    sys.stderr.write("error: interrupted\n")
+    raise SystemExit(130) from None
+
+
+try:
+    from lenet_cli.cli import (
+        bench_cmds,  # noqa: F401  (registers `lenet bench`)
+        export_cmds,  # noqa: F401  (registers `lenet export`)
+        model_cmds,  # noqa: F401  (registers its commands)
+        sweep_cmds,  # noqa: F401  (registers `lenet sweep`)
+        train_cmds,  # noqa: F401  (registers its commands)
+        tutorial_cmds,  # noqa: F401  (registers `lenet tutorial`)
+        use_cmds,  # noqa: F401  (registers its commands)
+        viz_cmds,  # noqa: F401  (registers the picture commands)
+    )
+    from lenet_cli.cli.app import app
+    from lenet_cli.cli.data_cmds import data_app
+    from lenet_cli.cli.runs_cmds import runs_app
+except KeyboardInterrupt:
+    _interrupted_while_starting()
 
 # Sub-apps and further command modules register here, one line each.
 app.add_typer(data_app, name="data")
@@ -22,6 +35,9 @@ app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:
+    from lenet_cli.interrupts import sigint_outside_imports
+
+    sigint_outside_imports()  # torch's imports can swallow a Ctrl-C
     app(prog_name="lenet")
 
 
