@@ -38,7 +38,10 @@ def main() -> None:
     from lenet_cli.interrupts import sigint_outside_imports
 
     sigint_outside_imports()  # torch's imports can swallow a Ctrl-C
-    app(prog_name="lenet")
+    try:
+        app(prog_name="lenet")
+    except KeyboardInterrupt:  # while Typer builds the command, before click's main runs
+        _interrupted_while_starting()
 
 
 __all__ = ["app", "main"]
