@@ -58,61 +58,89 @@ def _open(storage: str | None, sweep_dir: Path):
     return url, studies.open_storage(url)
 
 
+SpaceOpt = Annotated[
+    Path | None, typer.Option("--space", help="Search space TOML (configs/mnist-sweep.toml).")
+]
+TrialsOpt = Annotated[
+    int | None, typer.Option("--trials", min=1, help="Trials in all. Default: 20.")
+]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Study storage URL, e.g. postgresql://USER@HOST/DB for workers on many "
+        "machines. Default: SQLite in the sweep directory.",
+    ),
+]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--study", help="Study name: a new one, or one to resume or join. Default: sweep-DATE."
+    ),
+]
+SweepOutOpt = Annotated[
+    Path, typer.Option("--out", help="Parent of sweep directories (OUT/STUDY).")
+]
+ShowOpt = Annotated[
+    bool, typer.Option("--show", help="Print the study's trials and best, then exit.")
+]
+FixedConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML file of train options (fixed part).")
+]
+
+
 @app.command("sweep")
 @config_flags(skip=SWEEP_SETS, panel="Train options (the fixed part of every trial)")
 def sweep_cmd(
-    space: Annotated[
-        Path | None, typer.Option("--space", help="Search space TOML (configs/mnist-sweep.toml).")
-    ] = None,
-    trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Trials in all. Default: 20.")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")
-    ] = 1,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            help="Study storage URL, e.g. postgresql://USER@HOST/DB for workers on many "
-            "machines. Default: SQLite in the sweep directory.",
-        ),
-    ] = None,
-    study: Annotated[
-        str | None,
-        typer.Option(
-            "--study", help="Study name: a new one, or one to resume or join. Default: sweep-DATE."
-        ),
-    ] = None,
-    out: Annotated[
-        Path, typer.Option("--out", help="Parent of sweep directories (OUT/STUDY).")
-    ] = Path("sweeps"),
-    show: Annotated[
-        bool, typer.Option("--show", help="Print the study's trials and best, then exit.")
-    ] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file of train options (fixed part).")
-    ] = None,
+    space: SpaceOpt = None,
+    trials: TrialsOpt = None,
+    workers: WorkersOpt = 1,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    out: SweepOutOpt = Path("sweeps"),
+    show: ShowOpt = False,
+    config: FixedConfigOpt = None,
     json_out: JsonOpt = False,
     *,
     flags: dict[str, Any],
 ) -> None:
     """Search hyper-parameters with Optuna; each trial is a `lenet train` run in OUT/STUDY."""
-    import time
-
-    from lenet_cli import study as studies
-
     given = {k: v for k, v in flags.items() if v is not None}
     if show:
-        if study is None:
-            raise UsageError("--show needs --study NAME")
-        _, store = _open(storage, out / study)
-        if storage is None and not (out / study / studies.SQLITE_NAME).is_file():
-            raise UsageError(f"no sweep {study!r} in {out}", hint="check --study and --out")
-        found, settings = studies.load(store, study)
-        return _report(found, settings, out / study, None, json_out, table=True)
+        return _show(storage, study, out, json_out)
     name = study or datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
     sweep_dir = out / name
+    fresh = given or config is not None or space is not None
+    url, found, settings = _open_study(
+        storage, name, sweep_dir, trials, fresh, space, config, given
+    )
+    _run(url, found, settings, sweep_dir, workers, json_out)
+
+
+def _show(storage: str | None, study: str | None, out: Path, json_out: bool) -> None:
+    """`--show`: print an existing study's trials and best, running nothing."""
+    from lenet_cli import study as studies
+
+    if study is None:
+        raise UsageError("--show needs --study NAME")
+    _, store = _open(storage, out / study)
+    if storage is None and not (out / study / studies.SQLITE_NAME).is_file():
+        raise UsageError(f"no sweep {study!r} in {out}", hint="check --study and --out")
+    found, settings = studies.load(store, study)
+    _report(found, settings, out / study, None, json_out, table=True)
+
+
+def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
+    """Resume the study ``name`` if it exists, else check the settings and create it.
+
+    ``fresh`` says the user gave a space, a config or train options: refused for an existing
+    study, which keeps its own. Returns the storage URL, the Optuna study and its settings.
+    """
+    from lenet_cli import study as studies
+
     url, store = storage, None
     if storage is None:  # SQLite in the sweep directory: the study exists with its file
         exists = (sweep_dir / studies.SQLITE_NAME).is_file()
@@ -120,7 +148,7 @@ def sweep_cmd(
         url, store = _open(storage, sweep_dir)
         exists = name in studies.optuna().study.get_all_study_names(store)
     if exists:
-        if given or config is not None or space is not None:
+        if fresh:
             raise UsageError(
                 f"study {name!r} exists: it keeps its search space and options",
                 hint="drop --space, --config and train options to resume it, or name a new --study",
@@ -134,18 +162,26 @@ def sweep_cmd(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if store is None:
         url, store = _open(storage, sweep_dir)
-    if exists:
-        found, settings = studies.load(store, name)
-        if trials is not None:
-            found.set_user_attr("trials", trials)
-            settings["trials"] = trials
-        queued = studies.requeue_interrupted(found)
-        ui.note(f"resuming study {name}: {queued} interrupted trial(s) queued again")
-    else:
-        found = studies.create(store, name, settings)
+    if not exists:
+        return url, studies.create(store, name, settings), settings
+    found, settings = studies.load(store, name)
+    if trials is not None:
+        found.set_user_attr("trials", trials)
+        settings["trials"] = trials
+    queued = studies.requeue_interrupted(found)
+    ui.note(f"resuming study {name}: {queued} interrupted trial(s) queued again")
+    return url, found, settings
+
+
+def _run(url, found, settings, sweep_dir: Path, workers: int, json_out: bool) -> None:
+    """Run the workers to the trial budget, write the best config, report the study."""
+    import time
+
+    from lenet_cli import study as studies
     from lenet_cli.speed import default_threads
     from lenet_cli.sweep import run_workers
 
+    name = found.study_name
     fixed = settings["config"]["threads"]  # a number as given; else the cores shared out
     threads = fixed if isinstance(fixed, int) else max(1, default_threads() // workers)
     ui.note(
@@ -159,15 +195,8 @@ def sweep_cmd(
     finally:
         render.close()
     best_toml = studies.write_best(found, settings, sweep_dir)
-    _report(
-        found,
-        settings,
-        sweep_dir,
-        best_toml,
-        json_out,
-        table=False,
-        wall=time.perf_counter() - started,
-    )
+    wall = time.perf_counter() - started
+    _report(found, settings, sweep_dir, best_toml, json_out, table=False, wall=wall)
 
 
 def _report(found, settings, sweep_dir, best_toml, json_out, *, table, wall=None) -> None:
