@@ -81,6 +81,67 @@ def _median_rate(
     return warmup, images / statistics.median(seconds), seconds
 
 
+def _random_data(
+    device: torch.device, images: int, seed: int, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` random images and labels, made once on ``device`` from ``seed``, in the layout."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x_all = torch.randn((images, *INPUT_SHAPE), generator=gen, device=device)
+    y_all = torch.randint(0, NUM_CLASSES, (images,), generator=gen, device=device)
+    return speed.prepare_inputs(x_all, channels_last), y_all
+
+
+def _train_figures(
+    run, model, x_all, y_all, *, device, batch_size, repeats, precision, seed, lr, tuner
+) -> dict[str, Any]:
+    """Training images/s at one batch size: `lenet train`'s optimizer, batches and step."""
+    optimizer = build_optimizer(
+        "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
+    )  # as `lenet train` builds it (fused)
+    loss_fn = build_loss("cross-entropy")
+    scaler = speed.grad_scaler(device, precision)
+    order = torch.Generator().manual_seed(seed)
+
+    def train_pass() -> None:
+        for x, y in batches(x_all, y_all, batch_size, generator=order):
+            started = time.perf_counter()
+            train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
+            if tuner is not None:  # CPU steps are synchronous
+                tuner.record(time.perf_counter() - started, int(y.shape[0]))
+
+    model.train()
+    warm, rate, secs = _median_rate(train_pass, device, len(x_all), repeats)
+    figures = {
+        "train_images_per_s": rate,
+        "train_epoch_s": EPOCH_IMAGES / rate,
+        "train_warmup_s": warm,
+        "train_pass_s": secs,
+    }
+    if tuner is not None:
+        figures["threads_chosen"] = [c.threads for c in tuner.choices]
+    return figures
+
+
+def _infer_figures(run, model, x_all, *, device, batch_size, repeats, precision) -> dict[str, Any]:
+    """Inference images/s at one batch size: eval mode, ``torch.inference_mode()``, autocast."""
+    images = len(x_all)
+    model.eval()
+
+    @torch.inference_mode()
+    def infer_pass() -> None:
+        with speed.autocast(device, precision):
+            for start in range(0, images, batch_size):
+                run(x_all[start : start + batch_size])
+
+    warm, rate, secs = _median_rate(infer_pass, device, images, repeats)
+    return {
+        "infer_images_per_s": rate,
+        "infer_us_per_batch": 1e6 * batch_size / rate,
+        "infer_warmup_s": warm,
+        "infer_pass_s": secs,
+    }
+
+
 def bench_one(
     *,
     device: torch.device,
@@ -99,58 +160,85 @@ def bench_one(
     tuner: ThreadTuner | None = None,
 ) -> dict[str, Any]:
     """One (batch size, current threads) cell: training and inference figures."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x_all = torch.randn((images, *INPUT_SHAPE), generator=gen, device=device)
-    y_all = torch.randint(0, NUM_CLASSES, (images,), generator=gen, device=device)
-    x_all = speed.prepare_inputs(x_all, channels_last)
+    x_all, y_all = _random_data(device, images, seed, channels_last)
     torch.manual_seed(seed)
     model = build_model(arch)
     run = speed.prepare_model(
         model, device, channels_last=channels_last, compile=compile, fused=fused
     )
-    loss_fn = build_loss("cross-entropy")
     row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
+    timing = {
+        "device": device,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "precision": precision,
+    }
     if do_train:
-        optimizer = build_optimizer(
-            "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
-        )  # as `lenet train` builds it (fused)
-        scaler = speed.grad_scaler(device, precision)
-        order = torch.Generator().manual_seed(seed)
-
-        def train_pass() -> None:
-            for x, y in batches(x_all, y_all, batch_size, generator=order):
-                started = time.perf_counter()
-                train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
-                if tuner is not None:  # CPU steps are synchronous
-                    tuner.record(time.perf_counter() - started, int(y.shape[0]))
-
-        model.train()
-        warm, rate, secs = _median_rate(train_pass, device, images, repeats)
         row.update(
-            train_images_per_s=rate,
-            train_epoch_s=EPOCH_IMAGES / rate,
-            train_warmup_s=warm,
-            train_pass_s=secs,
+            _train_figures(run, model, x_all, y_all, seed=seed, lr=lr, tuner=tuner, **timing)
         )
-        if tuner is not None:
-            row["threads_chosen"] = [c.threads for c in tuner.choices]
     if do_infer:
-        model.eval()
-
-        @torch.inference_mode()
-        def infer_pass() -> None:
-            with speed.autocast(device, precision):
-                for start in range(0, images, batch_size):
-                    run(x_all[start : start + batch_size])
-
-        warm, rate, secs = _median_rate(infer_pass, device, images, repeats)
-        row.update(
-            infer_images_per_s=rate,
-            infer_us_per_batch=1e6 * batch_size / rate,
-            infer_warmup_s=warm,
-            infer_pass_s=secs,
-        )
+        row.update(_infer_figures(run, model, x_all, **timing))
     return row
+
+
+def _check_args(device, precision, batch_sizes, repeats, busy, images) -> None:
+    """run_bench's arguments, checked as the CLI checks them (a UsageError names the bad one)."""
+    if not batch_sizes:
+        raise UsageError("--batch-sizes needs at least one batch size")
+    for b in batch_sizes:
+        check_value("--batch-sizes", b, AT_LEAST_1)
+    check_value("--repeats", repeats, AT_LEAST_1)
+    check_value("--busy", busy, NON_NEGATIVE)
+    if images < max(batch_sizes):
+        raise UsageError(
+            f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
+        )
+    speed.check_precision(device, precision)
+
+
+def _layout(device: torch.device, channels_last: bool | None, bs: int) -> bool:
+    """channels_last as given, else auto: the device's faster layout, NCHW for tiny batches."""
+    if channels_last is not None:
+        return channels_last
+    return speed.channels_last_default(device) and bs >= speed.CHANNELS_LAST_MIN_BATCH
+
+
+def _cells(device, threads, batch_sizes, channels_last, busy, on_event, **cell) -> list[dict]:
+    """Every (threads, batch size) cell in that order, each measured by bench_one, with ``busy``
+    busy loops running beside them all.
+
+    ``cell`` holds bench_one's other arguments. The thread count is left as it was found.
+    """
+    before = torch.get_num_threads()
+    rows = []
+    loops = busy_loops(busy)
+    try:
+        for n_threads in threads:
+            auto = n_threads == "auto"
+            used = set_threads(speed.default_threads() if auto else n_threads)
+            for bs in batch_sizes:
+                _emit(on_event, event="cell", threads="auto" if auto else used, batch_size=bs)
+                tuner = None
+                if auto and device.type == "cpu":
+                    tuner = ThreadTuner(candidates(speed.default_threads()), set_threads)
+                load = _load()
+                layout = _layout(device, channels_last, bs)
+                row = bench_one(
+                    device=device, batch_size=bs, channels_last=layout, tuner=tuner, **cell
+                )
+                if auto:
+                    row["threads"] = "auto"
+                row["load"] = load
+                row["channels_last"] = layout
+                rows.append(row)
+                _emit(on_event, event="cell_done", row=row)
+    finally:
+        torch.set_num_threads(before)
+        for proc in loops:
+            proc.kill()
+            proc.wait()
+    return rows
 
 
 def run_bench(
@@ -172,66 +260,28 @@ def run_bench(
     on_event: Event | None = None,
 ) -> dict[str, Any]:
     """Every (threads, batch size) cell, in that order; returns a JSON-ready dict."""
-    if not batch_sizes:
-        raise UsageError("--batch-sizes needs at least one batch size")
-    for b in batch_sizes:
-        check_value("--batch-sizes", b, AT_LEAST_1)
-    check_value("--repeats", repeats, AT_LEAST_1)
-    check_value("--busy", busy, NON_NEGATIVE)
-    if images < max(batch_sizes):
-        raise UsageError(
-            f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
-        )
-    speed.check_precision(device, precision)
+    _check_args(device, precision, batch_sizes, repeats, busy, images)
     use_fused, fused_note = speed.fused_choice(device, fused, compile=compile)
     if fused_note:
         _emit(on_event, event="fallback", notice=fused_note)
-
-    def layout(bs: int) -> bool:  # auto: the faster layout for the device, NCHW for tiny batches
-        if channels_last is not None:
-            return channels_last
-        return speed.channels_last_default(device) and bs >= speed.CHANNELS_LAST_MIN_BATCH
-
     backends = speed.configure_backends(device)
-    before = torch.get_num_threads()
-    rows = []
-    loops = busy_loops(busy)
-    try:
-        for n_threads in threads:
-            auto = n_threads == "auto"
-            used = set_threads(speed.default_threads() if auto else n_threads)
-            for bs in batch_sizes:
-                _emit(on_event, event="cell", threads="auto" if auto else used, batch_size=bs)
-                tuner = None
-                if auto and device.type == "cpu":
-                    tuner = ThreadTuner(candidates(speed.default_threads()), set_threads)
-                load = _load()
-                row = bench_one(
-                    device=device,
-                    batch_size=bs,
-                    images=images,
-                    repeats=repeats,
-                    arch=arch,
-                    precision=precision,
-                    channels_last=layout(bs),
-                    compile=compile,
-                    seed=seed,
-                    fused=use_fused,
-                    do_train=train,
-                    do_infer=infer,
-                    tuner=tuner,
-                )
-                if auto:
-                    row["threads"] = "auto"
-                row["load"] = load
-                row["channels_last"] = layout(bs)
-                rows.append(row)
-                _emit(on_event, event="cell_done", row=row)
-    finally:
-        torch.set_num_threads(before)
-        for proc in loops:
-            proc.kill()
-            proc.wait()
+    rows = _cells(
+        device,
+        threads,
+        batch_sizes,
+        channels_last,
+        busy,
+        on_event,
+        images=images,
+        repeats=repeats,
+        arch=arch,
+        precision=precision,
+        compile=compile,
+        seed=seed,
+        fused=use_fused,
+        do_train=train,
+        do_infer=infer,
+    )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.name()
     return {
         "device": str(device),
