@@ -48,6 +48,58 @@ def forward_random(
     return result, repr(out.cpu())
 
 
+def _seeded_inputs(
+    arch: str, seed: int, loss: str, device: torch.device, target_kind: str
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The seeded model, input, random gradient and target of the walkthrough, on ``device``.
+
+    The target is MSE's random (or arange) row of 10, or one class for cross-entropy.
+    """
+    net = seeded_model(arch, seed).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, *INPUT_SHAPE, generator=gen).to(device)
+    random_grad = torch.randn(1, 10, generator=gen).to(device)
+    if loss == "mse" and target_kind == "arange":
+        target = torch.arange(1, 11, dtype=torch.float32).view(1, -1).to(device)
+    elif loss == "mse":
+        target = torch.randn(10, generator=gen).view(1, -1).to(device)  # as in the tutorial
+    else:
+        target = torch.randint(0, 10, (1,), generator=gen).to(device)
+    return net, x, random_grad, target
+
+
+def _update_two_ways(net, x, target, criterion, lr: float, zero_grad: bool) -> dict[str, float]:
+    """Steps 7 and 8: the manual rule and torch.optim.SGD from the same weights and gradients.
+
+    Each runs on its own copy of ``net`` with its own zero_grad / forward / loss / backward, as
+    the tutorial writes them; returns how far apart they end and the loss after each.
+    """
+    manual, with_optim = copy.deepcopy(net), copy.deepcopy(net)
+    for copied in (manual, with_optim):  # deepcopy leaves .grad behind: carry it over too
+        for p, q in zip(copied.parameters(), net.parameters(), strict=True):
+            p.grad = None if q.grad is None else q.grad.clone()
+    if zero_grad:
+        manual.zero_grad(set_to_none=False)
+    criterion(manual(x), target).backward()
+    for f in manual.parameters():
+        f.data.sub_(f.grad.data * lr)  # the tutorial's rule, as written there
+    optimizer = torch.optim.SGD(with_optim.parameters(), lr=lr)
+    if zero_grad:
+        optimizer.zero_grad()
+    criterion(with_optim(x), target).backward()
+    optimizer.step()
+    diffs = [
+        (a.detach() - b.detach()).abs().max().item()
+        for a, b in zip(manual.parameters(), with_optim.parameters(), strict=True)
+    ]
+    with torch.no_grad():
+        return {
+            "manual_vs_sgd_max_abs_diff": max(diffs),
+            "loss_after_manual": criterion(manual(x), target).item(),
+            "loss_after_sgd": criterion(with_optim(x), target).item(),
+        }
+
+
 def tutorial_step(
     arch: str = "tutorial",
     seed: int = 0,
@@ -64,16 +116,7 @@ def tutorial_step(
     step 4's gradient, and backpropagating the same loss twice adds its gradient twice.
     """
     device = device or torch.device("cpu")
-    net = seeded_model(arch, seed).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, *INPUT_SHAPE, generator=gen).to(device)
-    random_grad = torch.randn(1, 10, generator=gen).to(device)
-    if loss == "mse" and target_kind == "arange":
-        target = torch.arange(1, 11, dtype=torch.float32).view(1, -1).to(device)
-    elif loss == "mse":
-        target = torch.randn(10, generator=gen).view(1, -1).to(device)  # as in the tutorial
-    else:
-        target = torch.randint(0, 10, (1,), generator=gen).to(device)
+    net, x, random_grad, target = _seeded_inputs(arch, seed, loss, device, target_kind)
     criterion = nn.MSELoss() if loss == "mse" else nn.CrossEntropyLoss()
     steps: dict[str, Any] = {"arch": arch, "seed": seed, "lr": lr, "loss_name": loss}
     steps.update(target_kind=target_kind, zero_grad=zero_grad, target=target.cpu().tolist())
@@ -106,29 +149,7 @@ def tutorial_step(
         loss_value.backward()
         steps["conv1_bias_grad_after_second"] = net.conv1.bias.grad.cpu().tolist()
 
-    # Steps 7 and 8: the same update two ways, each on its own copy of the starting weights,
-    # with its own zero_grad / forward / loss / backward, as the tutorial writes them.
-    manual, with_optim = copy.deepcopy(net), copy.deepcopy(net)
-    for copied in (manual, with_optim):  # deepcopy leaves .grad behind: carry it over too
-        for p, q in zip(copied.parameters(), net.parameters(), strict=True):
-            p.grad = None if q.grad is None else q.grad.clone()
-    maybe_zero(manual)
-    criterion(manual(x), target).backward()
-    for f in manual.parameters():
-        f.data.sub_(f.grad.data * lr)  # the tutorial's rule, as written there
-    optimizer = torch.optim.SGD(with_optim.parameters(), lr=lr)
-    if zero_grad:
-        optimizer.zero_grad()
-    criterion(with_optim(x), target).backward()
-    optimizer.step()
-    diffs = [
-        (a.detach() - b.detach()).abs().max().item()
-        for a, b in zip(manual.parameters(), with_optim.parameters(), strict=True)
-    ]
-    steps["manual_vs_sgd_max_abs_diff"] = max(diffs)
-    with torch.no_grad():
-        steps["loss_after_manual"] = criterion(manual(x), target).item()
-        steps["loss_after_sgd"] = criterion(with_optim(x), target).item()
+    steps.update(_update_two_ways(net, x, target, criterion, lr, zero_grad))
     if loss == "cross-entropy":
         steps["ln_10"] = math.log(10)
     return steps
