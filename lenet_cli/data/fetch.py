@@ -79,6 +79,41 @@ def _reason(url: str, exc: Exception, on_event) -> str:
     return f"{url}: {reason}"
 
 
+def _fetch_from_mirrors(
+    name: str, urls: list[str], path: Path, md5: str, on_progress, on_event, timeout
+) -> None:
+    """Fetch one file of ``name`` to ``path`` from the first mirror that serves it whole.
+
+    A disk error stops at once (WriteError); when every mirror fails, the failure is remembered
+    and a DataNotFoundError lists each mirror's reason.
+    """
+    filename = path.name
+    failures = []
+    for base in urls:
+        url = base + filename
+        if on_event:
+            on_event({"event": "download", "file": filename, "url": url})
+        try:
+            _fetch(url, path, md5, on_progress, timeout or env_seconds(_TIMEOUT_ENV, 10.0))
+            return
+        except OSError as exc:
+            if exc.errno in _DISK_ERRORS:  # our side, not the mirror's: stop, say so
+                raise WriteError(
+                    f"cannot write {path}: {exc.strerror}",
+                    hint="nothing partial was kept; files already complete stay in "
+                    f"{path.parent}; free space and run `lenet data download {name}` again",
+                ) from None
+            failures.append(_reason(url, exc, on_event))
+        except (ValueError, http.client.HTTPException) as exc:
+            failures.append(_reason(url, exc, on_event))
+    remember_failure(name, "; ".join(failures))
+    raise DataNotFoundError(
+        f"could not download {name} ({filename}); tried: " + "; ".join(failures),
+        hint=f"set LENET_MIRRORS=URL[,URL] to other mirrors, `lenet data import {name} "
+        f"DIR` from local files, or `--data random`",
+    )
+
+
 def download(
     name: str,
     *,
@@ -114,33 +149,8 @@ def download(
         raise WriteError(f"cannot create {target}: {exc.strerror or exc}") from None
     for filename, md5 in spec.md5.items():
         path = target / filename
-        if path.is_file() and md5_file(path) == md5:
-            continue
-        failures = []
-        for base in urls:
-            url = base + filename
-            if on_event:
-                on_event({"event": "download", "file": filename, "url": url})
-            try:
-                _fetch(url, path, md5, on_progress, timeout or env_seconds(_TIMEOUT_ENV, 10.0))
-                break
-            except OSError as exc:
-                if exc.errno in _DISK_ERRORS:  # our side, not the mirror's: stop, say so
-                    raise WriteError(
-                        f"cannot write {path}: {exc.strerror}",
-                        hint="nothing partial was kept; files already complete stay in "
-                        f"{target}; free space and run `lenet data download {name}` again",
-                    ) from None
-                failures.append(_reason(url, exc, on_event))
-            except (ValueError, http.client.HTTPException) as exc:
-                failures.append(_reason(url, exc, on_event))
-        else:
-            remember_failure(name, "; ".join(failures))
-            raise DataNotFoundError(
-                f"could not download {name} ({filename}); tried: " + "; ".join(failures),
-                hint=f"set LENET_MIRRORS=URL[,URL] to other mirrors, `lenet data import {name} "
-                f"DIR` from local files, or `--data random`",
-            )
+        if not (path.is_file() and md5_file(path) == md5):
+            _fetch_from_mirrors(name, urls, path, md5, on_progress, on_event, timeout)
     forget_failure(name)
     found = find_source(name, target)
     if found is None:  # cannot happen unless someone deletes files meanwhile
