@@ -16,38 +16,43 @@ from lenet_cli.cli.app import DeviceOpt, JsonOpt, app, setup_device
 from lenet_cli.config import DataName
 from lenet_cli.errors import ImageError, OutputExistsError, UsageError
 
+CheckpointOpt = Annotated[
+    Path,
+    typer.Option("--checkpoint", help="A checkpoint or run directory (best.pt, else last.pt)."),
+]
+EvalDataOpt = Annotated[
+    DataName | None,
+    typer.Option("--data", help="Data set [default: the one it was trained on]."),
+]
+SplitOpt = Annotated[Literal["train", "test"], typer.Option("--split", help="Which split.")]
+DataDirOpt = Annotated[
+    str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")]
+PngDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Also draw confusion.png, errors.png and per_class.png into this directory.",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite PNGs already in --out.")]
+PredictionsOpt = Annotated[
+    bool,
+    typer.Option("--predictions", help="With --json: every sample's prediction too."),
+]
+
 
 @app.command("evaluate")
 def evaluate_cmd(
-    checkpoint: Annotated[
-        Path,
-        typer.Option("--checkpoint", help="A checkpoint or run directory (best.pt, else last.pt)."),
-    ],
-    data: Annotated[
-        DataName | None,
-        typer.Option("--data", help="Data set [default: the one it was trained on]."),
-    ] = None,
-    split: Annotated[
-        Literal["train", "test"], typer.Option("--split", help="Which split.")
-    ] = "test",
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 1000,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="Also draw confusion.png, errors.png and per_class.png into this directory.",
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite PNGs already in --out.")
-    ] = False,
-    predictions: Annotated[
-        bool,
-        typer.Option("--predictions", help="With --json: every sample's prediction too."),
-    ] = False,
+    checkpoint: CheckpointOpt,
+    data: EvalDataOpt = None,
+    split: SplitOpt = "test",
+    data_dir: DataDirOpt = None,
+    batch_size: BatchSizeOpt = 1000,
+    out: PngDirOpt = None,
+    force: ForceOpt = False,
+    predictions: PredictionsOpt = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
 ) -> None:
