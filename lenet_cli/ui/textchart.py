@@ -26,6 +26,46 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _draw(grid: list[list[str]], xs, ys, mark: str, x_range, y_range) -> None:
+    """Draw one series into ``grid`` with ``mark``: its value interpolated at every column.
+
+    ``x_range`` and ``y_range`` are the (low, high) the grid spans; gaps (None) stay blank.
+    """
+    (x0, x1), (lo, hi) = x_range, y_range
+    height, plot_w = len(grid), len(grid[0]) if grid else 0
+    prev = None
+    for col in range(plot_w):
+        if x1 > x0:
+            x = x0 + (x1 - x0) * col / max(1, plot_w - 1)
+        elif col == plot_w // 2:  # one epoch: one point, in the middle
+            x = x0
+        else:
+            continue
+        y = _interpolate(xs, ys, x)
+        if y is None:
+            prev = None
+            continue
+        row = round((hi - y) / (hi - lo) * (height - 1))
+        # a steep stretch: fill the rows between this column's point and the last one's
+        span = range(min(row, prev), max(row, prev) + 1) if prev is not None else [row]
+        for r in span:
+            grid[r][col] = mark
+        prev = row
+
+
+def _legend(names: list[str], margin: int, width: int) -> list[str]:
+    """The legend lines: each series' marker and name, wrapped to ``width``."""
+    lines, entry = [], ""
+    for k, name in enumerate(names):
+        item = f"{MARKERS[k % len(MARKERS)]} {name}"
+        if entry and margin + 1 + len(entry) + 3 + len(item) > width:
+            lines.append(" " * (margin + 1) + entry)
+            entry = ""
+        entry = f"{entry}   {item}" if entry else item
+    lines.append(" " * (margin + 1) + entry)
+    return lines
+
+
 def line_chart(
     series: Sequence[tuple[str, Sequence[float], Sequence[float | None]]],
     *,
@@ -52,24 +92,7 @@ def line_chart(
     plot_w = max(10, width - margin - 1)
     grid = [[" "] * plot_w for _ in range(height)]
     for k, (_, xs, ys) in enumerate(series):
-        mark, prev = MARKERS[k % len(MARKERS)], None
-        for col in range(plot_w):
-            if x1 > x0:
-                x = x0 + (x1 - x0) * col / max(1, plot_w - 1)
-            elif col == plot_w // 2:  # one epoch: one point, in the middle
-                x = x0
-            else:
-                continue
-            y = _interpolate(xs, ys, x)
-            if y is None:
-                prev = None
-                continue
-            row = round((hi - y) / (hi - lo) * (height - 1))
-            # a steep stretch: fill the rows between this column's point and the last one's
-            span = range(min(row, prev), max(row, prev) + 1) if prev is not None else [row]
-            for r in span:
-                grid[r][col] = mark
-            prev = row
+        _draw(grid, xs, ys, MARKERS[k % len(MARKERS)], (x0, x1), (lo, hi))
     lines = [title]
     for r, cells in enumerate(grid):
         label = labels[0] if r == 0 else labels[2] if r == height - 1 else ""
@@ -79,12 +102,5 @@ def line_chart(
     left, right = _fmt(x0), _fmt(x1)
     axis = left + f"{x_label}".center(plot_w - len(left) - len(right)) + right
     lines.append(" " * (margin + 1) + axis)
-    entry = ""
-    for k, (name, _, _) in enumerate(series):  # the legend, wrapped to the width
-        item = f"{MARKERS[k % len(MARKERS)]} {name}"
-        if entry and margin + 1 + len(entry) + 3 + len(item) > width:
-            lines.append(" " * (margin + 1) + entry)
-            entry = ""
-        entry = f"{entry}   {item}" if entry else item
-    lines.append(" " * (margin + 1) + entry)
+    lines.extend(_legend([name for name, _, _ in series], margin, width))
     return lines
