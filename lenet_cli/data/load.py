@@ -120,6 +120,23 @@ def resolve_source(
     raise DataNotFoundError(f"no {name} data found; tried: " + "; ".join(tried), hint=fixes(name))
 
 
+def _check_request(name: str, split: str, data_dir: str | Path | None) -> None:
+    """The source, split and data directory asked for, checked before anything is read."""
+    if name not in SOURCES:
+        raise UsageError(
+            f"unknown data source {name!r}", hint="choose one of " + ", ".join(SOURCES)
+        )
+    if split not in SPLITS:
+        raise UsageError(
+            f"unknown split {split!r}", hint="use train or test (split_validation() makes val)"
+        )
+    if name == "random" and data_dir is not None:  # it would be silently ignored
+        raise UsageError(
+            f"--data-dir {data_dir} has no effect with --data random",
+            hint="drop --data-dir, or name the data set it holds with --data",
+        )
+
+
 def load_dataset(
     name: str,
     split: str,
@@ -139,20 +156,8 @@ def load_dataset(
     set); an explicitly named source never falls back. ``data_dir`` searches only that
     directory and never downloads. ``seed``/``random_size`` only matter for ``random``.
     """
-    if name not in SOURCES:
-        raise UsageError(
-            f"unknown data source {name!r}", hint="choose one of " + ", ".join(SOURCES)
-        )
-    if split not in SPLITS:
-        raise UsageError(
-            f"unknown split {split!r}", hint="use train or test (split_validation() makes val)"
-        )
+    _check_request(name, split, data_dir)
     if name == "random":
-        if data_dir is not None:  # a directory the user named would be silently ignored
-            raise UsageError(
-                f"--data-dir {data_dir} has no effect with --data random",
-                hint="drop --data-dir, or name the data set it holds with --data",
-            )
         return random_dataset(split, seed=seed, size=random_size, device=device)
     located, notice = resolve_source(
         name, data_dir=data_dir, explicit=explicit, download=download, on_event=on_event
