@@ -4,9 +4,9 @@ The handler only records the signal; the training loop saves ``last.pt`` at the 
 boundary and raises TrainingInterrupted, which the CLI turns into exit 130 (SIGINT) or 143
 (SIGTERM). A second signal stops at once.
 
-Outside training, Ctrl-C raises KeyboardInterrupt (exit 130), except inside an import: some of
-torch's imports catch it (the Ctrl-C was lost and training ran to the end) or are left half-done
-(the next import fails), so there it is delivered again a moment later, once the import is over.
+Outside training, Ctrl-C raises KeyboardInterrupt (exit 130), except while torch imports: some of
+its imports catch it (the Ctrl-C was lost and training ran to the end) or are left half-done (the
+next import fails), so there it is delivered again a moment later, once torch's import is over.
 """
 
 from __future__ import annotations
@@ -61,16 +61,17 @@ class Signals:
         self.restore()
 
 
-def _importing(frame: Any) -> bool:
+def _importing_torch(frame: Any) -> bool:
+    importing = in_torch = False
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
+        importing = importing or frame.f_code.co_filename.startswith("<frozen importlib")
+        in_torch = in_torch or frame.f_globals.get("__name__", "").split(".")[0] == "torch"
         frame = frame.f_back
-    return False
+    return importing and in_torch
 
 
 def _sigint_outside_imports(signum: int, frame: Any) -> None:
-    if _importing(frame):  # again in 50 ms, until it lands outside the import
+    if _importing_torch(frame):  # again in 50 ms, until it lands outside the import
         again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
         again.daemon = True
         again.start()
@@ -79,7 +80,7 @@ def _sigint_outside_imports(signum: int, frame: Any) -> None:
 
 
 def sigint_outside_imports() -> None:
-    """Ctrl-C as KeyboardInterrupt, but never inside an import (see above); main thread only."""
+    """Ctrl-C as KeyboardInterrupt, except inside torch's import (see above); main thread only."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _sigint_outside_imports)
 
