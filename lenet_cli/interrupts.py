@@ -32,7 +32,8 @@ class Signals:
     """Turns SIGINT/SIGTERM into a flag while training (main thread only)."""
 
     def __init__(self) -> None:
-        self.received: int | None = None
+        self.received: int | None = None  # set by the handler, in this process
+        self.stopped: int | None = None  # the signal training stopped on (all ranks agreed)
         # a data-parallel rank gets a signal twice (the terminal's and torchrun's forwarded one)
         # and must stop at the step all ranks agreed on: it does not escalate
         self.escalate = True

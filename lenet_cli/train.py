@@ -290,9 +290,11 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
     for i, (x, y, weight) in enumerate(distributed.shard(order, job)):
         if i < sums.skip:  # resuming mid-epoch: the same permutation, minus what was done
             continue
-        if job is not None:  # every rank stops at the same step
-            signals.received = distributed.agree_signal(signals.received, job, run.device)
-        if signals.received is not None:
+        # every rank stops at the same step: on the agreed signal, never overwriting the local
+        # one (a signal that lands during the all-reduce is agreed on at the next step)
+        stop = distributed.agree_signal(signals.received, job, run.device)
+        if stop is not None:
+            signals.stopped = stop
             break
         if run.first_step_at is None:
             run.first_step_at = process_age()
@@ -372,12 +374,13 @@ def train_epochs(
         epoch_gen = run.generator.get_state()  # the permutation of this epoch comes from here
         partial = run_epoch(run, rd, signals, emit, progress_interval, check_every)
         s = run.state
-        if signals.received is not None and partial:
+        if signals.stopped is not None and partial:
             path = rd.save("last.pt", run.payload(epoch_gen))
-            raise_interrupted(signals.received, s.epoch + 1, s.step, path, rd.path)
+            raise_interrupted(signals.stopped, s.epoch + 1, s.step, path, rd.path)
         yield end_epoch(run, rd, epoch_gen, partial)
-        if signals.received is not None:
-            raise_interrupted(signals.received, s.epoch + 1, s.step, rd.path / "last.pt", rd.path)
+        stop = distributed.agree_signal(signals.received, run.job, run.device)  # all ranks alike
+        if stop is not None:
+            raise_interrupted(stop, s.epoch + 1, s.step, rd.path / "last.pt", rd.path)
 
 
 def _set_up(cfg: TrainConfig, device: torch.device, emit) -> bool:

@@ -221,12 +221,16 @@ def test_two_workers_and_a_second_machine_share_one_postgres_study(tmp_path, pos
     args = ["--space", "s.toml", "--trials", "4", "--workers", "2", *FIXED, "--max-steps", "8"]
     first = sweep(*common, *args, "--out", "a", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert [t["state"] for t in json.loads(first.stdout)["trials"]] == ["complete"] * 4
+    # every trial ran to its end; the median pruner may stop one after its first epoch report
+    finished = {"complete", "pruned"}
+    states = [t["state"] for t in json.loads(first.stdout)["trials"]]
+    assert len(states) == 4 and set(states) <= finished and "complete" in states
     # "another machine": its own directory, the same study; it runs the 2 trials added
     second = sweep(*common, "--trials", "6", "--out", "b", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     doc = json.loads(second.stdout)
-    assert [t["state"] for t in doc["trials"]] == ["complete"] * 6
+    states = [t["state"] for t in doc["trials"]]
+    assert len(states) == 6 and set(states) <= finished
     dirs_a = {p.name for p in (tmp_path / "a" / "pg").glob("trial-*")}
     dirs_b = {p.name for p in (tmp_path / "b" / "pg").glob("trial-*")}
     assert len(dirs_a) == 4 and len(dirs_b) == 2 and not dirs_a & dirs_b
