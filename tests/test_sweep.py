@@ -119,7 +119,9 @@ def test_four_trials_two_workers_sqlite(tmp_path):
 def test_interrupted_sweep_resumes_its_trial(tmp_path):
     (tmp_path / "s.toml").write_text(SPACE)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = ["--space", "s.toml", "--trials", "2", "--study", "s", *FIXED, "--epochs", "6"]
+    # epochs enough that the trial is still training when the signal lands (an epoch of the
+    # tiny data takes milliseconds, and a Ctrl-C inside an import is delivered once it ends)
+    args = ["--space", "s.toml", "--trials", "2", "--study", "s", *FIXED, "--epochs", "60"]
     cmd = [sys.executable, "-m", "lenet_cli", "sweep", *args, "--batch-size", "8"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "sweeps" / "s" / "trial-000" / "metrics.jsonl"
@@ -139,8 +141,8 @@ def test_interrupted_sweep_resumes_its_trial(tmp_path):
     assert [t["state"] for t in trials] == ["fail", "complete"]
     assert trials[1]["dir"] == "trial-000" and trials[1]["params"] == trials[0]["params"]
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == list(range(1, 7))  # continued, not restarted
-    assert len(rows) > done and trials[1]["epochs"] == 6
+    assert [r["epoch"] for r in rows] == list(range(1, 61))  # continued, not restarted
+    assert len(rows) > done and trials[1]["epochs"] == 60
 
 
 def test_pruned_trial_stops_cleanly(tmp_path):
