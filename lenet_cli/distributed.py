@@ -31,6 +31,7 @@ from torch import nn
 from lenet_cli.errors import DistributedError
 
 TIMEOUT_ENV = "LENET_DIST_TIMEOUT"
+joined = False  # this process joined a process group (read by cli.main, see leave())
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ def init(d: Dist, device: torch.device) -> torch.device:
             )
         device = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(device)
+    global joined
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))
+        joined = True
     except Exception as e:  # noqa: BLE001 - a rendezvous that failed or timed out
         raise DistributedError(f"rank {d.rank} could not join the process group: {e}") from None
     return device
@@ -94,6 +97,27 @@ def init(d: Dist, device: torch.device) -> torch.device:
 def close() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave(code: int) -> None:
+    """End a process that joined a group with ``code``, skipping the interpreter's finalization.
+
+    gloo's worker threads outlive ``destroy_process_group`` (DDP's reducer still holds the group)
+    and release their last collective after it has completed; when that lands while the
+    interpreter finalizes, the release needs the GIL, the thread is made to exit and the C++
+    runtime aborts the rank ("terminate called without an active exception", SIGABRT, about 1
+    run in 40 here; a core dump showed ``ProcessGroupGloo::runLoop`` freeing an
+    ``AsyncAllreduceWork`` during ``Py_FinalizeEx``). Everything the rank writes is saved and
+    closed before this point, so it flushes its streams and exits at once.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more to say there
+            pass
+    os._exit(code)
 
 
 def wrap(net: nn.Module, device: torch.device) -> nn.Module:

@@ -239,3 +239,27 @@ def test_data_dir_that_is_a_file_says_so(tmp_path):
     f.write_text("x")
     r = run("data", "verify", "mnist", "--data-dir", str(f))
     assert r.exit_code == 4 and "not a directory" in r.stderr
+
+
+@pytest.mark.parametrize(("code", "left_with"), [(None, 0), (0, 0), (15, 15), ("boom", 1)])
+def test_a_data_parallel_rank_leaves_with_typers_exit_code(monkeypatch, capsys, code, left_with):
+    """A rank that joined a process group ends through distributed.leave (no interpreter
+    finalization, where gloo's threads can abort it) with the code Typer ends with."""
+    import types
+
+    from lenet_cli import cli, interrupts
+
+    monkeypatch.setattr(interrupts, "sigint_outside_imports", lambda: None)  # keep pytest's
+    left = []
+    fake = types.SimpleNamespace(joined=True, leave=lambda c: left.append(c) or sys.exit(c))
+    monkeypatch.setitem(sys.modules, "lenet_cli.distributed", fake)
+    monkeypatch.setattr(cli, "app", lambda **_: sys.exit(code))
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert left == [left_with]
+    assert ("boom" in capsys.readouterr().err) == (code == "boom")
+    fake.joined = False  # a plain process ends as Typer says
+    left.clear()
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert left == []

@@ -42,6 +42,20 @@ def main() -> None:
         app(prog_name="lenet")
     except KeyboardInterrupt:  # while Typer builds the command, before click's main runs
         _interrupted_while_starting()
+    except SystemExit as e:  # how Typer always ends
+        _leave_group(e)
+        raise
+
+
+def _leave_group(e: SystemExit) -> None:
+    """A data-parallel rank ends here without finalizing the interpreter (distributed.leave)."""
+    module = sys.modules.get("lenet_cli.distributed")  # imported only by a rank's `train`
+    if module is None or not module.joined:
+        return
+    if e.code is None or isinstance(e.code, int):
+        module.leave(e.code or 0)
+    sys.stderr.write(f"{e.code}\n")
+    module.leave(1)
 
 
 __all__ = ["app", "main"]
