@@ -2,9 +2,16 @@
 
 Why: on a machine where another program holds a core, PyTorch's OpenMP threads wait for each other
 at every parallel region, and a 2-thread step can be 3-17x slower than a 1-thread one; on a quiet
-machine 2 threads are ~1.6x faster. No fixed choice is right for laptops, CI runners and shared
+machine 2 threads are ~1.5x faster. No fixed choice is right for laptops, CI runners and shared
 servers, so the training loop times its own steps: a short probe of each candidate count (the
-first step after a switch is not counted: it wakes the thread pool), then the fastest is kept.
+first step after a switch is not counted: it wakes the thread pool), then the fastest is kept,
+judged by its mean time per image (throughput: one step that waited 100x for a core counts as
+the time it lost, where a median would hide it). More threads must win by ``margin`` (15%): with
+another program on the machine, a count that needs every core has bursts of waiting that a
+6-step probe can miss. Measured here with two busy processes beside 20 epochs of the bundled
+sample, four alternating rounds: 16,690 / 18,932 / 14,467 / 14,793 img/s choosing by the median
+without a margin, 23,254 / 29,603 / 21,324 / 31,621 by the mean with it, 30,700 / 24,421 /
+31,661 / 31,669 at a fixed 1 thread (docs/benchmarks.md).
 It probes again after ``recheck_s`` seconds (doubling, up to 8x, while the answer stays the same),
 and sooner when steps get much slower than they were (another program started; at most once per
 ``recheck_s``). A probe costs
@@ -32,7 +39,7 @@ def candidates(cores: int) -> list[int]:
 
 @dataclass
 class Choice:
-    """What a probe found: the chosen count, each count's median time per image, and why it ran."""
+    """What a probe found: the chosen count, each count's mean time per image, and why it ran."""
 
     threads: int
     us_per_image: dict[int, float]
@@ -45,6 +52,7 @@ class ThreadTuner:
     set_threads: Callable[[int], object]
     on_choice: Callable[[Choice], None] | None = None
     probe_steps: int = 6
+    margin: float = 0.15  # more threads are kept only when this much faster than fewer
     recheck_s: float = 5.0
     slow_factor: float = 1.8  # a step this much slower than the recent median is a slowdown...
     slow_run: int = 4  # ...when this many in a row are (one slow step is a GC pause or a blip)
@@ -97,7 +105,7 @@ class ThreadTuner:
             return
         samples = self._samples[self.current]
         samples.append(per_image)
-        done = [statistics.median(v) for c, v in self._samples.items() if c not in self._queue]
+        done = [statistics.fmean(v) for c, v in self._samples.items() if c not in self._queue]
         clearly_worse = bool(done) and per_image > 2 * min(done)  # stop paying for a bad count
         if len(samples) < self.probe_steps and not clearly_worse:
             return
@@ -105,8 +113,9 @@ class ThreadTuner:
         if self._queue:
             self._use(self._queue[0])
             return
-        medians = {c: statistics.median(s) for c, s in self._samples.items()}
-        best = min(medians, key=lambda c: (medians[c], c))  # a tie goes to fewer threads
+        means = {c: statistics.fmean(s) for c, s in self._samples.items()}
+        fastest = min(means.values())
+        best = min(c for c, m in means.items() if m <= (1 + self.margin) * fastest)
         # the same answer again: check less often (up to 8x); a new answer: as often as at first
         same = self.choices and self.choices[-1].threads == best
         self._interval = min(self._interval * 2, 8 * self.recheck_s) if same else self.recheck_s
@@ -115,7 +124,7 @@ class ThreadTuner:
         self._recent.extend(self._samples[best])  # the baseline a slowdown is measured against
         self._slow = 0
         self._settled_at = self.clock()
-        choice = Choice(best, {c: m * 1e6 for c, m in medians.items()}, self._reason)
+        choice = Choice(best, {c: m * 1e6 for c, m in means.items()}, self._reason)
         self.choices.append(choice)
         if self.on_choice is not None:
             self.on_choice(choice)

@@ -129,6 +129,31 @@ def test_a_count_that_is_far_slower_is_dropped_after_one_counted_step():
     assert m.switches == [1, 2, 1]
 
 
+def test_a_count_must_be_clearly_faster_to_take_more_threads():
+    m = Machine()
+    tuner = make(m, probe_steps=2)
+    for threads, per_image in ((1, 30e-6), (2, 28e-6)):  # 2 threads only 7% faster
+        for _ in range(3):
+            assert m.threads == threads
+            tuner.record(per_image * 64, 64)
+    assert tuner.current == 1 and tuner.choices[-1].threads == 1
+    assert abs(tuner.choices[-1].us_per_image[2] - 28) < 1e-6
+
+
+def test_a_probe_that_waited_for_a_core_counts_the_time_it_lost():
+    m = Machine()
+    tuner = make(m, probe_steps=6)
+    # 2 threads: fast in five counted steps of six, the last waited 20x for a core. Its median
+    # (19 us per image) beats 1 thread's 30 us; its mean (79 us) is what the probe cost
+    times = {1: [30e-6] * 7, 2: [19e-6] * 6 + [380e-6]}  # the first of each is not counted
+    for threads in (1, 2):
+        for per_image in times[threads]:
+            assert m.threads == threads
+            tuner.record(per_image * 64, 64)
+    assert tuner.current == 1
+    assert abs(tuner.choices[-1].us_per_image[2] - (5 * 19 + 380) / 6) < 1e-6
+
+
 def test_rechecks_that_keep_the_same_answer_come_less_often():
     m = Machine()
     tuner = make(m, recheck_s=0.01)
