@@ -264,6 +264,7 @@ def run_bench(
     use_fused, fused_note = speed.fused_choice(device, fused, compile=compile)
     if fused_note:
         _emit(on_event, event="fallback", notice=fused_note)
+    use_fused = use_fused and speed.fused_applies(build_model(arch))  # not --arch classic
     backends = speed.configure_backends(device)
     rows = _cells(
         device,

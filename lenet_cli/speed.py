@@ -96,6 +96,11 @@ def fused_choice(
     return False, f"fused CPU kernel not available ({reason}); using PyTorch's ops"
 
 
+def fused_applies(model: nn.Module) -> bool:
+    """Whether ``prepare_model(..., fused=True)`` runs ``model`` on the C kernels."""
+    return _fused.supports(model)
+
+
 def prepare_model(
     model: nn.Module,
     device: torch.device,
@@ -114,7 +119,7 @@ def prepare_model(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # only the 4-D conv weights change layout
-    run = _fused.FusedNet(model) if fused and _fused.supports(model) else model
+    run = _fused.FusedNet(model) if fused and fused_applies(model) else model
     if compile:
         run.compile()  # in place: unlike torch.compile(run), no `_orig_mod.` key prefix
     return run

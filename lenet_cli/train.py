@@ -146,9 +146,11 @@ class Run:
         fused: bool,
         job: distributed.Dist | None = None,
     ) -> None:
-        self.cfg, self.device, self.data, self.fused, self.job = cfg, device, data, fused, job
+        self.cfg, self.device, self.data, self.job = cfg, device, data, job
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model = build_model(cfg.arch)
+        # whether the C kernels run: wanted here, and a network they compute (not --arch classic)
+        self.fused = fused and speed.fused_applies(self.model)
         self.net = speed.prepare_model(
             self.model, device, channels_last=_layout(cfg, device), compile=cfg.compile, fused=fused
         )

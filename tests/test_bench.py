@@ -71,6 +71,13 @@ def test_bench_json():
     assert doc["device"] == "cpu" and doc["arch"] == "tutorial"
     assert {row["batch_size"] for row in doc["results"]} == {8, 16}
     assert "measuring" in r.stderr  # progress goes to stderr, stdout stays one JSON document
+    from lenet_cli import fused
+
+    assert doc["fused"] is (fused.status() is None)  # the C kernels, when they build
+    classic = json.loads(
+        run("bench", "--device", "cpu", *TINY, "--arch", "classic", "--json").stdout
+    )
+    assert classic["fused"] is False  # a network they do not compute: PyTorch's ops
 
 
 def test_bench_table_and_options():

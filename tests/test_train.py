@@ -47,6 +47,15 @@ def test_plain_progress_one_line_per_epoch_and_json_summary(tmp_path):
     assert env["fused_kernels"] is (fused.status() is None)  # the default: when they build
 
 
+def test_the_classic_net_says_it_runs_pytorchs_ops(tmp_path):
+    """--arch classic (5x5 with padding) is not a network the C kernels compute: env.json and
+    the start line say so, whether or not the kernels are on."""
+    result = _train(tmp_path, "--arch", "classic", "--name", "c", "--progress", "plain")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "c" / "env.json").read_text())["fused_kernels"] is False
+    assert "fused kernels" not in result.stderr
+
+
 def test_saved_config_reproduces_the_run(tmp_path):
     assert _train(tmp_path, "--epochs", "1", "--name", "a", "--lr", "0.01").exit_code == 0
     again = _train(tmp_path, "--config", str(tmp_path / "a" / "config.toml"), "--name", "b")
