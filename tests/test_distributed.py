@@ -117,3 +117,24 @@ def _is_rank1_of(proc_dir: Path, torchrun_pid: int) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return parent == torchrun_pid and b"RANK=1" in env
+
+
+def test_sigterm_to_the_nproc_launcher_stops_the_job_and_exits_143(tmp_path):
+    """`lenet train --nproc 2` alone gets SIGTERM (a scheduler or `kill PID`): torchrun and its
+    ranks stop, last.pt is saved once, and the command exits 143 as a plain run does (torchrun
+    itself exits 1 after a signal)."""
+    cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, "--nproc", "2", "--epochs", "20",
+           "--batch-size", "8", "--name", "t"]  # fmt: skip
+    log = open(tmp_path / "t.err", "w")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
+    metrics = tmp_path / "o" / "t" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to the launcher only, not its process group
+    assert proc.wait(timeout=120) == 143
+    err = (tmp_path / "t.err").read_text()
+    assert err.count("error: interrupted by SIGTERM") == 1, err
+    step = torch.load(tmp_path / "o" / "t" / "last.pt", weights_only=True)["step"]
+    assert 128 <= step < 20 * 128

@@ -201,8 +201,10 @@ def _device(cfg, job, quiet: bool):  # noqa: ANN001, ANN202 (torch types: import
 def _launch(nproc: int) -> int:
     """`lenet train --nproc N`: this very command under torchrun's launcher, on this machine.
 
-    Ctrl-C reaches torchrun and its ranks (one process group); this process only waits for
-    torchrun, whose exit status it returns.
+    Ctrl-C reaches torchrun and its ranks (one process group); a SIGTERM sent to this process
+    alone is passed on to torchrun, which stops its ranks with it. This process waits for
+    torchrun and returns its exit status, except after a signal: torchrun exits 1 then (its
+    SignalException), and this returns 130 (SIGINT) or 143 (SIGTERM) as a plain run does.
     """
     import signal
     import subprocess
@@ -217,8 +219,17 @@ def _launch(nproc: int) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc-per-node={nproc}", "-m", "lenet_cli", *rest]
     proc = subprocess.Popen(cmd)
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
+        received.append(signum)
+        if signum == signal.SIGTERM:  # Ctrl-C reached torchrun already: same process group
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait()
+        code = proc.wait()
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return 128 + received[0] if received and code != 0 else code
