@@ -31,6 +31,19 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=240)
 
 
+def _start_past_epoch_1(cmd: list[str], cwd: Path, name: str) -> subprocess.Popen:
+    """Start ``cmd`` (training run ``name``, stderr to NAME.err) and return once its first
+    epoch's metrics row is written."""
+    log = open(cwd / f"{name}.err", "w")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
+    metrics = cwd / "o" / name / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "last.pt", weights_only=True)["model"]
 
@@ -58,14 +71,7 @@ def test_sigint_stops_every_rank_and_resume_is_exact(tmp_path):
     args = ["--epochs", "3", "--batch-size", "8"]
     whole = _run(_torchrun(*args, "--name", "whole"), tmp_path)
     assert whole.returncode == 0, whole.stderr
-    log = open(tmp_path / "int.err", "w")
-    proc = subprocess.Popen(_torchrun(*args, "--name", "int"), cwd=tmp_path, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-    metrics = tmp_path / "o" / "int" / "metrics.jsonl"
-    deadline = time.monotonic() + 180
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = _start_past_epoch_1(_torchrun(*args, "--name", "int"), tmp_path, "int")
     proc.send_signal(signal.SIGINT)  # to torchrun, which forwards it to both ranks
     proc.wait(timeout=120)
     err = (tmp_path / "int.err").read_text()
@@ -91,13 +97,7 @@ def test_one_gpu_rank_on_nccl(tmp_path):
 
 def test_a_killed_rank_takes_the_other_down(tmp_path):
     cmd = _torchrun("--epochs", "20", "--batch-size", "8", "--name", "k")
-    log = open(tmp_path / "k.err", "w")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
-    metrics = tmp_path / "o" / "k" / "metrics.jsonl"
-    deadline = time.monotonic() + 180
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = _start_past_epoch_1(cmd, tmp_path, "k")
     rank1 = [
         int(d.name)
         for d in Path("/proc").iterdir()
@@ -125,13 +125,7 @@ def test_sigterm_to_the_nproc_launcher_stops_the_job_and_exits_143(tmp_path):
     itself exits 1 after a signal)."""
     cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, "--nproc", "2", "--epochs", "20",
            "--batch-size", "8", "--name", "t"]  # fmt: skip
-    log = open(tmp_path / "t.err", "w")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
-    metrics = tmp_path / "o" / "t" / "metrics.jsonl"
-    deadline = time.monotonic() + 180
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = _start_past_epoch_1(cmd, tmp_path, "t")
     proc.send_signal(signal.SIGTERM)  # to the launcher only, not its process group
     assert proc.wait(timeout=120) == 143
     err = (tmp_path / "t.err").read_text()
