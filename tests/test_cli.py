@@ -242,14 +242,19 @@ def test_data_dir_that_is_a_file_says_so(tmp_path):
 
 
 @pytest.mark.parametrize(("code", "left_with"), [(None, 0), (0, 0), (15, 15), ("boom", 1)])
-def test_a_data_parallel_rank_leaves_with_typers_exit_code(monkeypatch, capsys, code, left_with):
+def test_a_data_parallel_rank_leaves_with_typers_exit_code(
+    monkeypatch, capsys, tmp_path, code, left_with
+):
     """A rank that joined a process group ends through distributed.leave (no interpreter
-    finalization, where gloo's threads can abort it) with the code Typer ends with."""
+    finalization, where gloo's threads can abort it) with the code Typer ends with, and tells
+    that code to `lenet train --nproc` (torchrun's own is 1 whatever failed)."""
     import types
 
     from lenet_cli import cli, interrupts
 
     monkeypatch.setattr(interrupts, "sigint_outside_imports", lambda: None)  # keep pytest's
+    monkeypatch.setenv(cli.RANK_EXIT_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("RANK", "3")
     left = []
     fake = types.SimpleNamespace(joined=True, leave=lambda c: left.append(c) or sys.exit(c))
     monkeypatch.setitem(sys.modules, "lenet_cli.distributed", fake)
@@ -257,6 +262,7 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(monkeypatch, capsys, 
     with pytest.raises(SystemExit):
         cli.main()
     assert left == [left_with]
+    assert (tmp_path / "rank-3").read_text() == f"{left_with}\n"
     assert ("boom" in capsys.readouterr().err) == (code == "boom")
     fake.joined = False  # a plain process ends as Typer says
     left.clear()

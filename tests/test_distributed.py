@@ -95,28 +95,43 @@ def test_one_gpu_rank_on_nccl(tmp_path):
     assert json.loads(result.stdout)["final"]["test_acc"] > 0.5
 
 
-def test_a_killed_rank_takes_the_other_down(tmp_path):
-    cmd = _torchrun("--epochs", "20", "--batch-size", "8", "--name", "k")
+@pytest.mark.parametrize("launcher", ["torchrun", "nproc"])
+def test_a_killed_rank_takes_the_other_down(tmp_path, launcher):
+    """SIGKILL to rank 1: rank 0 says it lost its peers (exit 15, one line). torchrun itself
+    exits 1 whatever failed; `lenet train --nproc 2` exits with the rank's 15."""
+    args = ["--epochs", "20", "--batch-size", "8", "--name", "k"]
+    if launcher == "torchrun":
+        cmd = _torchrun(*args)
+    else:
+        cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, "--nproc", "2", *args]
     proc = _start_past_epoch_1(cmd, tmp_path, "k")
-    rank1 = [
-        int(d.name)
-        for d in Path("/proc").iterdir()
-        if d.name.isdigit() and _is_rank1_of(d, proc.pid)
-    ]
+    torchrun = proc.pid if launcher == "torchrun" else _children(proc.pid)[0]
+    rank1 = [pid for pid in _children(torchrun) if b"RANK=1" in _environ(pid)]
     assert len(rank1) == 1
     os.kill(rank1[0], signal.SIGKILL)
-    assert proc.wait(timeout=90) != 0  # bounded: the timeout is 30 s, a reset is at once
+    code = proc.wait(timeout=90)  # bounded: the timeout is 30 s, a reset is at once
+    assert (code == 15) if launcher == "nproc" else (code != 0)
     err = (tmp_path / "k.err").read_text()
     assert "error: rank 0 lost its peers" in err  # exit 15 with one line, not a traceback
 
 
-def _is_rank1_of(proc_dir: Path, torchrun_pid: int) -> bool:
+def _children(pid: int) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            parent = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if d.name.isdigit() and parent == pid:
+            found.append(int(d.name))
+    return found
+
+
+def _environ(pid: int) -> bytes:
     try:
-        env = (proc_dir / "environ").read_bytes().split(b"\0")
-        parent = int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    return parent == torchrun_pid and b"RANK=1" in env
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_sigterm_to_the_nproc_launcher_stops_the_job_and_exits_143(tmp_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+
+RANK_EXIT_DIR_ENV = "LENET_RANK_EXIT_DIR"  # where a rank of `lenet train --nproc` writes its code
 
 
 def _interrupted_while_starting() -> None:
@@ -48,14 +52,22 @@ def main() -> None:
 
 
 def _leave_group(e: SystemExit) -> None:
-    """A data-parallel rank ends here without finalizing the interpreter (distributed.leave)."""
+    """A data-parallel rank ends here: its exit code told to `lenet train --nproc` (which
+    started it through torchrun, whose own code is 1 whatever failed), then, once it joined a
+    process group, an exit without finalizing the interpreter (distributed.leave)."""
+    code = e.code if e.code is None or isinstance(e.code, int) else 1
+    tell = os.environ.get(RANK_EXIT_DIR_ENV)
+    if tell and os.environ.get("RANK", "").isdigit():
+        try:
+            (Path(tell) / f"rank-{os.environ['RANK']}").write_text(f"{code or 0}\n")
+        except OSError:  # the launcher falls back to torchrun's code
+            pass
     module = sys.modules.get("lenet_cli.distributed")  # imported only by a rank's `train`
     if module is None or not module.joined:
         return
-    if e.code is None or isinstance(e.code, int):
-        module.leave(e.code or 0)
-    sys.stderr.write(f"{e.code}\n")
-    module.leave(1)
+    if code != e.code:  # a message as the exit "code": said, as SystemExit would
+        sys.stderr.write(f"{e.code}\n")
+    module.leave(code or 0)
 
 
 __all__ = ["app", "main"]

@@ -202,13 +202,17 @@ def _launch(nproc: int) -> int:
     """`lenet train --nproc N`: this very command under torchrun's launcher, on this machine.
 
     Ctrl-C reaches torchrun and its ranks (one process group); a SIGTERM sent to this process
-    alone is passed on to torchrun, which stops its ranks with it. This process waits for
-    torchrun and returns its exit status, except after a signal: torchrun exits 1 then (its
-    SignalException), and this returns 130 (SIGINT) or 143 (SIGTERM) as a plain run does.
+    alone is passed on to torchrun, which stops its ranks with it. torchrun exits 1 whatever
+    failed, so the ranks write their exit codes into a temporary directory (cli._leave_group)
+    and this returns what a plain run would have: 130 / 143 after a signal, else the lowest
+    rank's failing code (15 for a rank that lost its peers), else torchrun's own.
     """
-    import signal
-    import subprocess
+    import os
+    import shutil
     import sys
+    import tempfile
+
+    from lenet_cli.cli import RANK_EXIT_DIR_ENV
 
     rest, skip = [], False
     for arg in sys.argv[1:]:
@@ -218,7 +222,27 @@ def _launch(nproc: int) -> int:
         rest.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc-per-node={nproc}", "-m", "lenet_cli", *rest]
-    proc = subprocess.Popen(cmd)
+    codes = Path(tempfile.mkdtemp(prefix="lenet-ranks-"))
+    try:
+        code, received = _run_torchrun(cmd, {**os.environ, RANK_EXIT_DIR_ENV: str(codes)})
+        told = {f.name[5:]: f.read_text().strip() for f in codes.glob("rank-*")}
+    finally:
+        shutil.rmtree(codes, ignore_errors=True)
+    if code == 0:
+        return 0
+    if received:
+        return 128 + received[0]
+    ranks = sorted((int(r), int(c)) for r, c in told.items() if r.isdigit() and c.isdigit())
+    failed = [c for _, c in ranks if c != 0]
+    return failed[0] if failed else code
+
+
+def _run_torchrun(cmd: list[str], env: dict[str, str]) -> tuple[int, list[int]]:
+    """torchrun's exit code, and the signals this process received (SIGTERM passed on)."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env)
     received: list[int] = []
 
     def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
@@ -228,8 +252,7 @@ def _launch(nproc: int) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = proc.wait()
+        return proc.wait(), received
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    return 128 + received[0] if received and code != 0 else code
