@@ -147,3 +147,11 @@ def test_sigterm_to_the_nproc_launcher_stops_the_job_and_exits_143(tmp_path):
     assert err.count("error: interrupted by SIGTERM") == 1, err
     step = torch.load(tmp_path / "o" / "t" / "last.pt", weights_only=True)["step"]
     assert 128 <= step < 20 * 128
+
+
+def test_a_bad_option_with_nproc_is_one_message_before_any_rank_starts(tmp_path):
+    cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, "--nproc", "2", "--lr", "-1"]
+    result = _run(cmd, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --lr must be positive, got -1.0"  # no torchrun output
+    assert not (tmp_path / "o").exists()

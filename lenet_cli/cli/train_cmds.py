@@ -140,12 +140,14 @@ def train_cmd(
 
     from lenet_cli.plan import plan_run
 
-    if nproc is not None and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_launch(nproc))
+    # options, config and resume rules are checked here, before `--nproc` starts any rank: a
+    # mistake is one message from this process, not one per rank and torchrun's traceback
     plan = plan_run(config, flags, resume, restart_schedule)
     if print_config:
         ui.render_config(plan.config_lines())
         return
+    if nproc is not None and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch(nproc))
     from lenet_cli import distributed
     from lenet_cli.interrupts import TrainingInterrupted
     from lenet_cli.train import train
