@@ -269,3 +269,22 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(
     with pytest.raises(SystemExit):
         cli.main()
     assert left == []
+
+
+@pytest.mark.parametrize(
+    ("torchrun", "received", "told", "expected"),
+    [
+        (0, [], {"0": "0", "1": "0"}, 0),
+        (1, [15], {"0": "143", "1": "143"}, 143),  # SIGTERM to the launcher, passed on
+        (1, [2], {"0": "130"}, 130),  # Ctrl-C
+        (1, [], {"0": "15"}, 15),  # rank 1 was killed outright: rank 0 lost its peers
+        (1, [], {"0": "143", "1": "9"}, 9),  # rank 1 failed, torchrun then stopped rank 0
+        (1, [], {"1": "2", "0": "15"}, 15),  # the lowest failing rank
+        (1, [], {}, 1),  # no rank said anything: torchrun's code
+        (1, [], {"0": "x", "y": "4"}, 1),  # unreadable files are ignored
+    ],
+)
+def test_nproc_exits_with_what_a_plain_run_would(torchrun, received, told, expected):
+    from lenet_cli.cli.train_cmds import job_exit
+
+    assert job_exit(torchrun, received, told) == expected

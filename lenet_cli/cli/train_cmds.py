@@ -206,8 +206,7 @@ def _launch(nproc: int) -> int:
     Ctrl-C reaches torchrun and its ranks (one process group); a SIGTERM sent to this process
     alone is passed on to torchrun, which stops its ranks with it. torchrun exits 1 whatever
     failed, so the ranks write their exit codes into a temporary directory (cli._leave_group)
-    and this returns what a plain run would have: 130 / 143 after a signal, else the lowest
-    rank's failing code (15 for a rank that lost its peers), else torchrun's own.
+    and this returns what a plain run would have (``job_exit``).
     """
     import os
     import shutil
@@ -230,13 +229,20 @@ def _launch(nproc: int) -> int:
         told = {f.name[5:]: f.read_text().strip() for f in codes.glob("rank-*")}
     finally:
         shutil.rmtree(codes, ignore_errors=True)
-    if code == 0:
+    return job_exit(code, received, told)
+
+
+def job_exit(torchrun: int, received: list[int], told: dict[str, str]) -> int:
+    """`--nproc`'s exit code from torchrun's, the signals this process got and the codes the
+    ranks wrote ({rank: code}, as text): what a plain run would have exited with. A rank that
+    torchrun stopped with SIGTERM after another failed exits 143; the other's code is the cause."""
+    if torchrun == 0:
         return 0
     if received:
         return 128 + received[0]
     ranks = sorted((int(r), int(c)) for r, c in told.items() if r.isdigit() and c.isdigit())
-    failed = [c for _, c in ranks if c != 0]
-    return failed[0] if failed else code
+    failed = sorted((c for _, c in ranks if c != 0), key=lambda c: c in (130, 143))  # stable
+    return failed[0] if failed else torchrun
 
 
 def _run_torchrun(cmd: list[str], env: dict[str, str]) -> tuple[int, list[int]]:
