@@ -19,6 +19,7 @@ launcher on this machine); ``from_env`` reads the variables torchrun sets. The d
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lenet_cli.errors import DistributedError
+from lenet_cli.errors import DistributedError, UsageError
 
 TIMEOUT_ENV = "LENET_DIST_TIMEOUT"
 joined = False  # this process joined a process group (read by cli.main, see leave())
@@ -68,10 +69,14 @@ def from_env() -> Dist | None:
 
 
 def timeout_s() -> float:
+    text = os.environ.get(TIMEOUT_ENV, "60")
     try:
-        return float(os.environ.get(TIMEOUT_ENV, "60"))
+        seconds = float(text)
     except ValueError:
-        raise DistributedError(f"{TIMEOUT_ENV} must be a number of seconds") from None
+        seconds = math.nan
+    if not (0 < seconds < math.inf):
+        raise UsageError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def init(d: Dist, device: torch.device) -> torch.device:
@@ -86,8 +91,9 @@ def init(d: Dist, device: torch.device) -> torch.device:
         device = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(device)
     global joined
+    timeout = timedelta(seconds=timeout_s())  # a bad value: said as such, not "could not join"
     try:
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))
+        dist.init_process_group(backend, timeout=timeout)
         joined = True
     except Exception as e:  # noqa: BLE001 - a rendezvous that failed or timed out
         raise DistributedError(f"rank {d.rank} could not join the process group: {e}") from None
@@ -114,7 +120,8 @@ def leave(code: int) -> None:
 
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with that stream closed (`>&-`)
+                stream.flush()
         except (OSError, ValueError):  # a closed or broken pipe: nothing more to say there
             pass
     os._exit(code)

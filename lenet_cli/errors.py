@@ -7,6 +7,8 @@ The codes are documented in README.md; keep the two in step.
 
 from __future__ import annotations
 
+import os
+
 
 class LenetError(Exception):
     """Base class: a problem the user can act on. Never a bug."""
@@ -109,3 +111,10 @@ class DistributedError(LenetError):
 # Exit codes for signals follow the shell convention 128 + signal number.
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+
+
+def other_rank() -> bool:
+    """This process is a data-parallel rank other than rank 0 (torchrun sets RANK and
+    WORLD_SIZE). Rank 0 reports what every rank meets alike (a bad option, a missing device, a
+    Ctrl-C), so the others say only what is theirs: that they lost their peers."""
+    return "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0"

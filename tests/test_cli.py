@@ -282,9 +282,33 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(
         (1, [], {"1": "2", "0": "15"}, 15),  # the lowest failing rank
         (1, [], {}, 1),  # no rank said anything: torchrun's code
         (1, [], {"0": "x", "y": "4"}, 1),  # unreadable files are ignored
+        (1, [2], {"0": "0", "1": "0"}, 0),  # Ctrl-C after both ranks had finished
+        (1, [2], {"0": "0"}, 130),  # ... and before rank 1 had
     ],
 )
 def test_nproc_exits_with_what_a_plain_run_would(torchrun, received, told, expected):
     from lenet_cli.cli.train_cmds import job_exit
 
-    assert job_exit(torchrun, received, told) == expected
+    assert job_exit(torchrun, received, told, 2) == expected
+
+
+@pytest.mark.parametrize(("rank", "said"), [("0", True), ("1", False)])
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_rank_0_says_what_every_rank_meets(monkeypatch, rank, said):
+    """Under torchrun every rank meets a missing device alike: rank 0 says it, once."""
+    for name, value in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}.items():
+        monkeypatch.setenv(name, value)
+    r = run("train", "--data", "random", "--device", "cuda", "--epochs", "1")
+    assert r.exit_code == 3
+    assert ("cuda" in r.stderr) is said
+
+
+def test_every_rank_says_it_lost_its_peers(monkeypatch):
+    from lenet_cli.errors import DistributedError, other_rank
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert other_rank()
+    r = run("train", "--data", "random", "--epochs", "1")  # LOCAL_RANK missing
+    assert r.exit_code == DistributedError.exit_code
+    assert "rank variables" in r.stderr

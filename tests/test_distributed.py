@@ -134,17 +134,18 @@ def _environ(pid: int) -> bytes:
         return b""
 
 
-def test_sigterm_to_the_nproc_launcher_stops_the_job_and_exits_143(tmp_path):
-    """`lenet train --nproc 2` alone gets SIGTERM (a scheduler or `kill PID`): torchrun and its
-    ranks stop, last.pt is saved once, and the command exits 143 as a plain run does (torchrun
-    itself exits 1 after a signal)."""
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_the_nproc_launcher_alone_stops_the_job(tmp_path, sig, code):
+    """`lenet train --nproc 2` alone gets SIGTERM or SIGINT (a scheduler, `kill PID`): torchrun
+    and its ranks stop, last.pt is saved once, and the command exits 143 / 130 as a plain run
+    does (torchrun itself exits 1 after a signal)."""
     cmd = [sys.executable, "-m", "lenet_cli", "train", *TRAIN, "--nproc", "2", "--epochs", "20",
            "--batch-size", "8", "--name", "t"]  # fmt: skip
     proc = _start_past_epoch_1(cmd, tmp_path, "t")
-    proc.send_signal(signal.SIGTERM)  # to the launcher only, not its process group
-    assert proc.wait(timeout=120) == 143
+    proc.send_signal(sig)  # to the launcher only, not its process group
+    assert proc.wait(timeout=120) == code
     err = (tmp_path / "t.err").read_text()
-    assert err.count("error: interrupted by SIGTERM") == 1, err
+    assert err.count("error: interrupted by SIG") == 1, err
     step = torch.load(tmp_path / "o" / "t" / "last.pt", weights_only=True)["step"]
     assert 128 <= step < 20 * 128
 

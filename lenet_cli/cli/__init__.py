@@ -11,8 +11,12 @@ RANK_EXIT_DIR_ENV = "LENET_RANK_EXIT_DIR"  # where a rank of `lenet train --npro
 
 def _interrupted_while_starting() -> None:
     """Ctrl-C while the command modules import (the first second): exit 130 with one line, as
-    during a command, instead of a KeyboardInterrupt traceback. Rich is not imported yet."""
-    sys.stderr.write("error: interrupted\n")
+    during a command, instead of a KeyboardInterrupt traceback. Rich is not imported yet. A
+    data-parallel rank other than 0 leaves the line to rank 0."""
+    from lenet_cli.errors import other_rank
+
+    if not other_rank():
+        sys.stderr.write("error: interrupted\n")
     raise SystemExit(130) from None
 
 

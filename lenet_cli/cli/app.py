@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from lenet_cli import __version__
 from lenet_cli.config import Arch
-from lenet_cli.errors import LenetError
+from lenet_cli.errors import DistributedError, LenetError, other_rank
 
 _state = {"debug": False}
 # Typer's (vendored click's) UsageError, reached through Typer's public BadParameter: a bad
@@ -84,12 +84,14 @@ class LenetGroup(TyperGroup):
         except LenetError as e:
             if _debug():
                 raise
-            ui.error_line(str(e))
+            if not other_rank() or isinstance(e, DistributedError):
+                ui.error_line(str(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             if _debug():
                 raise
-            ui.error_line("interrupted")
+            if not other_rank():
+                ui.error_line("interrupted")
             raise typer.Exit(130) from None
         except _ParseError as e:  # a subcommand's options and arguments
             if type(e).__name__ == "NoArgsIsHelpError" or _debug():

@@ -203,10 +203,10 @@ def _device(cfg, job, quiet: bool):  # noqa: ANN001, ANN202 (torch types: import
 def _launch(nproc: int) -> int:
     """`lenet train --nproc N`: this very command under torchrun's launcher, on this machine.
 
-    Ctrl-C reaches torchrun and its ranks (one process group); a SIGTERM sent to this process
-    alone is passed on to torchrun, which stops its ranks with it. torchrun exits 1 whatever
-    failed, so the ranks write their exit codes into a temporary directory (cli._leave_group)
-    and this returns what a plain run would have (``job_exit``).
+    A terminal's Ctrl-C reaches torchrun and its ranks (one process group); SIGINT and SIGTERM
+    sent to this process alone are passed on to torchrun, which stops its ranks. torchrun exits
+    1 whatever failed, so the ranks write their exit codes into a temporary directory
+    (cli._leave_group) and this returns what a plain run would have (``job_exit``).
     """
     import os
     import shutil
@@ -229,14 +229,17 @@ def _launch(nproc: int) -> int:
         told = {f.name[5:]: f.read_text().strip() for f in codes.glob("rank-*")}
     finally:
         shutil.rmtree(codes, ignore_errors=True)
-    return job_exit(code, received, told)
+    if code != 0 and received and not told:  # stopped before any rank could say so
+        ui.error_line("interrupted")
+    return job_exit(code, received, told, nproc)
 
 
-def job_exit(torchrun: int, received: list[int], told: dict[str, str]) -> int:
+def job_exit(torchrun: int, received: list[int], told: dict[str, str], ranks_n: int) -> int:
     """`--nproc`'s exit code from torchrun's, the signals this process got and the codes the
-    ranks wrote ({rank: code}, as text): what a plain run would have exited with. A rank that
-    torchrun stopped with SIGTERM after another failed exits 143; the other's code is the cause."""
-    if torchrun == 0:
+    ranks wrote ({rank: code}, as text): what a plain run would have exited with. A signal that
+    came after every rank finished (all said 0) changes nothing; a rank that torchrun stopped
+    with SIGTERM after another failed exits 143, and the other's code is the cause."""
+    if torchrun == 0 or (len(told) == ranks_n and all(c == "0" for c in told.values())):
         return 0
     if received:
         return 128 + received[0]
@@ -246,21 +249,27 @@ def job_exit(torchrun: int, received: list[int], told: dict[str, str]) -> int:
 
 
 def _run_torchrun(cmd: list[str], env: dict[str, str]) -> tuple[int, list[int]]:
-    """torchrun's exit code, and the signals this process received (SIGTERM passed on)."""
+    """torchrun's exit code, and the signals this process received (each passed on).
+
+    The handler is in place before torchrun starts: a signal that lands while it starts (before
+    its own handlers, or between fork and exec, where it would be lost) is passed on after."""
     import signal
     import subprocess
 
-    proc = subprocess.Popen(cmd, env=env)
     received: list[int] = []
+    procs: list[subprocess.Popen] = []
 
     def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
         received.append(signum)
-        if signum == signal.SIGTERM:  # Ctrl-C reached torchrun already: same process group
-            proc.send_signal(signum)
+        if procs:  # also a terminal's Ctrl-C, which reached torchrun too: it takes two
+            procs[0].send_signal(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait(), received
+        procs.append(subprocess.Popen(cmd, env=env))
+        if received:  # while it started: it may not have seen it
+            procs[0].send_signal(received[0])
+        return procs[0].wait(), received
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
