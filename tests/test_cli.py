@@ -284,6 +284,8 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(
         (1, [], {"0": "x", "y": "4"}, 1),  # unreadable files are ignored
         (1, [2], {"0": "0", "1": "0"}, 0),  # Ctrl-C after both ranks had finished
         (1, [2], {"0": "0"}, 130),  # ... and before rank 1 had
+        (1, [], {"0": "143"}, 15),  # rank 1 killed outright; torchrun then stopped rank 0
+        (1, [], {"0": "143", "1": "143"}, 143),  # SIGTERM sent to the ranks themselves
     ],
 )
 def test_nproc_exits_with_what_a_plain_run_would(torchrun, received, told, expected):

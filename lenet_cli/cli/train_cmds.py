@@ -237,15 +237,24 @@ def _launch(nproc: int) -> int:
 def job_exit(torchrun: int, received: list[int], told: dict[str, str], ranks_n: int) -> int:
     """`--nproc`'s exit code from torchrun's, the signals this process got and the codes the
     ranks wrote ({rank: code}, as text): what a plain run would have exited with. A signal that
-    came after every rank finished (all said 0) changes nothing; a rank that torchrun stopped
-    with SIGTERM after another failed exits 143, and the other's code is the cause."""
+    came after every rank finished (all said 0) changes nothing. A rank that torchrun stopped
+    with SIGTERM after another failed exits 143: the other's code is the cause, and when that
+    rank said nothing (killed outright) the job lost a rank, exit 15. Every rank stopped by a
+    signal sent to them (not to this process) is the signal's code."""
+    from lenet_cli.errors import DistributedError
+
     if torchrun == 0 or (len(told) == ranks_n and all(c == "0" for c in told.values())):
         return 0
     if received:
         return 128 + received[0]
     ranks = sorted((int(r), int(c)) for r, c in told.items() if r.isdigit() and c.isdigit())
-    failed = sorted((c for _, c in ranks if c != 0), key=lambda c: c in (130, 143))  # stable
-    return failed[0] if failed else torchrun
+    failed = [c for _, c in ranks if c != 0]
+    cause = [c for c in failed if c not in (130, 143)]
+    if cause:
+        return cause[0]
+    if failed:
+        return failed[0] if len(ranks) == ranks_n else DistributedError.exit_code
+    return torchrun
 
 
 def _run_torchrun(cmd: list[str], env: dict[str, str]) -> tuple[int, list[int]]:
