@@ -69,6 +69,12 @@ def load(data_dir: Path):
 # ---- the peers, each run as `python peers.py --peer NAME` in its own process ----------------
 
 
+def _result(params: int, train_images: int, train_s: float, accuracy: float) -> dict:
+    """What every peer reports (its parameter count is checked against PARAMS)."""
+    return {"params": params, "train_images": train_images, "train_s": train_s,
+            "accuracy": accuracy}  # fmt: skip
+
+
 def run_torch(args, compiled: bool) -> dict:
     import torch
     import torch.nn.functional as F
@@ -116,12 +122,7 @@ def run_torch(args, compiled: bool) -> dict:
                 for x, y in zip(xte.split(1000), yte.split(1000), strict=True)
             )
         acc = correct / len(yte)
-    return {
-        "params": params,
-        "train_images": args.epochs * len(ytr),
-        "train_s": train_s,
-        "accuracy": acc,
-    }
+    return _result(params, args.epochs * len(ytr), train_s, acc)
 
 
 def run_keras(args) -> dict:
@@ -163,12 +164,8 @@ def run_keras(args) -> dict:
         xtr[..., None], ytr, batch_size=64, epochs=args.epochs, shuffle=True, verbose=0,
         validation_data=(xte[..., None], yte), validation_batch_size=1000, callbacks=[Clock()],
     )  # fmt: skip
-    return {
-        "params": model.count_params(),
-        "train_images": args.epochs * len(ytr),
-        "train_s": Clock.train_s,
-        "accuracy": float(history.history["val_accuracy"][-1]),
-    }
+    accuracy = float(history.history["val_accuracy"][-1])
+    return _result(model.count_params(), args.epochs * len(ytr), Clock.train_s, accuracy)
 
 
 def run_jax(args) -> dict:
@@ -222,12 +219,7 @@ def run_jax(args) -> dict:
             for i in range(0, len(yte), 1000)
         ) / len(yte)
     count = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
-    return {
-        "params": count,
-        "train_images": args.epochs * len(ytr),
-        "train_s": train_s,
-        "accuracy": acc,
-    }
+    return _result(count, args.epochs * len(ytr), train_s, acc)
 
 
 def run_peer(args) -> dict:
