@@ -152,7 +152,11 @@ class Run:
         # whether the C kernels run: wanted here, and a network they compute (not --arch classic)
         self.fused = fused and speed.fused_applies(self.model)
         self.net = speed.prepare_model(
-            self.model, device, channels_last=_layout(cfg, device), compile=cfg.compile, fused=fused
+            self.model,
+            device,
+            channels_last=_layout(cfg, device),
+            compile=cfg.compile,
+            fused=self.fused,
         )
         # what trains: DistributedDataParallel around it in a data-parallel job
         self.train_net = distributed.wrap(self.net, device) if job else self.net

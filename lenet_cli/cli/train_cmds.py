@@ -149,7 +149,6 @@ def train_cmd(
     if nproc is not None and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch(nproc))
     from lenet_cli import distributed
-    from lenet_cli.interrupts import TrainingInterrupted
     from lenet_cli.train import train
 
     job = distributed.from_env()  # a rank of torchrun's job, or None
@@ -165,10 +164,6 @@ def train_cmd(
             progress_interval=0.2 if render.mode == "rich" else None,
             job=job,
         )
-    except TrainingInterrupted as e:
-        if quiet:  # rank 0 says it once
-            raise typer.Exit(e.exit_code) from None
-        raise
     except RuntimeError as e:  # in a job: a rank that died takes this one down (exit 15)
         failure = distributed.peer_failure(e) if job is not None else None
         if failure is None:
