@@ -39,6 +39,7 @@ from lenet_cli.data import Dataset, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.errors import UsageError
 from lenet_cli.evaluate import evaluate_tensors
+from lenet_cli.fused_step import FusedStep, why_not
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.metrics import RunState, env_info, now
@@ -171,6 +172,12 @@ class Run:
             weight_decay=cfg.weight_decay,
             lean=not cfg.compile,  # torch.compile needs torch._dynamo anyway
         )
+        # the whole step as one C call where it applies (fused_step.py), else train_step
+        self.fast_step = None
+        if not why_not(self.net, self.optimizer, cfg.loss, precision=cfg.precision,
+                       scaled=self.scaler.is_enabled(), compiled=cfg.compile,
+                       data_parallel=job is not None):  # fmt: skip
+            self.fast_step = FusedStep(self.net, self.optimizer, cfg.loss, cfg.label_smoothing)
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
         self.state = RunState()
         self.scheduler = self._scheduler()
@@ -305,16 +312,19 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
         if run.first_step_at is None:
             run.first_step_at = process_age()
         started = time.perf_counter()
-        loss, hits = train_step(
-            run.train_net,
-            run.optimizer,
-            run.loss_fn,
-            x,
-            y,
-            precision=cfg.precision,
-            scaler=run.scaler,
-            weight=weight,
-        )
+        if run.fast_step is not None:
+            loss, hits = run.fast_step(x, y)
+        else:
+            loss, hits = train_step(
+                run.train_net,
+                run.optimizer,
+                run.loss_fn,
+                x,
+                y,
+                precision=cfg.precision,
+                scaler=run.scaler,
+                weight=weight,
+            )
         if run.tuner is not None:  # CPU steps are synchronous: this is the step's own time
             run.tuner.record(time.perf_counter() - started, int(y.shape[0]))
         run.scheduler.step()

@@ -17,6 +17,7 @@
 
    The vectors are GCC's vector extensions (16 floats), so the file builds for any target; with
    -march=native on an AVX-512 CPU each is one register. */
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #define LANES 16
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v4 __attribute__((vector_size(16)));
 typedef int vi16 __attribute__((vector_size(64)));
 
 static void *alloc64(size_t bytes) { /* v16 needs 64-byte alignment */
@@ -38,6 +40,12 @@ static inline v16 ld16(const float *p) {
     return v;
 }
 static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline void add4(float *p, v4 v) { /* p[0..3] += v */
+    v4 r;
+    memcpy(&r, p, sizeof r);
+    r += v;
+    memcpy(p, &r, sizeof r);
+}
 static inline v16 sel16(vi16 m, v16 a, v16 b) { return (v16)(((vi16)a & m) | ((vi16)b & ~m)); }
 typedef unsigned char vb16 __attribute__((vector_size(16)));
 
@@ -247,39 +255,71 @@ static void put1(const double *rows, int threads, size_t n_row, int C, int K, fl
    [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out [N,16,Ho,Wo] (so that
    flattening it for fc1 is a view); idx [N,Ho,Wo,16]. */
 #define MAXCIN 16 /* input channels of the second block (check_args) */
+#define MAXWIN 128 /* pool windows of a 3x3 second block: inputs of at most 31 rows (H <= 64)
+                     and 16 columns (check_args) give 14 x 7 */
 #define MAXK 15   /* its kernel size: input rows of at most 16 and K < side (check_args).
                      The backward's accumulator arrays have these fixed sizes rather than
                      K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
                      (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
 
-/* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16]. Not inlined: GCC compiles it
-   better on its own (inlined into lenet_forward: 5 us per image instead of 2.6). */
-static __attribute__((noinline)) void fwd16_image(
+/* NW (1 or 2) neighbouring pool windows (i, j..j+NW-1) of one image: four FMA chains each, so
+   that two windows keep eight chains in flight (four alone wait on the FMA's latency), and
+   each weight vector loaded serves both. */
+static inline __attribute__((always_inline)) void fwd16_windows(
+    const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
+    uint8_t *restrict in_, int i, int j, int W, int HW, int Wo, int HoWo, const int Cin,
+    const int K, const int NW) {
+    v16 q[2][4];
+    for (int w = 0; w < NW; w++)
+        for (int p = 0; p < 4; p++) q[w][p] = bias;
+    for (int ki = 0; ki < K; ki++)
+        for (int kj = 0; kj < K; kj++) {
+            const float *restrict yp = yn + (2 * i + ki) * W + 2 * j + kj;
+            const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
+            for (int c = 0; c < Cin; c++) {
+                const v16 wv = ld16(wp + c * 16);
+                const float *restrict yc = yp + c * HW;
+                for (int w = 0; w < NW; w++) {
+                    q[w][0] += yc[2 * w] * wv;
+                    q[w][1] += yc[2 * w + 1] * wv;
+                    q[w][2] += yc[2 * w + W] * wv;
+                    q[w][3] += yc[2 * w + W + 1] * wv;
+                }
+            }
+        }
+    for (int w = 0; w < NW; w++) {
+        vi16 at;
+        const v16 v = pool_relu(q[w], &at);
+        for (int o = 0; o < 16; o++) on[o * HoWo + i * Wo + j + w] = v[o];
+        const vb16 a8 = __builtin_convertvector(at, vb16);
+        memcpy(in_ + (i * Wo + j + w) * 16, &a8, sizeof a8);
+    }
+}
+
+/* One image yn [Cin,H,W] -> on [16,Ho,Wo], in_ [Ho,Wo,16], two windows at a time. */
+static inline __attribute__((always_inline)) void fwd16_body(
     const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
     uint8_t *restrict in_, int H, int W, const int Cin, const int K) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, HW = H * W, HoWo = Ho * Wo;
-    for (int i = 0; i < Ho; i++)
-        for (int j = 0; j < Wo; j++) { /* a pool window's four positions, four chains */
-            v16 q[4] = {bias, bias, bias, bias};
-            for (int ki = 0; ki < K; ki++)
-                for (int kj = 0; kj < K; kj++) {
-                    const float *restrict yp = yn + (2 * i + ki) * W + 2 * j + kj;
-                    const float *restrict wp = wt + (ki * K + kj) * Cin * 16;
-                    for (int c = 0; c < Cin; c++) {
-                        const v16 wv = ld16(wp + c * 16);
-                        const float *restrict yc = yp + c * HW;
-                        q[0] += yc[0] * wv;
-                        q[1] += yc[1] * wv;
-                        q[2] += yc[W] * wv;
-                        q[3] += yc[W + 1] * wv;
-                    }
-                }
-            vi16 at;
-            const v16 v = pool_relu(q, &at);
-            for (int o = 0; o < 16; o++) on[o * HoWo + i * Wo + j] = v[o];
-            const vb16 a8 = __builtin_convertvector(at, vb16);
-            memcpy(in_ + (i * Wo + j) * 16, &a8, sizeof a8);
-        }
+    for (int i = 0; i < Ho; i++) {
+        int j = 0;
+        for (; j + 2 <= Wo; j += 2)
+            fwd16_windows(yn, wt, bias, on, in_, i, j, W, HW, Wo, HoWo, Cin, K, 2);
+        if (j < Wo) fwd16_windows(yn, wt, bias, on, in_, i, j, W, HW, Wo, HoWo, Cin, K, 1);
+    }
+}
+
+/* fwd16_body with LeNet's sizes as constants, else generic. Not inlined into its caller: GCC
+   compiles it better on its own (inlined into lenet_forward: 5 us per image instead of 2.6). */
+static __attribute__((noinline)) void fwd16_image(
+    const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
+    uint8_t *restrict in_, int H, int W, const int Cin, const int K) {
+    if (Cin == 6 && K == 3)
+        fwd16_body(yn, wt, bias, on, in_, H, W, 6, 3);
+    else if (Cin == 6 && K == 5)
+        fwd16_body(yn, wt, bias, on, in_, H, W, 6, 5);
+    else
+        fwd16_body(yn, wt, bias, on, in_, H, W, Cin, K);
 }
 
 /* The second block's backward, from g = dLoss/dout [16,Ho,Wo] of one image: gy [Cin,H,W] and
@@ -292,12 +332,14 @@ static __attribute__((noinline)) void fwd16_image(
 static inline __attribute__((always_inline)) void bwd16_image(
     const float *restrict yn, const float *restrict wt, const float *restrict gn,
     const float *restrict on, const uint8_t *restrict in_, float *restrict gyn,
-    double *restrict gw, double *restrict gb, v16 *restrict GC, float *restrict GCt, int H,
-    int W, const int Cin, const int K) {
+    double *restrict gw, double *restrict gb, v16 *restrict GC, float *restrict GCt,
+    const float *restrict WS, int H, int W, const int Cin, const int K) {
     const int Ho = (H - K + 1) / 2, Wo = (W - K + 1) / 2, P = 2 * Ho, Q = 2 * Wo;
     const v16 zero = {0};
-    const int HoWo = Ho * Wo;
-    memset(GCt, 0, sizeof(float) * 16 * P * 16);
+    const int HoWo = Ho * Wo, sparse = WS != NULL;
+    v16 gwin[MAXWIN];  /* with WS: each window's gradient and argmax, for the input gradient */
+    vi16 awin[MAXWIN];
+    if (!sparse) memset(GCt, 0, sizeof(float) * 16 * P * 16);
     v16 gbacc = zero;
     /* the conv output's gradient: at each window's first maximum, where ReLU let it by */
     for (int i = 0; i < Ho; i++)
@@ -312,11 +354,13 @@ static inline __attribute__((always_inline)) void bwd16_image(
             }
             gv = sel16(ov > zero, gv, zero); /* ReLU's mask */
             gbacc += gv;
+            if (sparse) gwin[k] = gv, awin[k] = at;
             for (int p = 0; p < 4; p++) {
                 const int r = 2 * i + (p >> 1), q = 2 * j + (p & 1);
                 const v16 gp = sel16(at == p, gv, zero);
                 GC[r * Q + q] = gp;
-                for (int o = 0; o < 16; o++) GCt[(o * P + r) * 16 + q] = gp[o];
+                if (!sparse)
+                    for (int o = 0; o < 16; o++) GCt[(o * P + r) * 16 + q] = gp[o];
             }
         }
     /* weight gradient: gw[ki,kj,c,:] = sum over (r,q) of y[c, r+ki, q+kj] * GC[r,q,:] */
@@ -332,6 +376,29 @@ static inline __attribute__((always_inline)) void bwd16_image(
             }
         for (int a = 0; a < K * Cin; a++)
             for (int o = 0; o < 16; o++) gw[(ki * K * Cin + a) * 16 + o] += acc[a][o];
+    }
+    if (sparse) { /* 3x3 kernels: a window's 4x4 input patch per channel is one vector */
+        memset(gyn, 0, sizeof(float) * Cin * H * W);
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                const int k = i * Wo + j;
+                v16 acc[MAXCIN];
+                for (int c = 0; c < Cin; c++) acc[c] = zero;
+                for (int o = 0; o < 16; o++) { /* channel o's one position in the window */
+                    const float g = gwin[k][o];
+                    const float *restrict ws = WS + ((size_t)awin[k][o] * 16 + o) * Cin * 16;
+                    for (int c = 0; c < Cin; c++) acc[c] += g * ld16(ws + c * 16);
+                }
+                for (int c = 0; c < Cin; c++) { /* added in, a row of 4 at a time */
+                    float *restrict dst = gyn + (size_t)c * H * W + 2 * i * W + 2 * j;
+                    add4(dst, __builtin_shufflevector(acc[c], acc[c], 0, 1, 2, 3));
+                    add4(dst + W, __builtin_shufflevector(acc[c], acc[c], 4, 5, 6, 7));
+                    add4(dst + 2 * W, __builtin_shufflevector(acc[c], acc[c], 8, 9, 10, 11));
+                    add4(dst + 3 * W, __builtin_shufflevector(acc[c], acc[c], 12, 13, 14, 15));
+                }
+            }
+        for (int o = 0; o < 16; o++) gb[o] += gbacc[o];
+        return;
     }
     /* input gradient: gy[c, r+ki, q+kj] += sum over o of GC[r,q,o] * w[ki,kj,c,o], a row of
        16 columns per vector: for each conv row r, tacc[ki,kj] sums over o, shifted kj lanes
@@ -370,13 +437,27 @@ static inline __attribute__((always_inline)) void bwd16_image(
 /* bwd16_image for LeNet's two shapes with constant sizes, else generic. */
 static void bwd16_any(const float *yn, const float *wt, const float *gn, const float *on,
                       const uint8_t *in_, float *gyn, double *gw, double *gb, v16 *GC,
-                      float *GCt, int H, int W, int Cin, int K) {
+                      float *GCt, const float *WS, int H, int W, int Cin, int K) {
     if (K == 3 && Cin == 6) /* LeNet's tutorial net */
-        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 3);
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, WS, H, W, 6, 3);
     else if (K == 5 && Cin == 6) /* the current tutorial's LeNet-5 */
-        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, 6, 5);
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, NULL, H, W, 6, 5);
     else
-        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, H, W, Cin, K);
+        bwd16_image(yn, wt, gn, on, in_, gyn, gw, gb, GC, GCt, K == 3 ? WS : NULL, H, W, Cin, K);
+}
+
+/* For 3x3 kernels, the sparse input gradient's weights: WS [4][16][Cin] vectors, the kernel of
+   output channel o and input channel c placed in a 4x4 patch (lane 4a + b) at the window
+   position p = (dr, dq) that was its maximum, zeros elsewhere. wt [3,3,Cin,16]. */
+static void lay_patches(const float *wt, int Cin, float *WS) {
+    memset(WS, 0, sizeof(float) * 4 * 16 * Cin * 16);
+    for (int p = 0; p < 4; p++)
+        for (int o = 0; o < 16; o++)
+            for (int c = 0; c < Cin; c++)
+                for (int ki = 0; ki < 3; ki++)
+                    for (int kj = 0; kj < 3; kj++)
+                        WS[(((size_t)p * 16 + o) * Cin + c) * 16 + (ki + (p >> 1)) * 4 + kj +
+                           (p & 1)] = wt[((ki * 3 + kj) * Cin + c) * 16 + o];
 }
 
 /* The per-thread block-2 sums (rows of K*K*Cin*16 + 16) into grad_w [16,Cin,K,K] (element
@@ -514,8 +595,10 @@ static void dot_dense(const float *restrict in, int ld_in, int Ip, const float *
 
 /* The interface. kernel.py's Args mirrors this struct field for field; change both together
    and bump LENET_ABI. */
-#define LENET_ABI 1
-enum { LENET_OK = 0, LENET_NO_MEMORY = 1, LENET_BAD_ABI = 2, LENET_BAD_SIZES = 3 };
+#define LENET_ABI 2
+enum { LENET_OK = 0, LENET_NO_MEMORY = 1, LENET_BAD_ABI = 2, LENET_BAD_SIZES = 3, LENET_BAD_LABEL = 4 };
+enum { LENET_CROSS_ENTROPY = 0, LENET_MSE = 1 };
+enum { LENET_GRADS_ONLY = 0, LENET_SGD = 1, LENET_ADAM = 2, LENET_ADAMW = 3 };
 
 typedef struct {
     int32_t abi, size;  /* LENET_ABI and sizeof(lenet_args) as the caller knows them */
@@ -538,6 +621,20 @@ typedef struct {
     const float *gscores; /* [N,O3]: lenet_backward's input, dLoss/dscores */
     float *grads[10];     /* lenet_backward's outputs, in prm's order; the convolutions' at
                              their weights' strides, the dense layers' [O][I] */
+    /* lenet_train_step only (below): the loss against the labels, the gradients into grads,
+       then the optimizer's update of the parameters (prm, written in place) and its state.
+       Every state tensor has its parameter's layout (the caller checks it). */
+    const int64_t *labels;  /* [N] class indices */
+    int32_t loss;           /* LENET_CROSS_ENTROPY or LENET_MSE */
+    int32_t opt;            /* LENET_GRADS_ONLY, LENET_SGD, LENET_ADAM or LENET_ADAMW */
+    int32_t nesterov, maximize;
+    double smoothing;       /* label smoothing: targets (1 - s) one-hot + s / O3 */
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    float *state1[10];      /* SGD's momentum buffers (NULL without momentum) or Adam's exp_avg */
+    float *state2[10];      /* Adam's exp_avg_sq */
+    float *steps[10];       /* Adam's step counts, float32 scalars (one per parameter) */
+    double loss_mean;       /* out: the batch's mean loss */
+    int64_t hits;           /* out: how many images' highest score is their label */
 } lenet_args;
 
 int lenet_abi(void) { return LENET_ABI; }
@@ -768,10 +865,12 @@ int lenet_backward(const lenet_args *a) {
     double *conv_rows = thread_rows(z.threads, r1 + r2);
     float *ga = malloc(sizeof(float) * z.N * ((size_t)z.O2p + z.O1p)); /* dense out grads */
     const Layout l = lay_net(prm, &z);
-    if (conv_rows == NULL || ga == NULL || l.w1 == NULL) {
-        free(conv_rows), free(ga), free(l.w1);
+    float *WS = z.K2 == 3 ? alloc64(sizeof(float) * 4 * 16 * z.C1 * 16) : NULL;
+    if (conv_rows == NULL || ga == NULL || l.w1 == NULL || (z.K2 == 3 && WS == NULL)) {
+        free(conv_rows), free(ga), free(l.w1), free(WS);
         return LENET_NO_MEMORY;
     }
+    if (WS != NULL) lay_patches(l.wt2, z.C1, WS);
     float *ga2 = ga, *ga1 = ga + (size_t)z.N * z.O2p;
     int failed = 0;
 #pragma omp parallel num_threads(z.threads)
@@ -797,7 +896,7 @@ int lenet_backward(const lenet_args *a) {
             for (int g = 0; g < G; g++) {
                 const int64_t m = n + g;
                 bwd16_any(out1 + m * z.per1, l.wt2, gf + g * z.F, out2 + m * z.F,
-                          idx2 + m * z.per2, gy, g2, g2 + taps * 16, GC, GCt, z.H1, z.W1, z.C1,
+                          idx2 + m * z.per2, gy, g2, g2 + taps * 16, GC, GCt, WS, z.H1, z.W1, z.C1,
                           z.K2);
                 bwd1_image(x + m * z.H * z.W, gy, out1 + m * z.per1, idx1 + m * z.per1, g1,
                            g1 + z.C1 * z.K1 * z.K1, z.H, z.W, z.C1, z.K1, m + 1 == z.N);
@@ -820,6 +919,137 @@ int lenet_backward(const lenet_args *a) {
         put16(conv_rows + r1, z.threads, r1 + r2, z.C1, z.K2, grads[2], grads[3], s2[0], s2[1],
               s2[2], s2[3]);
     }
-    free(conv_rows), free(ga), free(l.w1);
+    free(conv_rows), free(ga), free(l.w1), free(WS);
     return failed;
+}
+
+/* The loss of scores s [N,O3] against labels y, per image in double, summed in image order;
+   its gradient (of the batch mean) into gs [N,O3]; the hits (torch.argmax's rule: the first
+   maximum, a NaN wins). Cross-entropy takes log-softmax of the scores; MSE compares the raw
+   scores with the targets (nn.MSELoss: the mean over all N*O3 values). */
+static int loss_grad(const float *s, const int64_t *y, int N, int O, int kind, double smoothing,
+                     float *gs, double *mean, int64_t *hits) {
+    double total = 0.0;
+    int64_t right = 0;
+    const double off = smoothing / O, on = 1.0 - smoothing + off;
+    for (int n = 0; n < N; n++) {
+        const float *sn = s + (int64_t)n * O;
+        float *gn = gs + (int64_t)n * O;
+        if (y[n] < 0 || y[n] >= O) return LENET_BAD_LABEL;
+        int best = 0;
+        for (int c = 1; c < O; c++)
+            if (sn[best] == sn[best] && (sn[c] > sn[best] || sn[c] != sn[c])) best = c;
+        right += best == y[n];
+        if (kind == LENET_MSE) {
+            for (int c = 0; c < O; c++) {
+                const double d = (double)sn[c] - (c == y[n] ? on : off);
+                total += d * d;
+                gn[c] = (float)(2.0 * d / ((double)N * O));
+            }
+            continue;
+        }
+        double top = sn[0];
+        for (int c = 1; c < O; c++) top = sn[c] > top ? sn[c] : top;
+        double z = 0.0;
+        for (int c = 0; c < O; c++) z += exp((double)sn[c] - top);
+        const double lz = top + log(z);
+        for (int c = 0; c < O; c++) {
+            const double t = c == y[n] ? on : off;
+            total -= t * ((double)sn[c] - lz);
+            gn[c] = (float)((exp((double)sn[c] - lz) - t) / N);
+        }
+    }
+    *mean = kind == LENET_MSE ? total / ((double)N * O) : total / N;
+    *hits = right;
+    return LENET_OK;
+}
+
+/* The optimizer's update of one parameter p [n] from its gradient g, as torch.optim's fused
+   CPU kernels compute it (float arithmetic, coefficients in double): SGD with momentum,
+   dampening, Nesterov and weight decay (its momentum buffer already made by torch's first
+   step); Adam and AdamW (bias corrections from the step count after this step). */
+static void update(const lenet_args *a, float *restrict p, const float *restrict g,
+                   float *restrict m, float *restrict v, int64_t lo, int64_t hi, double step) {
+    const float sign = a->maximize ? -1.0f : 1.0f, wd = (float)a->weight_decay;
+    if (a->opt == LENET_SGD) {
+        const float lr = (float)a->lr, mu = (float)a->momentum, keep = 1.0f - (float)a->dampening;
+        for (int64_t i = lo; i < hi; i++) {
+            float d = sign * g[i];
+            if (wd != 0.0f) d += wd * p[i];
+            if (m != NULL) {
+                m[i] = mu * m[i] + keep * d;
+                d = a->nesterov ? d + mu * m[i] : m[i];
+            }
+            p[i] -= lr * d;
+        }
+        return;
+    }
+    const double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
+    const float step_size = (float)(a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const float b1 = (float)(1.0 - a->beta1), b2 = (float)a->beta2, c2 = (float)(1.0 - a->beta2);
+    const float eps = (float)a->eps, decay = (float)(1.0 - a->lr * a->weight_decay);
+    const int adamw = a->opt == LENET_ADAMW;
+    for (int64_t i = lo; i < hi; i++) {
+        float d = sign * g[i], w = p[i];
+        if (wd != 0.0f) {
+            if (adamw) w *= decay;
+            else d += wd * w;
+        }
+        m[i] += b1 * (d - m[i]); /* lerp(m, d, 1 - beta1) */
+        v[i] = b2 * v[i] + c2 * d * d;
+        p[i] = w - step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    }
+}
+
+/* The element counts of Net's ten parameters, in prm's order. */
+static void param_sizes(const Net *z, int64_t numel[10]) {
+    const int64_t k1 = (int64_t)z->C1 * z->K1 * z->K1, k2 = (int64_t)16 * z->C1 * z->K2 * z->K2;
+    const int64_t s[10] = {k1, z->C1, k2, 16, (int64_t)z->O1 * z->F, z->O1,
+                           (int64_t)z->O2 * z->O1, z->O2, (int64_t)z->O3 * z->O2, z->O3};
+    memcpy(numel, s, sizeof s);
+}
+
+/* One training step: lenet_forward into the kept buffers, the loss and dLoss/dscores,
+   lenet_backward into grads, then (unless LENET_GRADS_ONLY) the optimizer's update, split
+   across the threads element by element (so the result does not depend on their number). */
+int lenet_train_step(lenet_args *a) {
+    const int bad = check_args(a);
+    if (bad) return bad;
+    if (a->labels == NULL || a->scores == NULL || a->out1 == NULL ||
+        (a->loss != LENET_CROSS_ENTROPY && a->loss != LENET_MSE) || a->opt < LENET_GRADS_ONLY ||
+        a->opt > LENET_ADAMW)
+        return LENET_BAD_SIZES;
+    const Net z = net_of(a);
+    for (int i = 0; i < 10; i++)
+        if (a->opt >= LENET_ADAM && (a->state1[i] == NULL || a->state2[i] == NULL ||
+                                     a->steps[i] == NULL))
+            return LENET_BAD_SIZES;
+    int code = lenet_forward(a);
+    if (code) return code;
+    float *gs = malloc(sizeof(float) * z.N * z.O3);
+    if (gs == NULL) return LENET_NO_MEMORY;
+    code = loss_grad(a->scores, a->labels, z.N, z.O3, a->loss, a->smoothing, gs, &a->loss_mean,
+                     &a->hits);
+    if (!code) {
+        const float *kept = a->gscores;
+        a->gscores = gs;
+        code = lenet_backward(a);
+        a->gscores = kept;
+    }
+    free(gs);
+    if (code || a->opt == LENET_GRADS_ONLY) return code;
+    int64_t numel[10];
+    param_sizes(&z, numel);
+    double step[10];
+    for (int i = 0; i < 10; i++) step[i] = a->opt >= LENET_ADAM ? (double)(*a->steps[i] += 1.0f) : 0;
+#pragma omp parallel num_threads(z.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = 0; i < 10; i++) {
+            const int64_t lo = numel[i] * t / nt, hi = numel[i] * (t + 1) / nt;
+            update(a, (float *)a->prm[i], a->grads[i], a->state1[i], a->state2[i], lo, hi,
+                   step[i]);
+        }
+    }
+    return LENET_OK;
 }
