@@ -20,6 +20,9 @@ instead of an opaque call. The forward op's extra outputs are what the backward 
 runs (what the commands do) call the same functions through a plain autograd.Function
 (``_Eager``), which skips the op dispatcher's Python overhead; tests hold both paths equal.
 
+Training in ``lenet train`` goes one step further: ``fused_step.FusedStep`` runs forward, loss,
+backward and the optimizer's update as one C call, on these same kernels.
+
 Numbers: the same operations as ``Net``'s forward (the first maximum of each pool window, NaN
 wins, ReLU's gradient mask), summed in another order: values differ by float rounding (about
 1e-7 relative). No input gradient; no second derivative (an error, not a wrong number).

@@ -146,33 +146,50 @@ class FusedStep:
         self.optimizer._opt_called = True
         return True
 
-    def _shape(self, x: torch.Tensor) -> None:
-        """Check a batch of a new shape or type once, and set the struct's sizes for it."""
-        if fused.unfit(x, self.params) is not None:
-            raise ValueError(f"FusedStep cannot train on this batch: {fused.unfit(x, self.params)}")
-        self._buffers(x.shape)
+    def _shape(self, x: torch.Tensor, n: int) -> None:
+        """Check images of a new shape or type once, and set the struct's sizes for batches of
+        ``n`` of them."""
+        reason = fused.unfit(x, self.params)
+        if reason is not None:
+            raise ValueError(f"FusedStep cannot train on these images: {reason}")
+        self._buffers((n, *x.shape[1:]))
         a, prm = self.a, self.params
-        a.n, a.h, a.w = x.shape[0], x.shape[2], x.shape[3]
+        a.n, a.h, a.w, a.images = n, x.shape[2], x.shape[3], x.shape[0]
         a.c1, a.k1, a.k2 = prm[0].shape[0], prm[0].shape[-1], prm[2].shape[-1]
         a.o1, a.o2, a.o3 = (prm[i].shape[0] for i in (4, 6, 8))
         a.s1[:], a.s2[:] = prm[0].stride(), prm[2].stride()
-        self.batch = (x.shape, x.dtype, x.is_cpu)
+        self.batch = (x.shape, x.dtype, x.is_cpu, n)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if (x.shape, x.dtype, x.is_cpu) != self.batch:
-            self._shape(x)
-        n = x.shape[0]
-        if y.dtype is not torch.int64 or y.shape != (n,):
+        """One step on the batch ``x`` [N,1,H,W] with labels ``y`` [N]."""
+        return self.rows(x, y, None)
+
+    def rows(
+        self, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step on the batch ``images[index]``, ``labels[index]`` (all of them with
+        ``index`` None), read where it is: nothing is gathered first."""
+        total = images.shape[0]
+        if labels.dtype is not torch.int64 or labels.shape != (total,):
             raise ValueError("FusedStep takes int64 labels [N] for images [N,1,H,W]")
-        if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-            x = x.contiguous()  # one channel: either layout is the same [N,H,W] memory
-        y = y.contiguous()
+        if index is not None and (
+            index.dtype is not torch.int64 or index.dim() != 1 or not index.is_cpu
+        ):
+            raise ValueError("FusedStep takes the batch's rows as an int64 CPU index [B]")
+        n = total if index is None else index.shape[0]
+        if (images.shape, images.dtype, images.is_cpu, n) != self.batch:
+            self._shape(images, n)
+        if not (images.is_contiguous() or images.is_contiguous(memory_format=torch.channels_last)):
+            images = images.contiguous()  # one channel: either layout is the same [N,H,W] memory
+        labels = labels.contiguous()
+        index = None if index is None else index.contiguous()
         group, a = self.optimizer.param_groups[0], self.a
         kind = _update_kind(self.optimizer, group)
         if kind != GRADS_ONLY and not self._bind(kind):
             kind = GRADS_ONLY
         a.threads = max(1, min(torch.get_num_threads(), n))
-        a.x, a.labels, a.opt = x.data_ptr(), y.data_ptr(), kind
+        a.x, a.labels, a.opt = images.data_ptr(), labels.data_ptr(), kind
+        a.rows = None if index is None else index.data_ptr()
         if kind != GRADS_ONLY:
             _hyperparameters(a, group, kind)
         for p, g in zip(self.params, self.grads, strict=True):

@@ -74,6 +74,8 @@ class Args(ctypes.Structure):
         *((name, _P * 10) for name in ("state1", "state2", "steps")),
         ("loss_mean", ctypes.c_double),
         ("hits", ctypes.c_int64),
+        ("rows", _P),
+        ("images", ctypes.c_int64),
     ]
 
 

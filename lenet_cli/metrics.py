@@ -21,7 +21,12 @@ def now() -> str:
 
 
 def env_info(
-    device: torch.device, threads: int, seed: int, deterministic: bool, fused: bool = False
+    device: torch.device,
+    threads: int,
+    seed: int,
+    deterministic: bool,
+    fused: bool = False,
+    fused_step: bool = False,
 ) -> dict[str, Any]:
     """Where and with what a session ran."""
     info: dict[str, Any] = {
@@ -35,6 +40,7 @@ def env_info(
         "threads": threads,
         "threads_note": "default --threads is the physical cores (speed.default_threads)",
         "fused_kernels": fused,  # the CPU kernels of fused.py (float rounding differs)
+        "fused_step": fused_step,  # each training step one C call (fused_step.py)
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "deterministic": deterministic,

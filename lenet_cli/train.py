@@ -35,7 +35,7 @@ from lenet_cli import distributed, speed
 from lenet_cli.checkpoint import restore_rng, rng_states
 from lenet_cli.config import TrainConfig
 from lenet_cli.cpu import process_age
-from lenet_cli.data import Dataset, batches, load_dataset, split_validation
+from lenet_cli.data import Dataset, batch_rows, batches, load_dataset, split_validation
 from lenet_cli.epoch import EpochSums, check_finite_eval
 from lenet_cli.errors import UsageError
 from lenet_cli.evaluate import evaluate_tensors
@@ -297,10 +297,14 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
     job = run.job
     if job is not None and not job.main:
         sums.clear()  # the sums so far are rank 0's (from the checkpoint): counted once
-    order = batches(
-        run.data.train.images, run.data.train.labels, cfg.batch_size, generator=run.generator
-    )
-    for i, (x, y, weight) in enumerate(distributed.shard(order, job)):
+    train, fast = run.data.train, run.fast_step
+    if fast is not None:  # the C step reads each batch's rows where they are
+        order = batch_rows(len(train), cfg.batch_size, generator=run.generator)
+    else:  # the same permutation, gathered (and shared out in a data-parallel job)
+        order = distributed.shard(
+            batches(train.images, train.labels, cfg.batch_size, generator=run.generator), job
+        )
+    for i, batch in enumerate(order):
         if i < sums.skip:  # resuming mid-epoch: the same permutation, minus what was done
             continue
         # every rank stops at the same step: on the agreed signal, never overwriting the local
@@ -312,9 +316,11 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
         if run.first_step_at is None:
             run.first_step_at = process_age()
         started = time.perf_counter()
-        if run.fast_step is not None:
-            loss, hits = run.fast_step(x, y)
+        if fast is not None:
+            loss, hits = fast.rows(train.images, train.labels, batch)
+            n = int(batch.shape[0])
         else:
+            x, y, weight = batch
             loss, hits = train_step(
                 run.train_net,
                 run.optimizer,
@@ -325,10 +331,11 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
                 scaler=run.scaler,
                 weight=weight,
             )
+            n = int(y.shape[0])
         if run.tuner is not None:  # CPU steps are synchronous: this is the step's own time
-            run.tuner.record(time.perf_counter() - started, int(y.shape[0]))
+            run.tuner.record(time.perf_counter() - started, n)
         run.scheduler.step()
-        sums.add(loss, hits, int(y.shape[0]))
+        sums.add(loss, hits, n)
         s.step += 1
         s.batch_in_epoch = i + 1
         if cfg.log_every and s.step % cfg.log_every == 0:
@@ -475,7 +482,8 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         signals.escalate = run.job is None
         cfg, s = run.cfg, run.state
         rd.write_config(cfg)
-        env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused)
+        one_call = run.fast_step is not None
+        env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused, one_call)
         rd.write_env({**env, "ranks": run.job.world} if run.job else env)
         for note in rd.notes:
             emit(event="notice", notice=note)
@@ -489,6 +497,7 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
             device=str(run.device),
             threads=threads,
             fused=run.fused,
+            fused_step=one_call,
         )
         run.model.train()
         started = time.perf_counter()

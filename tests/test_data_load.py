@@ -11,6 +11,7 @@ import torch
 from lenet_cli.data import (
     SOURCES,
     Dataset,
+    batch_rows,
     batches,
     find_source,
     import_source,
@@ -181,6 +182,21 @@ def test_batches_cover_once_last_partial_and_deterministic():
     assert ordered.tolist() == list(range(10))
     with pytest.raises(UsageError):
         next(batches(ds.images, ds.labels, 0))
+
+
+def test_batch_rows_are_the_rows_batches_gathers():
+    """The CPU training step reads batch_rows' rows where they are: the same permutation as
+    batches from the same generator state (fused and autograd runs see the same data order)."""
+    ds = _tiny(10)
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    rows = list(batch_rows(10, 4, generator=g))
+    g.set_state(state)
+    gathered = list(batches(ds.images, ds.labels, 4, generator=g))
+    assert [r.tolist() for r in rows] == [y.tolist() for _, y in gathered]
+    assert all(r.dtype is torch.int64 for r in rows)
+    with pytest.raises(UsageError):
+        next(batch_rows(10, 0))
 
 
 def test_split_validation_seeded():

@@ -251,3 +251,22 @@ def test_bad_batches_are_refused():
     with pytest.raises(RuntimeError, match="label outside"):
         step(x, torch.tensor([0, 1, 2, 10]))
     assert fused_step.LOSSES.keys() == {"cross-entropy", "mse"}
+
+
+def test_rows_read_in_place_equal_the_gathered_batch():
+    """``rows(images, labels, index)`` (what `lenet train` calls) gives what the gathered batch
+    gives, bit for bit; a row outside the images is refused by the kernel."""
+    a, b = _net(), _net()
+    step_a, _ = _step(a, "adam", lr=1e-3)
+    step_b, _ = _step(b, "adam", lr=1e-3)
+    images, labels = _batch(200, seed=1)
+    g = torch.Generator().manual_seed(0)
+    for index in (torch.randperm(200, generator=g)[:64], torch.tensor([199, 0, 5])):
+        la, ha = step_a.rows(images, labels, index)
+        lb, hb = step_b(images.index_select(0, index), labels.index_select(0, index))
+        assert torch.equal(la, lb) and torch.equal(ha, hb)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    with pytest.raises(RuntimeError, match="sizes"):
+        step_a.rows(images, labels, torch.tensor([3, 200]))
+    with pytest.raises(ValueError, match="index"):
+        step_a.rows(images, labels, torch.tensor([3, 4], dtype=torch.int32))

@@ -45,6 +45,27 @@ def test_plain_progress_one_line_per_epoch_and_json_summary(tmp_path):
     from lenet_cli import fused
 
     assert env["fused_kernels"] is (fused.status() is None)  # the default: when they build
+    assert env["fused_step"] is env["fused_kernels"]  # fp32, one process: the one-call step
+
+
+def test_the_one_call_step_trains_where_the_kernels_do_and_says_so(tmp_path):
+    """The step is one C call with the fused kernels (fp32, one process, any optimizer: RMSprop
+    gets C's gradients and torch's update); --no-fused trains with autograd, to nearly the same
+    weights (float rounding), from the same data order."""
+    from lenet_cli import fused
+
+    if fused.status() is not None:
+        pytest.skip(f"the kernels do not build here: {fused.status()}")
+    args = ("--epochs", "1", "--max-steps", "5", "--optimizer", "rmsprop", "--lr", "1e-3")
+    one = _train(tmp_path, *args, "--name", "one", "--progress", "plain")
+    two = _train(tmp_path, *args, "--name", "two", "--no-fused")
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    assert "one C call per step" in one.stderr
+    env = [json.loads((tmp_path / n / "env.json").read_text()) for n in ("one", "two")]
+    assert env[0]["fused_step"] is True and env[1]["fused_step"] is False
+    a, b = (load_checkpoint(tmp_path / n / "last.pt")["model"] for n in ("one", "two"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-3, atol=1e-4), key
 
 
 def test_the_classic_net_says_it_runs_pytorchs_ops(tmp_path):

@@ -72,19 +72,35 @@ def batches(
     generator state gives the same order on every device: the permutation is drawn on the
     generator's device and moved to the data's). Without it, batches are views in order.
     """
-    check_value("batch size", batch_size, AT_LEAST_1)
     n = int(labels.shape[0])
     if int(images.shape[0]) != n:
         raise UsageError(f"{images.shape[0]} images but {n} labels")
     if not shuffle:
+        check_value("batch size", batch_size, AT_LEAST_1)
         for start in range(0, n, batch_size):
             yield images[start : start + batch_size], labels[start : start + batch_size]
         return
-    gen_device = generator.device if generator is not None else images.device
-    order = torch.randperm(n, generator=generator, device=gen_device).to(images.device)
-    for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
+    for index in batch_rows(n, batch_size, generator=generator, device=images.device):
         yield images.index_select(0, index), labels.index_select(0, index)
+
+
+def batch_rows(
+    n: int,
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> Iterator[torch.Tensor]:
+    """The rows of each shuffled batch of ``batches`` (the same draw from ``generator``): int64
+    index slices of one permutation, on ``device``, for a consumer that reads the rows where
+    they are (the CPU training step) instead of gathering them."""
+    check_value("batch size", batch_size, AT_LEAST_1)
+    gen_device = generator.device if generator is not None else device or torch.device("cpu")
+    order = torch.randperm(n, generator=generator, device=gen_device)
+    if device is not None:
+        order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
 
 
 def split_validation(ds: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset | None]:

@@ -1,7 +1,9 @@
 /* The tutorial's LeNet on the CPU, float32: the whole network, conv1 -> 2x2 max-pool -> ReLU ->
    conv2 -> 2x2 max-pool -> ReLU -> fc1 -> ReLU -> fc2 -> ReLU -> fc3, forward (lenet_forward)
-   and backward, all ten parameter gradients (lenet_backward), in one call each. Built and
-   loaded by lenet_cli/kernel.py; registered as PyTorch ops by lenet_cli/fused.py.
+   and backward, all ten parameter gradients (lenet_backward), in one call each; and a whole
+   training step, forward, loss, backward and the optimizer's update, in one call
+   (lenet_train_step). Built and loaded by lenet_cli/kernel.py; the forward and backward are
+   registered as PyTorch ops by lenet_cli/fused.py, the step is lenet_cli/fused_step.py's.
 
    The interface is one struct, lenet_args, mirrored by kernel.py's ctypes.Structure: the
    caller fills in LENET_ABI and sizeof(lenet_args) as it knows them, and every entry point
@@ -635,6 +637,11 @@ typedef struct {
     float *steps[10];       /* Adam's step counts, float32 scalars (one per parameter) */
     double loss_mean;       /* out: the batch's mean loss */
     int64_t hits;           /* out: how many images' highest score is their label */
+    /* Any entry point: with rows, image n of the batch is x's image rows[n] (its label
+       labels[rows[n]]), 0 <= rows[n] < images, so that a shuffled batch is read where it is
+       instead of gathered first; NULL: image n is x's n-th. */
+    const int64_t *rows;
+    int64_t images;
 } lenet_args;
 
 int lenet_abi(void) { return LENET_ABI; }
@@ -671,7 +678,15 @@ static int check_args(const lenet_args *a) {
     if (!ok) return LENET_BAD_SIZES;
     for (int i = 0; i < 10; i++)
         if (a->prm[i] == NULL) return LENET_BAD_SIZES;
+    if (a->rows != NULL)
+        for (int n = 0; n < a->n; n++)
+            if (a->rows[n] < 0 || a->rows[n] >= a->images) return LENET_BAD_SIZES;
     return LENET_OK;
+}
+
+/* Where the batch's n-th image and label are in x and labels. */
+static inline int64_t row_of(const lenet_args *a, int64_t n) {
+    return a->rows != NULL ? a->rows[n] : n;
 }
 
 /* conv2's weight [16,C1,K2,K2] (strides s) as [K2,K2,C1,16], the layout fwd16/bwd16 read. */
@@ -753,7 +768,7 @@ int lenet_forward(const lenet_args *a) {
                 const int64_t n = n0 + g;
                 float *o1 = save ? out1 + n * z.per1 : h1;
                 uint8_t *x1 = save ? idx1 + n * z.per1 : i1;
-                fwd1_image(x + n * z.H * z.W, l.w1, prm[1], o1, x1, z.H, z.W, z.C1, z.K1, !save);
+                fwd1_image(x + row_of(a, n) * z.H * z.W, l.w1, prm[1], o1, x1, z.H, z.W, z.C1, z.K1, !save);
                 fwd16_image(o1, l.wt2, bias2, save ? out2 + n * z.F : h2 + g * n2,
                             save ? idx2 + n * z.per2 : i2, z.H1, z.W1, z.C1, z.K2);
             }
@@ -898,7 +913,7 @@ int lenet_backward(const lenet_args *a) {
                 bwd16_any(out1 + m * z.per1, l.wt2, gf + g * z.F, out2 + m * z.F,
                           idx2 + m * z.per2, gy, g2, g2 + taps * 16, GC, GCt, WS, z.H1, z.W1, z.C1,
                           z.K2);
-                bwd1_image(x + m * z.H * z.W, gy, out1 + m * z.per1, idx1 + m * z.per1, g1,
+                bwd1_image(x + row_of(a, m) * z.H * z.W, gy, out1 + m * z.per1, idx1 + m * z.per1, g1,
                            g1 + z.C1 * z.K1 * z.K1, z.H, z.W, z.C1, z.K1, m + 1 == z.N);
             }
         }
@@ -923,26 +938,29 @@ int lenet_backward(const lenet_args *a) {
     return failed;
 }
 
-/* The loss of scores s [N,O3] against labels y, per image in double, summed in image order;
+/* The loss of scores s [N,O3] against the batch's labels, per image in double, summed in image order;
    its gradient (of the batch mean) into gs [N,O3]; the hits (torch.argmax's rule: the first
    maximum, a NaN wins). Cross-entropy takes log-softmax of the scores; MSE compares the raw
    scores with the targets (nn.MSELoss: the mean over all N*O3 values). */
-static int loss_grad(const float *s, const int64_t *y, int N, int O, int kind, double smoothing,
-                     float *gs, double *mean, int64_t *hits) {
+static int loss_grad(const lenet_args *a, const float *s, int N, int O, float *gs, double *mean,
+                     int64_t *hits) {
+    const int kind = a->loss;
+    const double smoothing = a->smoothing;
     double total = 0.0;
     int64_t right = 0;
     const double off = smoothing / O, on = 1.0 - smoothing + off;
     for (int n = 0; n < N; n++) {
         const float *sn = s + (int64_t)n * O;
         float *gn = gs + (int64_t)n * O;
-        if (y[n] < 0 || y[n] >= O) return LENET_BAD_LABEL;
+        const int64_t label = a->labels[row_of(a, n)];
+        if (label < 0 || label >= O) return LENET_BAD_LABEL;
         int best = 0;
         for (int c = 1; c < O; c++)
             if (sn[best] == sn[best] && (sn[c] > sn[best] || sn[c] != sn[c])) best = c;
-        right += best == y[n];
+        right += best == label;
         if (kind == LENET_MSE) {
             for (int c = 0; c < O; c++) {
-                const double d = (double)sn[c] - (c == y[n] ? on : off);
+                const double d = (double)sn[c] - (c == label ? on : off);
                 total += d * d;
                 gn[c] = (float)(2.0 * d / ((double)N * O));
             }
@@ -954,7 +972,7 @@ static int loss_grad(const float *s, const int64_t *y, int N, int O, int kind, d
         for (int c = 0; c < O; c++) z += exp((double)sn[c] - top);
         const double lz = top + log(z);
         for (int c = 0; c < O; c++) {
-            const double t = c == y[n] ? on : off;
+            const double t = c == label ? on : off;
             total -= t * ((double)sn[c] - lz);
             gn[c] = (float)((exp((double)sn[c] - lz) - t) / N);
         }
@@ -1028,8 +1046,7 @@ int lenet_train_step(lenet_args *a) {
     if (code) return code;
     float *gs = malloc(sizeof(float) * z.N * z.O3);
     if (gs == NULL) return LENET_NO_MEMORY;
-    code = loss_grad(a->scores, a->labels, z.N, z.O3, a->loss, a->smoothing, gs, &a->loss_mean,
-                     &a->hits);
+    code = loss_grad(a, a->scores, z.N, z.O3, gs, &a->loss_mean, &a->hits);
     if (!code) {
         const float *kept = a->gscores;
         a->gscores = gs;

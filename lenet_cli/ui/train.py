@@ -115,6 +115,7 @@ class TrainProgress:
             at = f", resuming after step {e['step']}" if e["step"] else ""
             threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
             threads += ", fused kernels" if e.get("fused") else ""
+            threads += ", one C call per step" if e.get("fused_step") else ""
             note(
                 f"training on {e['device']} ({threads}), "
                 f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
