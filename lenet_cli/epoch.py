@@ -2,7 +2,7 @@
 
 The loss sum and correct count stay on the device between syncs (each ``.item()`` is a host
 sync): they are read for progress, every ``check_every`` steps for the NaN check, and at the end
-of an epoch.
+of an epoch. The one-call CPU step (fused_step.py) gives Python numbers instead, summed as such.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class EpochSums:
         self.skip = state.batch_in_epoch
         self.loss_sum = torch.tensor(state.loss_sum, dtype=sum_dtype(device), device=device)
         self.correct = torch.tensor(state.correct, dtype=torch.int64, device=device)
+        self.host_loss, self.host_correct = 0.0, 0  # what add() was given as numbers
         self.seen, self.base_seconds = state.seen, state.seconds
         self.fresh = 0  # images trained in this session's part of the epoch
         self.t0 = self.last_report = time.perf_counter()
@@ -35,11 +36,17 @@ class EpochSums:
         """Start from zero (a data-parallel rank other than 0: rank 0 carries the sums so far)."""
         self.loss_sum.zero_()
         self.correct.zero_()
+        self.host_loss, self.host_correct = 0.0, 0
         self.seen = 0
 
-    def add(self, loss: torch.Tensor, hits: torch.Tensor, n: int) -> None:
-        self.loss_sum += loss.to(self.loss_sum.dtype) * n  # a batch's mean, weighted by its size
-        self.correct += hits
+    def add(self, loss: torch.Tensor | float, hits: torch.Tensor | int, n: int) -> None:
+        """A batch's mean loss and correct count: device tensors, or numbers from the CPU."""
+        if isinstance(loss, torch.Tensor):
+            self.loss_sum += loss.to(self.loss_sum.dtype) * n  # a batch's mean, by its size
+            self.correct += hits
+        else:
+            self.host_loss += loss * n
+            self.host_correct += hits
         self.seen += n
         self.fresh += n
 
@@ -49,7 +56,8 @@ class EpochSums:
     def sync(self) -> None:
         """Copy the sums into the run state (a device sync) and stop on a non-finite loss."""
         s = self.state
-        s.loss_sum, s.correct, s.seen = self.loss_sum.item(), int(self.correct), self.seen
+        s.loss_sum = self.loss_sum.item() + self.host_loss
+        s.correct, s.seen = int(self.correct) + self.host_correct, self.seen
         s.seconds = self.base_seconds + time.perf_counter() - self.t0
         if not math.isfinite(s.loss_sum):
             raise NonFiniteLossError(

@@ -360,11 +360,12 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
     return s.batch_in_epoch < run.steps_per_epoch
 
 
-def log_step(run: Run, rd: RunDir, emit, loss: torch.Tensor) -> None:
-    """A per-step row (--log-every): the batch's loss (one sync) and the learning rate."""
+def log_step(run: Run, rd: RunDir, emit, loss: torch.Tensor | float) -> None:
+    """A per-step row (--log-every): the batch's loss (a sync, for a device tensor) and the
+    learning rate."""
     s = run.state
     lr = run.optimizer.param_groups[0]["lr"]
-    row = {"epoch": s.epoch + 1, "step": s.step, "loss": loss.item(), "lr": lr, "time": now()}
+    row = {"epoch": s.epoch + 1, "step": s.step, "loss": float(loss), "lr": lr, "time": now()}
     rd.append_step(row)
     emit(event="step", **row)
 

@@ -287,6 +287,20 @@ def test_finite_weights_with_a_non_finite_test_loss_stop_with_exit_9(tmp_path):
     assert not (tmp_path / "x" / "last.pt").exists() and result.stdout == ""
 
 
+@pytest.mark.parametrize("fused", ["--fused", "--no-fused"])
+def test_a_non_finite_training_loss_stops_with_exit_9(tmp_path, fused):
+    """The one-call step's loss (a number) and autograd's (a tensor) are checked alike."""
+    from lenet_cli import fused as kernels
+
+    if fused == "--fused" and kernels.status() is not None:
+        pytest.skip(f"the kernels do not build here: {kernels.status()}")
+    args = ("--optimizer", "sgd", "--lr", "1e9", "--epochs", "1", "--name", "n", fused)
+    result = _train(tmp_path, *args)
+    assert result.exit_code == 9, result.output
+    assert "training loss became non-finite in epoch 1" in result.stderr
+    assert not (tmp_path / "n" / "last.pt").exists() and result.stdout == ""
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "bf16-mixed", "fp16-mixed"])
