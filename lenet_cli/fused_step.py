@@ -86,13 +86,18 @@ class FusedStep:
 
     def __init__(self, net: fused.FusedNet, optimizer, loss: str, smoothing: float) -> None:
         self.net, self.optimizer = net, optimizer
-        self.params = net._params()
-        self.grads = [fused.grad_like(p, i) for i, p in enumerate(self.params)]
         self.a = kernel.Args()
-        a = self.a
-        a.loss, a.smoothing = LOSSES[loss], float(smoothing)
-        a.prm[:] = [p.data_ptr() for p in self.params]
-        a.grads[:] = [g.data_ptr() for g in self.grads]
+        self.a.loss, self.a.smoothing = LOSSES[loss], float(smoothing)
+        self._point()
+
+    def _point(self) -> None:
+        """Point the struct at the parameters as they are now and at new gradient buffers laid
+        out as they are, and forget everything sized or bound for the old ones."""
+        self.params = self.net._params()
+        self.ptrs = [p.data_ptr() for p in self.params]
+        self.grads = [fused.grad_like(p, i) for i, p in enumerate(self.params)]
+        self.a.prm[:] = self.ptrs
+        self.a.grads[:] = [g.data_ptr() for g in self.grads]
         self.kept: list[torch.Tensor] = []
         self.kept_for: tuple = ()
         self.scores = torch.empty(0)
@@ -178,6 +183,8 @@ class FusedStep:
         ):
             raise ValueError("FusedStep takes the batch's rows as an int64 CPU index [B]")
         n = total if index is None else index.shape[0]
+        if [p.data_ptr() for p in self.params] != self.ptrs:  # moved (`param.data = ...`)
+            self._point()
         if (images.shape, images.dtype, images.is_cpu, n) != self.batch:
             self._shape(images, n)
         if not (images.is_contiguous() or images.is_contiguous(memory_format=torch.channels_last)):

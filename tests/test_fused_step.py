@@ -270,3 +270,18 @@ def test_rows_read_in_place_equal_the_gathered_batch():
         step_a.rows(images, labels, torch.tensor([3, 200]))
     with pytest.raises(ValueError, match="index"):
         step_a.rows(images, labels, torch.tensor([3, 4], dtype=torch.int32))
+
+
+def test_parameters_given_new_storage_are_followed():
+    """``param.data = ...`` (what ``module.to()`` does) moves a parameter: the step writes to
+    the new storage, never the old."""
+    net = _net()
+    step, _ = _step(net, "sgd", momentum=0.0)
+    step(*_batch(8, seed=0))
+    old = net.fc3.weight.data
+    net.fc3.weight.data = old.clone()
+    kept = old.clone()
+    step(*_batch(8, seed=1))
+    assert torch.equal(old, kept)  # the old storage is left alone
+    assert not torch.equal(net.fc3.weight.data, kept)  # the new one trained
+    assert net.fc3.weight.grad is step.grads[8]
