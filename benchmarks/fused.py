@@ -4,9 +4,10 @@
         [--rounds 5] [--images 8192] [--json]
 
 One model, one optimizer (SGD, momentum 0.9, fused as `lenet train` builds it) and random
-channels_last data; for each batch size, ``rounds`` rounds each time both variants: PyTorch's
-ops (``--no-fused``) and the fused kernel (``fused.FusedNet``, the default on the CPU), which
-share the same parameters. Each measurement is one warmed-up pass over ``images`` images; the
+channels_last data; for each batch size, ``rounds`` rounds each time all three variants:
+PyTorch's ops (``--no-fused``), the fused kernel (``fused.FusedNet``) under autograd and
+torch.optim's step, and the one-call training step (``fused_step.FusedStep``, what `lenet
+train` runs on the CPU), which share the same parameters. Each measurement is one warmed-up pass over ``images`` images; the
 figure is the median over the rounds. Alternating in one process is what makes the ratio
 trustworthy on a machine whose speed drifts between runs (docs/kernels.md).
 """
@@ -26,13 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lenet_cli import kernel, speed  # noqa: E402
-from lenet_cli.data import batches  # noqa: E402
+from lenet_cli.data import batch_rows, batches  # noqa: E402
+from lenet_cli.fused_step import FusedStep  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
 from lenet_cli.train import train_step  # noqa: E402
 
-VARIANTS = ("pytorch", "fused")
+VARIANTS = ("pytorch", "fused", "step")  # step: the one-call training step (training only)
 
 
 def main() -> None:
@@ -52,17 +54,22 @@ def main() -> None:
     cpu = torch.device("cpu")
     model = speed.prepare_model(build_model(a.arch), cpu, channels_last=True)
     fast = speed.prepare_model(model, cpu, channels_last=True, fused=True)  # same parameters
-    models = {"pytorch": model, "fused": fast}
+    models = {"pytorch": model, "fused": fast, "step": fast}
     opt = build_optimizer("sgd", model.parameters(), lr=0.01, momentum=0.9, weight_decay=0)
     loss_fn = build_loss("cross-entropy")
+    one_call = FusedStep(fast, opt, "cross-entropy", 0.0)
     x = speed.prepare_inputs(torch.randn(a.images, 1, 32, 32), True)
     y = torch.randint(0, 10, (a.images,))
     order = torch.Generator().manual_seed(0)
 
-    def train_pass(run, bs: int) -> float:
+    def train_pass(variant: str, bs: int) -> float:
         t0 = time.perf_counter()
-        for xb, yb in batches(x, y, bs, generator=order):
-            train_step(run, opt, loss_fn, xb, yb)
+        if variant == "step":  # as `lenet train` runs it: the batch's rows, read in place
+            for index in batch_rows(a.images, bs, generator=order):
+                one_call.rows(x, y, index)
+        else:
+            for xb, yb in batches(x, y, bs, generator=order):
+                train_step(models[variant], opt, loss_fn, xb, yb)
         return a.images / (time.perf_counter() - t0)
 
     @torch.inference_mode()
@@ -76,16 +83,18 @@ def main() -> None:
     for bs in (int(b) for b in a.batch_sizes.split(",")):
         got = {v: {"train": [], "infer": []} for v in VARIANTS}
         for variant in VARIANTS:  # warm-up
-            train_pass(models[variant], bs)
+            train_pass(variant, bs)
             infer_pass(models[variant], bs)
         for _ in range(a.rounds):
             for variant in VARIANTS:
-                got[variant]["train"].append(train_pass(models[variant], bs))
-                got[variant]["infer"].append(infer_pass(models[variant], bs))
+                got[variant]["train"].append(train_pass(variant, bs))
+                if variant != "step":  # its inference is the fused model's
+                    got[variant]["infer"].append(infer_pass(models[variant], bs))
         row = {"batch_size": bs, "load": [round(v, 2) for v in os.getloadavg()]}
         for variant in VARIANTS:
-            for kind in ("train", "infer"):
-                row[f"{variant}_{kind}_images_per_s"] = statistics.median(got[variant][kind])
+            row[f"{variant}_train_images_per_s"] = statistics.median(got[variant]["train"])
+            if variant != "step":
+                row[f"{variant}_infer_images_per_s"] = statistics.median(got[variant]["infer"])
         rows.append(row)
         if not a.json:
             base_t = row["pytorch_train_images_per_s"]
@@ -93,16 +102,18 @@ def main() -> None:
             print(
                 f"batch {bs:>5}: train "
                 + " / ".join(f"{row[f'{v}_train_images_per_s']:,.0f}" for v in VARIANTS)
-                + f" img/s ({row['fused_train_images_per_s'] / base_t:.2f}x); infer "
-                + " / ".join(f"{row[f'{v}_infer_images_per_s']:,.0f}" for v in VARIANTS)
+                + f" img/s ({row['fused_train_images_per_s'] / base_t:.2f}x, "
+                + f"{row['step_train_images_per_s'] / base_t:.2f}x); infer "
+                + " / ".join(f"{row[f'{v}_infer_images_per_s']:,.0f}" for v in VARIANTS[:2])
                 + f" ({row['fused_infer_images_per_s'] / base_i:.2f}x)  load {row['load'][0]}"
             )
     if a.json:
         print(json.dumps({"arch": a.arch, "threads": threads, "variants": VARIANTS, "rows": rows}))
     else:
         print(
-            f"({a.arch}, {threads} thread(s), median of {a.rounds} alternating rounds; "
-            "PyTorch's ops / fused kernel; ratio: fused vs PyTorch)"
+            f"({a.arch}, {threads} thread(s), median of {a.rounds} alternating rounds; train: "
+            "PyTorch's ops / fused kernel / one-call step, infer: PyTorch's ops / fused kernel; "
+            "ratios against PyTorch's ops)"
         )
 
 
