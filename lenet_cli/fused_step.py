@@ -60,7 +60,8 @@ def why_not(net, optimizer, loss: str, *, precision: str, scaled: bool, compiled
 def _update_kind(optimizer: torch.optim.Optimizer, group: dict) -> int:
     """What the C update computes for ``optimizer`` as it is now; GRADS_ONLY for torch's own."""
     if (
-        optimizer._optimizer_step_pre_hooks
+        len(optimizer.param_groups) != 1  # a group added since: torch steps them all
+        or optimizer._optimizer_step_pre_hooks
         or optimizer._optimizer_step_post_hooks
         or getattr(torch_optimizer, "_global_optimizer_pre_hooks", None)
         or getattr(torch_optimizer, "_global_optimizer_post_hooks", None)
@@ -102,6 +103,7 @@ class FusedStep:
         self.kept_for: tuple = ()
         self.scores = torch.empty(0)
         self.bound_to: object = None  # the optimizer's state dict the C update is bound to
+        self.bound_names: tuple = ()  # and the state it reads for each parameter
         self.state: list[torch.Tensor] = []  # its tensors, alive while their pointers are used
         self.batch: tuple = ()  # the shape, dtype and device of the batches the struct is set for
 
@@ -123,12 +125,11 @@ class FusedStep:
         """Point the struct at the optimizer's state tensors; False while torch has not made
         them (its first step) or they are not laid out as their parameters."""
         st = self.optimizer.state
-        if self.bound_to is st:
-            return True
         names = {ADAM: ("exp_avg", "exp_avg_sq"), ADAMW: ("exp_avg", "exp_avg_sq")}.get(kind, ())
-        group = self.optimizer.param_groups[0]
-        if kind == SGD and group.get("momentum", 0):
+        if kind == SGD and self.optimizer.param_groups[0].get("momentum", 0):
             names = ("momentum_buffer",)
+        if self.bound_to is st and self.bound_names == names:
+            return True
         held, a = [], self.a
         a.state1[:] = a.state2[:] = a.steps[:] = [None] * 10
         for i, p in enumerate(self.params):
@@ -146,7 +147,7 @@ class FusedStep:
             for j, t in enumerate(tensors[: len(names)]):
                 (a.state1, a.state2)[j][i] = t.data_ptr()
             held += tensors
-        self.state, self.bound_to = held, st
+        self.state, self.bound_to, self.bound_names = held, st, names
         # what torch's lr_scheduler records when optimizer.step() runs (it warns at its first
         # step if the optimizer has not stepped)
         self.optimizer._opt_called = True

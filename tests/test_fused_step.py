@@ -285,3 +285,21 @@ def test_parameters_given_new_storage_are_followed():
     assert torch.equal(old, kept)  # the old storage is left alone
     assert not torch.equal(net.fc3.weight.data, kept)  # the new one trained
     assert net.fc3.weight.grad is step.grads[8]
+
+
+def test_momentum_switched_on_later_binds_its_buffer():
+    """SGD whose momentum goes from 0 to 0.9 in the same optimizer (a hand-made change): the C
+    update must not go on without the buffer torch then makes."""
+    a, b = _net(), _net()
+    step_a, opt_a = _step(a, "sgd", momentum=0.0)
+    opt_b = build_optimizer("sgd", b.parameters(), **{**OPTIONS, "momentum": 0.0})
+    loss_fn = build_loss("cross-entropy")
+    for i in range(5):
+        if i == 2:
+            opt_a.param_groups[0]["momentum"] = opt_b.param_groups[0]["momentum"] = 0.9
+        x, y = _batch(32, seed=i)
+        step_a(x, y)
+        train_step(b, opt_b, loss_fn, x, y)
+    assert all("momentum_buffer" in s for s in opt_a.state.values())
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
