@@ -73,6 +73,20 @@ CASES = [
 ]
 
 
+def _and_by_torch(net, step, opt, make_opt, batch):
+    """One more C step on ``batch``, and the same step by torch.optim (``make_opt(params)``,
+    loaded with a copy of the state before it) on a copy of the weights, given the C step's own
+    gradients: the copy and its optimizer after it."""
+    twin = copy.deepcopy(net.plain)
+    twin_opt = make_opt(twin.parameters())
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # its own tensors
+    step(*batch)
+    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+        q.grad = p.grad.clone()
+    twin_opt.step()
+    return twin, twin_opt
+
+
 @pytest.mark.parametrize(("name", "options"), CASES)
 def test_the_update_is_torch_optims_for_the_same_gradients(name, options):
     """Three steps, then one more on a copy by torch.optim with the C step's own gradients:
@@ -81,19 +95,15 @@ def test_the_update_is_torch_optims_for_the_same_gradients(name, options):
     step, opt = _step(net, name, **options)
     for i in range(3):
         step(*_batch(64, seed=i))
-    twin = copy.deepcopy(net.plain)
-    twin_opt = build_optimizer(name, twin.parameters(), **{**OPTIONS, **options})
-    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # its own tensors
-    step(*_batch(64, seed=3))
-    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
-        q.grad = p.grad.clone()
-    twin_opt.step()
+
+    def make(params):
+        return build_optimizer(name, params, **{**OPTIONS, **options})
+
+    twin, twin_opt = _and_by_torch(net, step, opt, make, _batch(64, seed=3))
     for p, q in zip(net.parameters(), twin.parameters(), strict=True):
         assert torch.allclose(p, q, rtol=1e-5, atol=1e-7), name
-    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
         for key, value in twin_opt.state[q].items():
-            mine = opt.state[p][key]
-            assert torch.allclose(mine, value, rtol=1e-5, atol=1e-9), key
+            assert torch.allclose(opt.state[p][key], value, rtol=1e-5, atol=1e-9), key
     if name.startswith("adam"):
         assert all(s["step"].item() == 4 for s in opt.state.values())
 
@@ -101,17 +111,15 @@ def test_the_update_is_torch_optims_for_the_same_gradients(name, options):
 def test_sgd_options_nesterov_dampening_maximize():
     for options in ({"nesterov": True}, {"dampening": 0.3}, {"maximize": True}):
         net = _net()
-        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, fused=True, **options)
+
+        def make(params, options=options):
+            return torch.optim.SGD(params, lr=0.05, momentum=0.9, fused=True, **options)
+
+        opt = make(net.parameters())
         step = FusedStep(net, opt, "cross-entropy", 0.0)
         for i in range(2):
             step(*_batch(32, seed=i))
-        twin = copy.deepcopy(net.plain)
-        twin_opt = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, fused=True, **options)
-        twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # its own tensors
-        step(*_batch(32, seed=9))
-        for p, q in zip(net.parameters(), twin.parameters(), strict=True):
-            q.grad = p.grad.clone()
-        twin_opt.step()
+        twin, _ = _and_by_torch(net, step, opt, make, _batch(32, seed=9))
         for p, q in zip(net.parameters(), twin.parameters(), strict=True):
             assert torch.allclose(p, q, rtol=1e-5, atol=1e-7), options
 
