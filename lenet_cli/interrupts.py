@@ -59,7 +59,11 @@ class Signals:
         self._old.clear()
 
     def __exit__(self, *exc: object) -> None:
-        self.restore()
+        # A data-parallel rank keeps signals as flags until it leaves the job: torchrun sends
+        # SIGTERM to every rank once one fails, and a rank on its way out with its own error
+        # (it lost its peers) must live to say so and write its exit code for `--nproc`.
+        if self.escalate:
+            self.restore()
 
 
 def _importing_torch(frame: Any) -> bool:

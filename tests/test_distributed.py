@@ -156,3 +156,22 @@ def test_a_bad_option_with_nproc_is_one_message_before_any_rank_starts(tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --lr must be positive, got -1.0"  # no torchrun output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_rank_keeps_signals_as_flags_until_it_leaves():
+    """torchrun sends SIGTERM to every rank once one fails; a rank already on its way out with
+    its own error must not die of it before it says why and writes its exit code (it did, under
+    load: `--nproc` then had no code from any rank and exited 1 instead of 15)."""
+    code = (
+        "import os, signal\n"
+        "from lenet_cli.interrupts import Signals\n"
+        "with Signals() as s:\n"
+        "    s.escalate = False  # a data-parallel rank\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print('alive', s.received)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"alive {int(signal.SIGTERM)}"
+    plain = code.replace("    s.escalate = False  # a data-parallel rank\n", "    pass\n")
+    died = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True)
+    assert died.returncode == -signal.SIGTERM  # a plain run's handler is gone after training
