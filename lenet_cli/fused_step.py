@@ -91,6 +91,11 @@ class FusedStep:
         self.a.loss, self.a.smoothing = LOSSES[loss], float(smoothing)
         self._point()
 
+    def updates(self) -> bool:
+        """Whether the C call also makes the optimizer's update (else torch's step follows it;
+        the first step of a stateful optimizer is torch's either way)."""
+        return _update_kind(self.optimizer, self.optimizer.param_groups[0]) != GRADS_ONLY
+
     def _point(self) -> None:
         """Point the struct at the parameters as they are now and at new gradient buffers laid
         out as they are, and forget everything sized or bound for the old ones."""

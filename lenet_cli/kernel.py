@@ -107,8 +107,16 @@ def _verified(target: Path) -> bool:
 
 def _compile(cc: str, target: Path) -> None:
     """Build into ``target`` and record its hash; both files replaced atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
+    except OSError as e:
+        odd = target.parent.exists() and not target.parent.is_dir()
+        raise OSError(
+            f"cannot write the built kernel into {target.parent} "
+            f"({'not a directory' if odd else e.strerror or e}); set LENET_KERNEL_DIR to a "
+            "writable directory"
+        ) from None
     os.close(fd)
     try:
         done = subprocess.run(

@@ -26,7 +26,7 @@ def env_info(
     seed: int,
     deterministic: bool,
     fused: bool = False,
-    fused_step: bool = False,
+    fused_step: str | None = None,
 ) -> dict[str, Any]:
     """Where and with what a session ran."""
     info: dict[str, Any] = {
@@ -40,7 +40,9 @@ def env_info(
         "threads": threads,
         "threads_note": "default --threads is the physical cores (speed.default_threads)",
         "fused_kernels": fused,  # the CPU kernels of fused.py (float rounding differs)
-        "fused_step": fused_step,  # each training step one C call (fused_step.py)
+        # each training step one C call (fused_step.py): "update" (the optimizer's too) or
+        # "gradients" (torch's step follows); null: autograd and torch.optim
+        "fused_step": fused_step or None,
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "deterministic": deterministic,

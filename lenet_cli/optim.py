@@ -74,6 +74,24 @@ def build_optimizer(
     return without_dynamo(makers[name]) if lean else makers[name]()
 
 
+def adopt_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give every state tensor of a parameter's shape (momentum buffers, Adam's averages) its
+    parameter's memory layout, values unchanged. A checkpoint keeps the layout its run had
+    (channels_last or not), and a tensor loaded from a file may even be strided oddly (an
+    expanded view): torch's fused CPU kernels assume the parameter's layout, and the C update
+    (fused_step.py) reads the state only when it is laid out as its parameter."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == p.shape
+                    and value.stride() != p.stride()
+                ):
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def lr_factor(
     name: str,
     step: int,

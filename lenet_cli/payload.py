@@ -164,6 +164,47 @@ def _check_run_state(state: dict[str, Any]) -> None:
             raise PayloadError(f"state.{key} is a {type(value).__name__}, not a table")
 
 
+# the flags lenet's optimizers are built with: off (a checkpoint with one on was not written by
+# `lenet train`, and torch's step would then read state the checkpoint may not hold)
+_FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "nesterov")
+
+
+def _check_optimizer(optimizer: dict[str, Any], shapes: list[tuple[int, ...]]) -> None:
+    """One param group over the model's parameters in order, plain hyperparameters, and per
+    parameter a state of tensors of its shape (or scalars: the step count): what torch's
+    optimizers, whose CPU kernels trust the state's sizes, and the C update may read."""
+    (group, *more) = optimizer["param_groups"] or [None]
+    if group is None or more or group["params"] != list(range(len(shapes))):
+        raise PayloadError(
+            f"optimizer.param_groups is not one group over the model's {len(shapes)} parameters"
+        )
+    for key, value in group.items():
+        if key == "params" or value is None or isinstance(value, bool):
+            if key in _FLAGS_OFF and value:
+                raise PayloadError(f"optimizer.param_groups[0].{key} is on; lenet never sets it")
+        elif key == "betas":
+            if not (isinstance(value, (list, tuple)) and len(value) == 2
+                    and all(_is_real(b) and 0 <= b < 1 for b in value)):  # fmt: skip
+                raise PayloadError(
+                    f"optimizer.param_groups[0].betas = {value!r} is not two in [0, 1)"
+                )
+        elif not _is_real(value):
+            raise PayloadError(f"optimizer.param_groups[0].{key} = {value!r} is not a number")
+    for index, state in optimizer["state"].items():
+        if not isinstance(state, dict):
+            raise PayloadError(f"optimizer.state[{index}] is not a table")
+        for key, value in state.items():
+            where = f"optimizer.state[{index}].{key}"
+            if isinstance(value, torch.Tensor) and value.dim() != 0:  # 0-dim: a step count
+                if tuple(value.shape) != shapes[index] or not value.is_floating_point():
+                    raise PayloadError(
+                        f"{where} is {value.dtype} {list(value.shape)}, not float "
+                        f"{list(shapes[index])} as its parameter"
+                    )
+            elif not (value is None or _is_real(value) or isinstance(value, torch.Tensor)):
+                raise PayloadError(f"{where} is a {type(value).__name__}, not a tensor")
+
+
 def check_resume(payload: dict[str, Any], where: str) -> None:
     """What resuming reads besides the model: the whole config, optimizer, scheduler, run
     state, RNG states."""
@@ -182,6 +223,7 @@ def check_resume(payload: dict[str, Any], where: str) -> None:
     params = [p for g in groups for p in g["params"]]
     if not all(_is_int(p) for p in params) or not set(optimizer["state"]) <= set(params):
         raise PayloadError("optimizer.state does not match its param_groups")
+    _check_optimizer(optimizer, [tuple(t.shape) for t in payload["model"].values()])
     _check_run_state(payload["state"])
     rng = payload["rng"]
     size = torch.get_rng_state().numel()

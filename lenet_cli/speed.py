@@ -91,7 +91,8 @@ def fused_choice(
     if requested:
         raise UsageError(
             f"--fused: the fused CPU kernel is not available: {reason}",
-            hint="install a C compiler (gcc or clang), or use --no-fused",
+            hint="mend what it names (a C compiler: gcc or clang; a writable LENET_KERNEL_DIR), "
+            "or use --no-fused",
         )
     return False, f"fused CPU kernel not available ({reason}); using PyTorch's ops"
 

@@ -44,7 +44,7 @@ from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.metrics import RunState, env_info, now
 from lenet_cli.model import build_model
-from lenet_cli.optim import build_optimizer, build_scheduler
+from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.plan import Plan
 from lenet_cli.rundir import QuietRunDir, RunDir
 from lenet_cli.tblog import require_tensorboard, tensorboard_log
@@ -229,6 +229,7 @@ class Run:
         """
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        adopt_layouts(self.optimizer)  # --channels-last may differ from the checkpoint's run
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -483,7 +484,9 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         signals.escalate = run.job is None
         cfg, s = run.cfg, run.state
         rd.write_config(cfg)
-        one_call = run.fast_step is not None
+        # "update": forward to the optimizer's update in one C call; "gradients": torch's step
+        # follows it (optimizers the C update does not compute)
+        one_call = run.fast_step and ("update" if run.fast_step.updates() else "gradients")
         env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused, one_call)
         rd.write_env({**env, "ranks": run.job.world} if run.job else env)
         for note in rd.notes:

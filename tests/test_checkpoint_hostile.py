@@ -20,7 +20,7 @@ def _resumable() -> dict:
     return {
         **_payload(),
         "config": {"arch": "tutorial", "data": "random"},
-        "optimizer": {"state": {}, "param_groups": []},
+        "optimizer": {"state": {}, "param_groups": [{"params": list(range(10)), "lr": 0.01}]},
         "scheduler": {},
         "state": {"epoch": 1, "step": 10},
         "rng": {"torch": torch.get_rng_state(), "data_generator": gen.get_state()},
@@ -125,12 +125,48 @@ RESUME_HOSTILE = {
     "state-seen-negative": (lambda p: p["state"].update(seen=-5), "state.seen"),
     "state-best-list": (lambda p: p["state"].update(best=[1]), "state.best"),
     "optimizer-state-orphan": (
-        lambda p: p["optimizer"]["state"].update({7: {}}),
+        lambda p: p["optimizer"]["state"].update({17: {}}),  # 10 parameters: 0-9
         "optimizer.state does not match",
     ),
     "optimizer-groups-junk": (
         lambda p: p["optimizer"].update(param_groups=["x"]),
         "optimizer.param_groups",
+    ),
+    # what torch's fused CPU kernels would trust (a wrong size crashed the process) or the
+    # optimizer would choke on (exit 1); found by a red-team pass
+    "optimizer-state-wrong-shape": (
+        lambda p: p["optimizer"]["state"].update({4: {"exp_avg": torch.zeros(10)}}),
+        "optimizer.state[4].exp_avg is torch.float32 [10], not float [120, 576]",
+    ),
+    "optimizer-state-int": (
+        lambda p: p["optimizer"]["state"].update(
+            {0: {"momentum_buffer": torch.zeros(6, 1, 3, 3, dtype=torch.int64)}}
+        ),
+        "optimizer.state[0].momentum_buffer is torch.int64",
+    ),
+    "optimizer-state-junk": (
+        lambda p: p["optimizer"]["state"].update({0: {"exp_avg": "x"}}),
+        "optimizer.state[0].exp_avg is a str",
+    ),
+    "optimizer-two-groups": (
+        lambda p: p["optimizer"]["param_groups"].append({"params": []}),
+        "not one group over the model's 10 parameters",
+    ),
+    "optimizer-params-permuted": (
+        lambda p: p["optimizer"]["param_groups"][0].update(params=list(range(9, -1, -1))),
+        "not one group over the model's 10 parameters",
+    ),
+    "optimizer-amsgrad-on": (
+        lambda p: p["optimizer"]["param_groups"][0].update(amsgrad=True),
+        "amsgrad is on",
+    ),
+    "optimizer-lr-str": (
+        lambda p: p["optimizer"]["param_groups"][0].update(lr="0.1"),
+        "param_groups[0].lr = '0.1' is not a number",
+    ),
+    "optimizer-betas-three": (
+        lambda p: p["optimizer"]["param_groups"][0].update(betas=(0.9, 0.99, 0.5)),
+        "betas",
     ),
 }
 

@@ -14,7 +14,7 @@ from lenet_cli import fused, fused_step, speed
 from lenet_cli.fused_step import FusedStep, why_not
 from lenet_cli.losses import build_loss, one_hot_targets
 from lenet_cli.model import build_model
-from lenet_cli.optim import build_optimizer, build_scheduler
+from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.train import train_step
 
 pytestmark = pytest.mark.skipif(
@@ -311,3 +311,22 @@ def test_momentum_switched_on_later_binds_its_buffer():
     assert all("momentum_buffer" in s for s in opt_a.state.values())
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_state_in_another_layout_is_adopted_and_the_c_update_binds():
+    """What a resume in the other --channels-last (or a file with an expanded tensor) loads:
+    optim.adopt_layouts gives each state tensor its parameter's layout, values unchanged."""
+    net = _net()
+    step, opt = _step(net, "adam", lr=1e-3)
+    step(*_batch(8, seed=0))  # torch's first step makes the state
+    conv1 = net.conv1.weight
+    state = opt.state[conv1]
+    values = state["exp_avg"].clone()
+    state["exp_avg"] = values.contiguous()  # NCHW, the parameter is channels_last
+    state["exp_avg_sq"] = state["exp_avg_sq"][:1].expand_as(conv1)  # stride 0
+    assert not step._bind(fused_step.ADAM)  # as loaded: torch's step would have to run
+    adopt_layouts(opt)
+    assert state["exp_avg"].stride() == conv1.stride() and torch.equal(state["exp_avg"], values)
+    assert state["exp_avg_sq"].stride() == conv1.stride()
+    step.bound_to = None
+    assert step._bind(fused_step.ADAM)

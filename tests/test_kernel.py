@@ -158,3 +158,13 @@ def test_the_python_side_refuses_tensors_the_kernel_cannot_take():
     scores, *kept = fused._kernel_forward(torch.randn(2, 1, 32, 32), params, keep=False)
     with pytest.raises(ValueError, match="what the forward kept"):
         fused._kernel_backward(torch.randn(2, 1, 32, 32), params, torch.ones_like(scores), kept)
+
+
+def test_an_unusable_kernel_directory_is_named_with_its_fix(tmp_path, monkeypatch):
+    """LENET_KERNEL_DIR naming a file: the reason says where and what to set (it said
+    "[Errno 17] File exists", and --fused's hint asked for a compiler)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    monkeypatch.setenv("LENET_KERNEL_DIR", str(blocker))
+    with pytest.raises(OSError, match="afile .not a directory.; set LENET_KERNEL_DIR"):
+        kernel.build()

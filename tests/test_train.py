@@ -45,7 +45,8 @@ def test_plain_progress_one_line_per_epoch_and_json_summary(tmp_path):
     from lenet_cli import fused
 
     assert env["fused_kernels"] is (fused.status() is None)  # the default: when they build
-    assert env["fused_step"] is env["fused_kernels"]  # fp32, one process: the one-call step
+    # fp32, one process: the one-call step, with the update (the default optimizer's)
+    assert env["fused_step"] == ("update" if env["fused_kernels"] else None)
 
 
 def test_the_one_call_step_trains_where_the_kernels_do_and_says_so(tmp_path):
@@ -60,9 +61,9 @@ def test_the_one_call_step_trains_where_the_kernels_do_and_says_so(tmp_path):
     one = _train(tmp_path, *args, "--name", "one", "--progress", "plain")
     two = _train(tmp_path, *args, "--name", "two", "--no-fused")
     assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
-    assert "one C call per step" in one.stderr
+    assert "gradients in one C call per step" in one.stderr  # and RMSprop's update by torch
     env = [json.loads((tmp_path / n / "env.json").read_text()) for n in ("one", "two")]
-    assert env[0]["fused_step"] is True and env[1]["fused_step"] is False
+    assert env[0]["fused_step"] == "gradients" and env[1]["fused_step"] is None
     a, b = (load_checkpoint(tmp_path / n / "last.pt")["model"] for n in ("one", "two"))
     for key in a:
         assert torch.allclose(a[key], b[key], rtol=1e-3, atol=1e-4), key
@@ -129,6 +130,21 @@ def test_resume_is_bit_exact_after_an_epoch_and_mid_epoch(tmp_path):
         assert torch.equal(straight["rng"]["data_generator"], other["rng"]["data_generator"])
         exp_avg = straight["optimizer"]["state"][0]["exp_avg"]
         assert torch.equal(exp_avg, other["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_resume_in_the_other_memory_layout_is_exact(tmp_path):
+    """The optimizer state keeps its run's layout in the checkpoint; resumed with the other
+    --channels-last it is laid out as the parameters again, so the one-call step's C update
+    (not torch's, which rounds differently) goes on and the weights equal a straight run's."""
+    args = ("--optimizer", "adamw", "--lr", "1e-3", "--scheduler", "none")
+    assert _train(tmp_path, *args, "--epochs", "2", "--name", "s").exit_code == 0
+    assert _train(tmp_path, *args, "--epochs", "1", "--name", "r").exit_code == 0
+    flipped = _train(
+        tmp_path, "--resume", str(tmp_path / "r"), "--epochs", "2", "--no-channels-last"
+    )
+    assert flipped.exit_code == 0, flipped.output
+    a, b = (load_checkpoint(tmp_path / n / "last.pt") for n in ("s", "r"))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
 def test_resume_via_cli_continues_and_appends(tmp_path):

@@ -115,7 +115,8 @@ class TrainProgress:
             at = f", resuming after step {e['step']}" if e["step"] else ""
             threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
             threads += ", fused kernels" if e.get("fused") else ""
-            threads += ", one C call per step" if e.get("fused_step") else ""
+            threads += {"update": ", one C call per step", "gradients": ", gradients in one C "
+                        "call per step"}.get(e.get("fused_step") or "", "")  # fmt: skip
             note(
                 f"training on {e['device']} ({threads}), "
                 f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
