@@ -178,6 +178,8 @@ def _check_optimizer(optimizer: dict[str, Any], shapes: list[tuple[int, ...]]) -
         raise PayloadError(
             f"optimizer.param_groups is not one group over the model's {len(shapes)} parameters"
         )
+    if "lr" not in group:
+        raise PayloadError("optimizer.param_groups[0] has no lr")
     for key, value in group.items():
         if key == "params" or value is None or isinstance(value, bool):
             if key in _FLAGS_OFF and value:
@@ -190,9 +192,15 @@ def _check_optimizer(optimizer: dict[str, Any], shapes: list[tuple[int, ...]]) -
                 )
         elif not _is_real(value):
             raise PayloadError(f"optimizer.param_groups[0].{key} = {value!r} is not a number")
+    first = next((s for s in optimizer["state"].values() if isinstance(s, dict) and s), {})
     for index, state in optimizer["state"].items():
         if not isinstance(state, dict):
             raise PayloadError(f"optimizer.state[{index}] is not a table")
+        if state and set(state) != set(first):  # what one parameter has, each has
+            raise PayloadError(
+                f"optimizer.state[{index}] holds {sorted(state)}, another parameter's "
+                f"{sorted(first)}"
+            )
         for key, value in state.items():
             where = f"optimizer.state[{index}].{key}"
             if isinstance(value, torch.Tensor) and value.dim() != 0:  # 0-dim: a step count

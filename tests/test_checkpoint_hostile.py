@@ -148,6 +148,15 @@ RESUME_HOSTILE = {
         lambda p: p["optimizer"]["state"].update({0: {"exp_avg": "x"}}),
         "optimizer.state[0].exp_avg is a str",
     ),
+    "optimizer-state-key-missing": (
+        lambda p: p["optimizer"]["state"].update(
+            {
+                0: {"step": torch.tensor(3.0)},
+                1: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(6)},
+            }
+        ),
+        "optimizer.state[1] holds ['exp_avg', 'step'], another parameter's ['step']",
+    ),
     "optimizer-two-groups": (
         lambda p: p["optimizer"]["param_groups"].append({"params": []}),
         "not one group over the model's 10 parameters",
@@ -163,6 +172,10 @@ RESUME_HOSTILE = {
     "optimizer-lr-str": (
         lambda p: p["optimizer"]["param_groups"][0].update(lr="0.1"),
         "param_groups[0].lr = '0.1' is not a number",
+    ),
+    "optimizer-lr-missing": (
+        lambda p: p["optimizer"]["param_groups"][0].pop("lr"),
+        "param_groups[0] has no lr",
     ),
     "optimizer-betas-three": (
         lambda p: p["optimizer"]["param_groups"][0].update(betas=(0.9, 0.99, 0.5)),
