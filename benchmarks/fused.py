@@ -7,9 +7,10 @@ One model, one optimizer (SGD, momentum 0.9, fused as `lenet train` builds it) a
 channels_last data; for each batch size, ``rounds`` rounds each time all three variants:
 PyTorch's ops (``--no-fused``), the fused kernel (``fused.FusedNet``) under autograd and
 torch.optim's step, and the one-call training step (``fused_step.FusedStep``, what `lenet
-train` runs on the CPU), which share the same parameters. Each measurement is one warmed-up pass over ``images`` images; the
-figure is the median over the rounds. Alternating in one process is what makes the ratio
-trustworthy on a machine whose speed drifts between runs (docs/kernels.md).
+train` runs on the CPU), which share the same parameters. Each measurement is one warmed-up
+pass over ``images`` images; the figure is the median over the rounds. Alternating in one
+process is what makes the ratio trustworthy on a machine whose speed drifts between runs
+(docs/kernels.md).
 """
 
 from __future__ import annotations
