@@ -93,6 +93,15 @@ def _whole_vectors(n: int) -> int:
     return -(-n // 16) * 16
 
 
+def set_sizes(a: kernel.Args, shape, params) -> None:
+    """The struct's sizes for batches of ``shape`` [N,1,H,W] and Net's ten parameters (their
+    shapes, and the conv weights' strides, at which the kernel reads them)."""
+    a.n, a.h, a.w = shape[0], shape[2], shape[3]
+    a.c1, a.k1, a.k2 = params[0].shape[0], params[0].shape[-1], params[2].shape[-1]
+    a.o1, a.o2, a.o3 = (params[i].shape[0] for i in (4, 6, 8))
+    a.s1[:], a.s2[:] = params[0].stride(), params[2].stride()
+
+
 def _args(x: torch.Tensor, params, checked: bool) -> tuple[kernel.Args, list[torch.Tensor]]:
     """The struct for images ``x`` [N,1,H,W] and Net's ten parameters (conv1, conv2, fc1, fc2,
     fc3; weight then bias), and the tensors it points into (alive until the call returns).
@@ -104,12 +113,9 @@ def _args(x: torch.Tensor, params, checked: bool) -> tuple[kernel.Args, list[tor
     x3 = x.reshape(n, h, w).contiguous()  # one channel: a view for NCHW and channels_last alike
     # the conv weights as they are (the kernel reads them at their strides), the rest contiguous
     held = [x3, *(p if i in (0, 2) else p.contiguous() for i, p in enumerate(params))]
-    a = kernel.Args(
-        n=n, h=h, w=w, c1=params[0].shape[0], k1=params[0].shape[-1], k2=params[2].shape[-1]
-    )
-    a.o1, a.o2, a.o3 = params[4].shape[0], params[6].shape[0], params[8].shape[0]
+    a = kernel.Args()
+    set_sizes(a, x.shape, params)
     a.threads = max(1, min(torch.get_num_threads(), n))
-    a.s1[:], a.s2[:] = params[0].stride(), params[2].stride()
     a.x = x3.data_ptr()
     a.prm[:] = [p.data_ptr() for p in held[1:]]
     return a, held

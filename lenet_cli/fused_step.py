@@ -70,9 +70,7 @@ def _update_kind(optimizer: torch.optim.Optimizer, group: dict) -> int:
     ):
         return GRADS_ONLY
     kind = type(optimizer)
-    if kind is ManualSGD:
-        return SGD
-    if kind is torch.optim.SGD:
+    if kind in (ManualSGD, torch.optim.SGD):
         return SGD
     if kind in (torch.optim.Adam, torch.optim.AdamW) and not group.get("amsgrad"):
         decoupled = kind is torch.optim.AdamW or group.get("decoupled_weight_decay")
@@ -112,7 +110,7 @@ class FusedStep:
         self.state: list[torch.Tensor] = []  # its tensors, alive while their pointers are used
         self.batch: tuple = ()  # the shape, dtype and device of the batches the struct is set for
 
-    def _buffers(self, shape: torch.Size) -> None:
+    def _buffers(self, shape: tuple[int, ...]) -> None:
         """Scores and kept buffers for batches of ``shape``, (re)made when it is new or larger;
         a smaller batch uses their first rows (each is [N, ...], images first)."""
         n, _, h, w = shape
@@ -164,12 +162,10 @@ class FusedStep:
         reason = fused.unfit(x, self.params)
         if reason is not None:
             raise ValueError(f"FusedStep cannot train on these images: {reason}")
-        self._buffers((n, *x.shape[1:]))
-        a, prm = self.a, self.params
-        a.n, a.h, a.w, a.images = n, x.shape[2], x.shape[3], x.shape[0]
-        a.c1, a.k1, a.k2 = prm[0].shape[0], prm[0].shape[-1], prm[2].shape[-1]
-        a.o1, a.o2, a.o3 = (prm[i].shape[0] for i in (4, 6, 8))
-        a.s1[:], a.s2[:] = prm[0].stride(), prm[2].stride()
+        shape = (n, *x.shape[1:])
+        self._buffers(shape)
+        fused.set_sizes(self.a, shape, self.params)
+        self.a.images = x.shape[0]
         self.batch = (x.shape, x.dtype, x.is_cpu, n)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:

@@ -42,7 +42,7 @@ def env_info(
         "fused_kernels": fused,  # the CPU kernels of fused.py (float rounding differs)
         # each training step one C call (fused_step.py): "update" (the optimizer's too) or
         # "gradients" (torch's step follows); null: autograd and torch.optim
-        "fused_step": fused_step or None,
+        "fused_step": fused_step,
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "deterministic": deterministic,
