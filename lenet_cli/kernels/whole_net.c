@@ -325,9 +325,11 @@ static __attribute__((noinline)) void fwd16_image(
 }
 
 /* The second block's backward, from g = dLoss/dout [16,Ho,Wo] of one image: gy [Cin,H,W] and
-   the weight and bias gradients added to gw [K,K,Cin,16] and gb [16]. The input gradient is computed with the output channels outermost (GCt [16][P][16], a row
-   of 16 output columns per vector), so that it needs no horizontal sums; the weight gradient
-   keeps one vector accumulator per (kj, c) for each kernel row ki. */
+   the weight and bias gradients added to gw [K,K,Cin,16] and gb [16]. The weight gradient keeps
+   one vector accumulator per (kj, c) for each kernel row ki. The input gradient, with 3x3
+   kernels (WS given), from each window's one maximum per output channel: a window's 4x4 input
+   patch is one vector per input channel; else with the output channels outermost (GCt
+   [16][P][16], a row of 16 output columns per vector), so that it needs no horizontal sums. */
 
 /* One image's backward; always inlined, so that the calls below with constant K and Cin get
    loops the compiler unrolls and accumulators it keeps in registers. */
@@ -598,7 +600,13 @@ static void dot_dense(const float *restrict in, int ld_in, int Ip, const float *
 /* The interface. kernel.py's Args mirrors this struct field for field; change both together
    and bump LENET_ABI. */
 #define LENET_ABI 2
-enum { LENET_OK = 0, LENET_NO_MEMORY = 1, LENET_BAD_ABI = 2, LENET_BAD_SIZES = 3, LENET_BAD_LABEL = 4 };
+enum {
+    LENET_OK = 0,
+    LENET_NO_MEMORY = 1,
+    LENET_BAD_ABI = 2,
+    LENET_BAD_SIZES = 3,
+    LENET_BAD_LABEL = 4
+};
 enum { LENET_CROSS_ENTROPY = 0, LENET_MSE = 1 };
 enum { LENET_GRADS_ONLY = 0, LENET_SGD = 1, LENET_ADAM = 2, LENET_ADAMW = 3 };
 
@@ -768,7 +776,8 @@ int lenet_forward(const lenet_args *a) {
                 const int64_t n = n0 + g;
                 float *o1 = save ? out1 + n * z.per1 : h1;
                 uint8_t *x1 = save ? idx1 + n * z.per1 : i1;
-                fwd1_image(x + row_of(a, n) * z.H * z.W, l.w1, prm[1], o1, x1, z.H, z.W, z.C1, z.K1, !save);
+                fwd1_image(x + row_of(a, n) * z.H * z.W, l.w1, prm[1], o1, x1, z.H, z.W, z.C1,
+                           z.K1, !save);
                 fwd16_image(o1, l.wt2, bias2, save ? out2 + n * z.F : h2 + g * n2,
                             save ? idx2 + n * z.per2 : i2, z.H1, z.W1, z.C1, z.K2);
             }
@@ -913,8 +922,9 @@ int lenet_backward(const lenet_args *a) {
                 bwd16_any(out1 + m * z.per1, l.wt2, gf + g * z.F, out2 + m * z.F,
                           idx2 + m * z.per2, gy, g2, g2 + taps * 16, GC, GCt, WS, z.H1, z.W1, z.C1,
                           z.K2);
-                bwd1_image(x + row_of(a, m) * z.H * z.W, gy, out1 + m * z.per1, idx1 + m * z.per1, g1,
-                           g1 + z.C1 * z.K1 * z.K1, z.H, z.W, z.C1, z.K1, m + 1 == z.N);
+                bwd1_image(x + row_of(a, m) * z.H * z.W, gy, out1 + m * z.per1,
+                           idx1 + m * z.per1, g1, g1 + z.C1 * z.K1 * z.K1, z.H, z.W, z.C1,
+                           z.K1, m + 1 == z.N);
             }
         }
         free(gf);
@@ -938,9 +948,9 @@ int lenet_backward(const lenet_args *a) {
     return failed;
 }
 
-/* The loss of scores s [N,O3] against the batch's labels, per image in double, summed in image order;
-   its gradient (of the batch mean) into gs [N,O3]; the hits (torch.argmax's rule: the first
-   maximum, a NaN wins). Cross-entropy takes log-softmax of the scores; MSE compares the raw
+/* The loss of scores s [N,O3] against the batch's labels, per image in double, summed in image
+   order; its gradient (of the batch mean) into gs [N,O3]; the hits (torch.argmax's rule: the
+   first maximum, a NaN wins). Cross-entropy takes log-softmax of the scores; MSE compares the raw
    scores with the targets (nn.MSELoss: the mean over all N*O3 values). */
 static int loss_grad(const lenet_args *a, const float *s, int N, int O, float *gs, double *mean,
                      int64_t *hits) {
@@ -1058,7 +1068,8 @@ int lenet_train_step(lenet_args *a) {
     int64_t numel[10];
     param_sizes(&z, numel);
     double step[10];
-    for (int i = 0; i < 10; i++) step[i] = a->opt >= LENET_ADAM ? (double)(*a->steps[i] += 1.0f) : 0;
+    for (int i = 0; i < 10; i++)
+        step[i] = a->opt >= LENET_ADAM ? (double)(*a->steps[i] += 1.0f) : 0.0;
 #pragma omp parallel num_threads(z.threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
