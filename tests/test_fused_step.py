@@ -16,6 +16,7 @@ from lenet_cli.losses import build_loss, one_hot_targets
 from lenet_cli.model import build_model
 from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.train import train_step
+from tests.test_fused import _for_thread_counts
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cc") is None, reason="needs a C compiler to build the kernel"
@@ -149,14 +150,7 @@ def test_the_same_weights_at_any_thread_count():
             step(*_batch(50, seed=i))
         return [p.detach().clone() for p in net.parameters()]
 
-    before = torch.get_num_threads()
-    try:
-        outs = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            outs.append(run())
-    finally:
-        torch.set_num_threads(before)
+    outs = _for_thread_counts(run)  # 1, 2 and 3 threads
     for other in outs[1:]:
         assert all(torch.equal(p, q) for p, q in zip(outs[0], other, strict=True))
 
