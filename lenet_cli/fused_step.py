@@ -128,8 +128,10 @@ class FusedStep:
         """Point the struct at the optimizer's state tensors; False while torch has not made
         them (its first step) or they are not laid out as their parameters."""
         st = self.optimizer.state
-        names = {ADAM: ("exp_avg", "exp_avg_sq"), ADAMW: ("exp_avg", "exp_avg_sq")}.get(kind, ())
-        if kind == SGD and self.optimizer.param_groups[0].get("momentum", 0):
+        names: tuple[str, ...] = ()
+        if kind in (ADAM, ADAMW):
+            names = ("exp_avg", "exp_avg_sq")
+        elif self.optimizer.param_groups[0].get("momentum", 0):  # SGD with momentum
             names = ("momentum_buffer",)
         if self.bound_to is st and self.bound_names == names:
             return True
