@@ -27,13 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lenet_cli import kernel, speed  # noqa: E402
 from lenet_cli.data import batch_rows, batches  # noqa: E402
-from lenet_cli.fused_step import FusedStep  # noqa: E402
+from lenet_cli.fast import kernel, speed  # noqa: E402
+from lenet_cli.fast.fused_step import FusedStep  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
-from lenet_cli.train import train_step  # noqa: E402
+from lenet_cli.training.loop import train_step  # noqa: E402
 
 VARIANTS = ("pytorch", "fused", "step")  # step: the one-call training step (training only)
 

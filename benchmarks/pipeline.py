@@ -14,7 +14,8 @@ Datasets (``--usual``):
   with black, copied into a tensor, scaled to [0, 1], normalised;
 - ``tensor``: the same result from tensor operations only (no PIL), a leaner usual Dataset.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
-slices of one seeded randperm (``lenet_cli.data.batches``), ``lenet_cli.train.train_step``, and
+slices of one seeded randperm (``lenet_cli.data.batches``),
+``lenet_cli.training.loop.train_step``, and
 the fused CPU kernels where they build, as ``lenet train`` runs (``--no-fused``: without it).
 Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
 defaults for the usual path, as `lenet train` builds it (fused) for lenet's.
@@ -40,13 +41,13 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lenet_cli import speed  # noqa: E402
 from lenet_cli.data import batches, load_dataset, read_idx_pair, resolve_source  # noqa: E402
-from lenet_cli.evaluate import evaluate_tensors  # noqa: E402
+from lenet_cli.fast import speed  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model, tutorial_forward  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
-from lenet_cli.train import train_step  # noqa: E402
+from lenet_cli.training.loop import train_step  # noqa: E402
+from lenet_cli.use.evaluate import evaluate_tensors  # noqa: E402
 
 
 class _PerSample(torch.utils.data.Dataset):

@@ -1,6 +1,6 @@
 """Choices shared by flags and config files, the training config, and its resolution.
 
-Standard library only (layer 1). Each ``TrainConfig`` field declares its type, default, help and
+Standard library only. Each ``TrainConfig`` field declares its type, default, help and
 range once: ``lenet train``'s flags are generated from it (cli/train_cmds.py), config files and
 checkpoints are checked against it, and the other commands check their numbers with the same
 ``Range`` rules (``check_value``). Precedence: built-in defaults < ``--config FILE`` < flags; every

@@ -1,4 +1,4 @@
-"""Keep ``torch._dynamo`` unimported when nothing is compiled (layer 2).
+"""Keep ``torch._dynamo`` unimported when nothing is compiled.
 
 Why: ``import torch._dynamo`` costs 1.3-1.5 s on a quiet 2-core machine, more than half of what a
 1-step ``lenet train`` costs beyond ``import torch``, and plain eager training never needs it.

@@ -1,4 +1,4 @@
-"""Loss functions by name (layer 2). Each returns the mean over the batch's samples.
+"""Loss functions by name. Each returns the mean over the batch's samples.
 
 ``mse`` is the tutorial's ``nn.MSELoss`` applied to the network's raw scores (no softmax) against
 one-hot targets: the mean over the batch of each sample's mean squared error over the 10 scores.

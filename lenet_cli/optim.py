@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules by name (layer 2).
+"""Optimizers and learning-rate schedules by name.
 
 ``manual-sgd`` is the tutorial's rule, ``f.data.sub_(f.grad.data * learning_rate)`` on each
 parameter, written as a tiny ``torch.optim.Optimizer`` so that checkpoints and resume treat it

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]  # the repository: configs/, benchmarks/, README.md
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"  # real MNIST beside the checkout
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +99,54 @@ def check_terminal_text(text: str, width: int = 80) -> None:
     for line in text.splitlines():
         assert len(line) <= width, repr(line)
         assert all(ch.isprintable() for ch in line), repr(line)
+
+
+def checkpoint_payload(seed: int = 0) -> dict:
+    """A complete checkpoint payload of a fresh tutorial net (seeded)."""
+    import torch
+
+    from lenet_cli.model import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("tutorial")
+    return {
+        "arch": "tutorial",
+        "model": model.state_dict(),
+        "mean": 0.13,
+        "std": 0.31,
+        "data": "mnist",
+        "config": {"lr": 0.1, "name": None},
+        "epoch": 1,
+        "step": 10,
+        "rng": {"torch": torch.get_rng_state(), "data_generator": torch.Generator().get_state()},
+    }
+
+
+def raw_checkpoint(path, payload: dict) -> None:
+    """A checkpoint with a valid trailer but any payload (save_checkpoint checks too much)."""
+    import hashlib
+    import io
+
+    import torch
+
+    from lenet_cli.runs.checkpoint import _MAGIC
+
+    buffer = io.BytesIO()
+    torch.save({"format": "lenet-cli-checkpoint", "version": 1, **payload}, buffer)
+    data = buffer.getvalue()
+    path.write_bytes(data + _MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+
+def for_thread_counts(fn):
+    """fn()'s results with 1, 2 and 3 threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(fn())
+        return outs
+    finally:
+        torch.set_num_threads(before)

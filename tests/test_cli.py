@@ -257,7 +257,7 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(
     monkeypatch.setenv("RANK", "3")
     left = []
     fake = types.SimpleNamespace(joined=True, leave=lambda c: left.append(c) or sys.exit(c))
-    monkeypatch.setitem(sys.modules, "lenet_cli.distributed", fake)
+    monkeypatch.setitem(sys.modules, "lenet_cli.training.distributed", fake)
     monkeypatch.setattr(cli, "app", lambda **_: sys.exit(code))
     with pytest.raises(SystemExit):
         cli.main()
@@ -289,7 +289,7 @@ def test_a_data_parallel_rank_leaves_with_typers_exit_code(
     ],
 )
 def test_nproc_exits_with_what_a_plain_run_would(torchrun, received, told, expected):
-    from lenet_cli.cli.train_cmds import job_exit
+    from lenet_cli.scale.launch import job_exit
 
     assert job_exit(torchrun, received, told, 2) == expected
 

@@ -1,5 +1,6 @@
-"""The layer table in README.md ("How the code is laid out") is the code's: every module is in
-it, and none imports from a higher layer (STYLE: layers 0-4 never reach up to the UI or CLI)."""
+"""The layout table in README.md ("How the code is laid out") is the code's: every module and
+folder of the package is in it, and no module imports from a later row (STYLE: the engines never
+reach up to the UI or the CLI; the optional accelerator in fast/ never reaches the loop)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lenet_cli"
+MAX_TOP_MODULES = 12
 
 
 def _table() -> dict[str, int]:
-    """README's table: file or folder name (``train.py``, ``data/``) -> layer."""
+    """README's table: module or folder name (``model.py``, ``data/``) -> its order."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## How the code is laid out") :]
-    layers = {}
+    order = {}
     for line in section.splitlines():
-        row = re.match(r"\| (\d) \| (.*?) \|", line)
+        row = re.match(r"\| (\d+) \| (.*?) \|", line)
         if row:
             for name in re.findall(r"`([\w./]+)`", row.group(2)):
-                layers[name] = int(row.group(1))
-    return layers
+                order[name] = int(row.group(1))
+    return order
 
 
-def _layer(module: str, table: dict[str, int]) -> int | None:
-    """The layer of ``lenet_cli.a.b`` by its top-level file or folder; the package itself
-    (``lenet_cli.__version__``) is layer 0."""
+def _order(module: str, table: dict[str, int]) -> int | None:
+    """The order of ``lenet_cli.a.b`` by its top-level module or folder. ``lenet_cli`` and
+    ``lenet_cli.__version__`` as imported names are the version: order 0."""
     parts = module.split(".")[1:]
     if not parts or parts[0] == "__version__":
         return 0
     return table.get(parts[0] + ".py", table.get(parts[0] + "/"))
+
+
+def _own_order(module: str, table: dict[str, int]) -> int | None:
+    return table.get("__init__.py") if module == "lenet_cli" else _order(module, table)
 
 
 def _imports(path: Path) -> set[str]:
@@ -54,19 +60,35 @@ def _modules() -> list[tuple[str, Path]]:
     return out
 
 
-def test_every_module_is_in_the_readme_table():
+def test_every_module_and_folder_is_in_the_readme_table():
     table = _table()
-    missing = [m for m, _ in _modules() if _layer(m, table) is None]
-    assert missing == [], f"add these to README.md's layer table: {missing}"
+    missing = [m for m, _ in _modules() if _own_order(m, table) is None]
+    assert missing == [], f"add these to README.md's layout table: {missing}"
+    stale = [n for n in table if not (PACKAGE / n).exists()]
+    assert stale == [], f"README.md's layout table names what does not exist: {stale}"
 
 
-def test_no_module_imports_from_a_higher_layer():
+def test_no_module_imports_from_a_later_row():
     table = _table()
     upward = []
     for module, path in _modules():
-        own = _layer(module, table)
+        own = _own_order(module, table)
         for target in _imports(path):
-            layer = _layer(target, table)
-            if layer is None or (own is not None and layer > own):
-                upward.append(f"{module} (layer {own}) imports {target} (layer {layer})")
+            order = _order(target, table)
+            if order is None or (own is not None and order > own):
+                upward.append(f"{module} (row {own}) imports {target} (row {order})")
     assert upward == []
+
+
+def test_every_folder_says_what_it_holds_and_what_it_may_import():
+    for folder in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
+        doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, f"{folder.name}/__init__.py has no docstring"
+
+
+def test_the_top_of_the_package_stays_small():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
+    # the Python API's functions live at the top: no module or folder may shadow them
+    for name in ("train", "evaluate", "predict", "export", "load"):
+        assert not (PACKAGE / f"{name}.py").exists() and not (PACKAGE / name).exists(), name

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lenet_cli.model import Net, build_model, tutorial_forward
-from lenet_cli.summary import model_facts
+from lenet_cli.teach.summary import model_facts
 
 TUTORIAL_SHAPES = [
     [6, 1, 3, 3],
@@ -120,7 +120,8 @@ def test_the_model_module_does_not_import_the_kernel():
     wrapper."""
     code = (
         "import sys, lenet_cli.model; "
-        "print(sorted(m for m in sys.modules if m in ('lenet_cli.fused', 'lenet_cli.kernel')))"
+        "print(sorted(m for m in sys.modules "
+        "if m in ('lenet_cli.fast.fused', 'lenet_cli.fast.kernel')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

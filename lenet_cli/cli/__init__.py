@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-RANK_EXIT_DIR_ENV = "LENET_RANK_EXIT_DIR"  # where a rank of `lenet train --nproc` writes its code
+from lenet_cli.scale.launch import RANK_EXIT_DIR_ENV
 
 
 def _interrupted_while_starting() -> None:
@@ -66,7 +66,7 @@ def _leave_group(e: SystemExit) -> None:
             (Path(tell) / f"rank-{os.environ['RANK']}").write_text(f"{code or 0}\n")
         except OSError:  # the launcher falls back to torchrun's code
             pass
-    module = sys.modules.get("lenet_cli.distributed")  # imported only by a rank's `train`
+    module = sys.modules.get("lenet_cli.training.distributed")  # imported only by a rank's `train`
     if module is None or not module.joined:
         return
     if code != e.code:  # a message as the exit "code": said, as SystemExit would

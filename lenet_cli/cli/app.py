@@ -169,7 +169,7 @@ def setup_device(spec: str, threads: int | str | None = None, quiet: bool = Fals
 
     ``threads`` None or "auto" starts at the physical cores (training's auto then tunes it)."""
     from lenet_cli.device import resolve_device, set_threads
-    from lenet_cli.speed import default_threads
+    from lenet_cli.fast.speed import default_threads
 
     chosen = resolve_device(spec)
     if chosen.note and not quiet:  # quiet: a data-parallel rank other than 0

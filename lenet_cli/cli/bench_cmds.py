@@ -115,8 +115,8 @@ def bench(
     if not (train or infer):
         raise UsageError("nothing to measure", "drop --no-train or --no-infer")
 
-    from lenet_cli.bench import run_bench
-    from lenet_cli.speed import default_threads
+    from lenet_cli.fast.speed import default_threads
+    from lenet_cli.training.bench import run_bench
 
     dev, _ = setup_device(device)
     if counts == [None]:

@@ -54,7 +54,7 @@ def export_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Export a trained model to run without lenet-cli: safetensors, torch.export or ONNX."""
-    from lenet_cli.export import export_checkpoint
+    from lenet_cli.use.export import export_checkpoint
 
     result = export_checkpoint(
         checkpoint,

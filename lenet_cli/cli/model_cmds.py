@@ -23,11 +23,11 @@ CheckpointOpt = Annotated[
 
 def _load(arch: str, checkpoint: Path | None, seed: int, device_spec: str):
     """The model to show: the checkpoint's, or a fresh one seeded with ``seed``."""
-    from lenet_cli.walkthrough import seeded_model
+    from lenet_cli.teach.walkthrough import seeded_model
 
     dev, _ = setup_device(device_spec)
     if checkpoint is not None:
-        from lenet_cli.weights import load_model
+        from lenet_cli.use.weights import load_model
 
         model, meta = load_model(checkpoint, dev)
         if meta.get("notice"):
@@ -43,7 +43,7 @@ def inspect_params(
     json_out: JsonOpt = False,
 ) -> None:
     """Show the network, its parameter tensors with shapes and counts, and its shape trace."""
-    from lenet_cli.summary import model_facts
+    from lenet_cli.teach.summary import model_facts
 
     model, arch, _ = _load(arch, checkpoint, seed=0, device_spec="cpu")
     facts = model_facts(model, arch, with_stats=checkpoint is not None)
@@ -85,7 +85,7 @@ def forward(
 
         run_predict(image, checkpoint=checkpoint, device=device, json_out=json_out, preview=False)
         return
-    from lenet_cli.walkthrough import forward_random
+    from lenet_cli.teach.walkthrough import forward_random
 
     model, arch, dev = _load(arch, checkpoint, seed, device)
     result, text = forward_random(model, dev, batch_size=batch_size, seed=seed)
@@ -127,7 +127,7 @@ def step(
 ) -> None:
     """Run the tutorial's steps 3-8 on one random input: forward, backward, loss, update."""
     from lenet_cli.config import RULES, check_value
-    from lenet_cli.walkthrough import tutorial_step
+    from lenet_cli.teach.walkthrough import tutorial_step
 
     check_value("--lr", lr, RULES["lr"])  # the rule of `lenet train --lr`: also nan and inf
     if target == "arange" and loss != "mse":

@@ -47,7 +47,7 @@ def list_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """A table of runs: data, arch, epochs, best/final accuracy, wall time, images/s, status."""
-    from lenet_cli.runtable import list_runs
+    from lenet_cli.runs.table import list_runs
 
     runs = list_runs(directory, sort, reverse)
     if json_out:
@@ -63,7 +63,7 @@ def diff_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """The config keys that differ between two runs, and their final metrics side by side."""
-    from lenet_cli.runtable import diff_runs, find_run
+    from lenet_cli.runs.table import diff_runs, find_run
 
     root = Path("runs")
     doc = diff_runs(find_run(a, root), find_run(b, root))

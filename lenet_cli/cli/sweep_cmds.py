@@ -27,7 +27,7 @@ SWEEP_SETS = ("out", "name", "progress")
 def _settings(space_path: Path | None, config: Path | None, flags: dict, trials: int) -> dict:
     """What a new study stores: the fixed config, the space, the metric, the budget."""
     from lenet_cli.config import load_toml, resolve
-    from lenet_cli.space import load_space
+    from lenet_cli.scale.space import load_space
 
     if space_path is None:
         raise UsageError("a new sweep needs --space FILE", hint="e.g. configs/mnist-sweep.toml")
@@ -52,7 +52,7 @@ def _settings(space_path: Path | None, config: Path | None, flags: dict, trials:
 
 
 def _open(storage: str | None, sweep_dir: Path):
-    from lenet_cli import study as studies
+    from lenet_cli.scale import study as studies
 
     url = storage or studies.default_storage(sweep_dir)
     return url, studies.open_storage(url)
@@ -122,7 +122,7 @@ def sweep_cmd(
 
 def _show(storage: str | None, study: str | None, out: Path, json_out: bool) -> None:
     """`--show`: print an existing study's trials and best, running nothing."""
-    from lenet_cli import study as studies
+    from lenet_cli.scale import study as studies
 
     if study is None:
         raise UsageError("--show needs --study NAME")
@@ -139,7 +139,7 @@ def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
     ``fresh`` says the user gave a space, a config or train options: refused for an existing
     study, which keeps its own. Returns the storage URL, the Optuna study and its settings.
     """
-    from lenet_cli import study as studies
+    from lenet_cli.scale import study as studies
 
     url, store = storage, None
     if storage is None:  # SQLite in the sweep directory: the study exists with its file
@@ -177,9 +177,9 @@ def _run(url, found, settings, sweep_dir: Path, workers: int, json_out: bool) ->
     """Run the workers to the trial budget, write the best config, report the study."""
     import time
 
-    from lenet_cli import study as studies
-    from lenet_cli.speed import default_threads
-    from lenet_cli.sweep import run_workers
+    from lenet_cli.fast.speed import default_threads
+    from lenet_cli.scale import study as studies
+    from lenet_cli.scale.sweep import run_workers
 
     name = found.study_name
     fixed = settings["config"]["threads"]  # a number as given; else the cores shared out
@@ -200,7 +200,7 @@ def _run(url, found, settings, sweep_dir: Path, workers: int, json_out: bool) ->
 
 
 def _report(found, settings, sweep_dir, best_toml, json_out, *, table, wall=None) -> None:
-    from lenet_cli import study as studies
+    from lenet_cli.scale import study as studies
 
     doc = {
         "study": found.study_name,
@@ -226,8 +226,8 @@ def sweep_worker_cmd(
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")],
 ) -> None:
     """One worker of `lenet sweep` (started by it; the storage URL comes in the environment)."""
-    from lenet_cli import study as studies
-    from lenet_cli.sweep import STORAGE_ENV, work
+    from lenet_cli.scale import study as studies
+    from lenet_cli.scale.sweep import STORAGE_ENV, work
 
     url = os.environ.get(STORAGE_ENV)
     if not url:

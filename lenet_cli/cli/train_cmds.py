@@ -138,7 +138,7 @@ def train_cmd(
     """Train the network; logs, config and checkpoints go to a run directory."""
     import os
 
-    from lenet_cli.plan import plan_run
+    from lenet_cli.training.plan import plan_run
 
     # options, config and resume rules are checked here, before `--nproc` starts any rank: a
     # mistake is one message from this process, not one per rank and torchrun's traceback
@@ -147,9 +147,14 @@ def train_cmd(
         ui.render_config(plan.config_lines())
         return
     if nproc is not None and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_launch(nproc))
-    from lenet_cli import distributed
-    from lenet_cli.train import train
+        from lenet_cli.scale.launch import launch
+
+        code, unexplained = launch(nproc)
+        if unexplained:  # stopped before any rank could say so
+            ui.error_line("interrupted")
+        raise typer.Exit(code)
+    from lenet_cli.training import distributed
+    from lenet_cli.training.loop import train
 
     job = distributed.from_env()  # a rank of torchrun's job, or None
     quiet = job is not None and not job.main  # only rank 0 prints
@@ -182,98 +187,14 @@ def train_cmd(
 
 def _device(cfg, job, quiet: bool):  # noqa: ANN001, ANN202 (torch types: imported lazily)
     """The device and threads of this process (a data-parallel rank: its share of the cores)."""
-    from lenet_cli import distributed
+    from lenet_cli.training import distributed
 
     threads = cfg.threads
     if job is not None and threads == "auto":  # each rank its share of the cores, fixed
-        from lenet_cli.speed import default_threads
+        from lenet_cli.fast.speed import default_threads
 
         threads = max(1, default_threads() // job.local_world)
     dev, n_threads = setup_device(cfg.device, threads, quiet=quiet)
     if job is not None:
         dev = distributed.init(job, dev)
     return dev, n_threads
-
-
-def _launch(nproc: int) -> int:
-    """`lenet train --nproc N`: this very command under torchrun's launcher, on this machine.
-
-    A terminal's Ctrl-C reaches torchrun and its ranks (one process group); SIGINT and SIGTERM
-    sent to this process alone are passed on to torchrun, which stops its ranks. torchrun exits
-    1 whatever failed, so the ranks write their exit codes into a temporary directory
-    (cli._leave_group) and this returns what a plain run would have (``job_exit``).
-    """
-    import os
-    import shutil
-    import sys
-    import tempfile
-
-    from lenet_cli.cli import RANK_EXIT_DIR_ENV
-
-    rest, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip or arg == "--nproc" or arg.startswith("--nproc="):
-            skip = arg == "--nproc"
-            continue
-        rest.append(arg)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    cmd += [f"--nproc-per-node={nproc}", "-m", "lenet_cli", *rest]
-    codes = Path(tempfile.mkdtemp(prefix="lenet-ranks-"))
-    try:
-        code, received = _run_torchrun(cmd, {**os.environ, RANK_EXIT_DIR_ENV: str(codes)})
-        told = {f.name[5:]: f.read_text().strip() for f in codes.glob("rank-*")}
-    finally:
-        shutil.rmtree(codes, ignore_errors=True)
-    if code != 0 and received and not told:  # stopped before any rank could say so
-        ui.error_line("interrupted")
-    return job_exit(code, received, told, nproc)
-
-
-def job_exit(torchrun: int, received: list[int], told: dict[str, str], ranks_n: int) -> int:
-    """`--nproc`'s exit code from torchrun's, the signals this process got and the codes the
-    ranks wrote ({rank: code}, as text): what a plain run would have exited with. A signal that
-    came after every rank finished (all said 0) changes nothing. A rank that torchrun stopped
-    with SIGTERM after another failed exits 143: the other's code is the cause, and when that
-    rank said nothing (killed outright) the job lost a rank, exit 15. Every rank stopped by a
-    signal sent to them (not to this process) is the signal's code."""
-    from lenet_cli.errors import DistributedError
-
-    if torchrun == 0 or (len(told) == ranks_n and all(c == "0" for c in told.values())):
-        return 0
-    if received:
-        return 128 + received[0]
-    ranks = sorted((int(r), int(c)) for r, c in told.items() if r.isdigit() and c.isdigit())
-    failed = [c for _, c in ranks if c != 0]
-    cause = [c for c in failed if c not in (130, 143)]
-    if cause:
-        return cause[0]
-    if failed:
-        return failed[0] if len(ranks) == ranks_n else DistributedError.exit_code
-    return torchrun
-
-
-def _run_torchrun(cmd: list[str], env: dict[str, str]) -> tuple[int, list[int]]:
-    """torchrun's exit code, and the signals this process received (each passed on).
-
-    The handler is in place before torchrun starts: a signal that lands while it starts (before
-    its own handlers, or between fork and exec, where it would be lost) is passed on after."""
-    import signal
-    import subprocess
-
-    received: list[int] = []
-    procs: list[subprocess.Popen] = []
-
-    def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
-        received.append(signum)
-        if procs:  # also a terminal's Ctrl-C, which reached torchrun too: it takes two
-            procs[0].send_signal(signum)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        procs.append(subprocess.Popen(cmd, env=env))
-        if received:  # while it started: it may not have seen it
-            procs[0].send_signal(received[0])
-        return procs[0].wait(), received
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)

@@ -25,7 +25,7 @@ def tutorial_cmd(
     """The tutorial's steps 1-9 with their code and numbers, ending in one epoch of training."""
     import sys
 
-    from lenet_cli.tutorial import load_text, tutorial_steps
+    from lenet_cli.teach.tutorial import load_text, tutorial_steps
 
     target = png_target(out, "activations.png", force)
     setup_device("cpu")  # the tutorial runs on the CPU, with the usual threads

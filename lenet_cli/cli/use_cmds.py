@@ -62,7 +62,7 @@ def evaluate_cmd(
     if out is not None:
         _check_out_dir(out, force)
     dev, _ = setup_device(device)
-    from lenet_cli.evaluate import evaluate_checkpoint
+    from lenet_cli.use.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(
         checkpoint,
@@ -74,7 +74,7 @@ def evaluate_cmd(
         on_event=ui.TrainProgress("none" if json_out else "plain"),
         samples=out is not None or predictions,
     )
-    from lenet_cli.runs import class_names
+    from lenet_cli.runs.reader import class_names
 
     names = class_names(result["data"])
     if out is not None:
@@ -112,8 +112,8 @@ def run_predict(
             hint="train one with `lenet train`, then pass --checkpoint runs/NAME",
         )
     dev, _ = setup_device(device)
-    from lenet_cli.predict import predict_images
-    from lenet_cli.weights import load_model
+    from lenet_cli.use.predict import predict_images
+    from lenet_cli.use.weights import load_model
 
     model, meta = load_model(checkpoint, dev)
     if meta.get("notice"):

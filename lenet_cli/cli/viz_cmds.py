@@ -50,7 +50,7 @@ def plot_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Loss, accuracy and learning rate per epoch of one or more runs (train / val / test)."""
-    from lenet_cli.runs import curves, newest_run
+    from lenet_cli.runs.reader import curves, newest_run
 
     if not run_dirs:
         run_dirs = [newest_run(need="metrics")]
@@ -80,8 +80,8 @@ def load_checkpoint_model(checkpoint: Path | None):
     """(model on the CPU, its metadata), from --checkpoint or the newest run (said on stderr)."""
     import torch
 
-    from lenet_cli.checkpoint import load_model
-    from lenet_cli.runs import checkpoint_or_newest
+    from lenet_cli.runs.checkpoint import load_model
+    from lenet_cli.runs.reader import checkpoint_or_newest
 
     path, notice = checkpoint_or_newest(checkpoint)
     if notice:
@@ -114,8 +114,8 @@ def activations_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Every layer's output for one input: conv maps, pooled maps, fc layers, softmax."""
-    from lenet_cli.activations import activations, dataset_input, describe, file_input
-    from lenet_cli.runs import class_names
+    from lenet_cli.runs.reader import class_names
+    from lenet_cli.teach.activations import activations, dataset_input, describe, file_input
 
     if image is not None and index is not None:
         raise UsageError("give IMAGE or --index, not both")
@@ -166,7 +166,7 @@ def filters_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """conv1's and conv2's kernels as images, on one colour scale per layer."""
-    from lenet_cli.filters import describe, filters
+    from lenet_cli.teach.filters import describe, filters
 
     paths: list[Path | None] = list(checkpoint or [None])
     if len(paths) > 2:
@@ -202,7 +202,7 @@ def autograd_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """The tutorial's walk of the autograd graph: loss.grad_fn down to the parameters."""
-    from lenet_cli.autograd_view import chain, loss_graph
+    from lenet_cli.teach.autograd_view import chain, loss_graph
 
     target = png_target(out, "autograd.png", force)
     doc = loss_graph(arch, seed)

@@ -1,6 +1,6 @@
-"""The data layer (layer 2): MNIST-family IDX data as in-memory tensors, offline first.
+"""The data: MNIST-family IDX data as in-memory tensors, offline first.
 
-Imports torch, numpy, the standard library and lenet_cli.errors only; never prints (progress
+May import: torch, numpy, the standard library and the top-level modules; never prints (progress
 goes to ``on_event`` / ``on_progress`` callbacks). Public API:
 
 - ``load_dataset(name, split, ...) -> Dataset``; ``split_validation``; ``batches``, ``batch_rows``

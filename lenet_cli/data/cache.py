@@ -3,7 +3,7 @@
 Entries live in ``<cache root>/decoded/<name>-<split>-<key>.pt`` where the key hashes each source
 file's resolved path, size and modification time: changed files get a new key, and the stale
 entry is removed when the new one is written. An entry is read back like user input: it is a
-sealed file (lenet_cli.sealed: size limit and SHA-256 trailer checked before parsing), loaded
+sealed file (lenet_cli.files: size limit and SHA-256 trailer checked before parsing), loaded
 with ``weights_only=True``, then every field is checked -- uint8 images [N, 28, 28], N uint8
 labels all 0-9, finite statistics -- and its recorded fingerprint must still name the data set
 it is used as (data.identity). A bad entry is never used: it is rebuilt from the source files,
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import torch
 
-from lenet_cli.atomic import atomic_write
 from lenet_cli.data.identity import check_identity, fingerprint
 from lenet_cli.data.idx import MAX_PAYLOAD, NUM_CLASSES, ROWS, read_idx_pair
 from lenet_cli.data.sources import Located, cache_root
-from lenet_cli.sealed import SealError, read_sealed, seal
+from lenet_cli.files import SealError, atomic_write, read_sealed, seal
 
 FORMAT = 2  # bump when the entry layout changes (2: sealed, with a fingerprint)
 _LIMIT = 2 * MAX_PAYLOAD  # images + labels + container, never more

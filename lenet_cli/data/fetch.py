@@ -18,10 +18,10 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lenet_cli.atomic import atomic_write
 from lenet_cli.data.reach import env_seconds, forget_failure, remember_failure
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
 from lenet_cli.errors import DataNotFoundError, UsageError, WriteError
+from lenet_cli.files import atomic_write
 
 _TIMEOUT_ENV = "LENET_DOWNLOAD_TIMEOUT"  # seconds for the connection and each read
 _BLOCK = 1 << 16

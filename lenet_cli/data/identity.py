@@ -1,4 +1,4 @@
-"""Which data set decoded arrays really are: fingerprints of the known ones (layer 2).
+"""Which data set decoded arrays really are: fingerprints of the known ones.
 
 The IDX format says nothing about content: Fashion-MNIST's files are valid "MNIST" files. So the
 decoded contents are identified. A fingerprint is the SHA-256 of the decoded images' bytes

@@ -23,8 +23,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from lenet_cli.atomic import atomic_write
 from lenet_cli.data.sources import cache_root
+from lenet_cli.files import atomic_write
 
 RETRY_AFTER_S = 6 * 3600
 

@@ -12,7 +12,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from lenet_cli.atomic import atomic_write
 from lenet_cli.data.fetch import md5_file
 from lenet_cli.data.identity import check_identity, fingerprint
 from lenet_cli.data.idx import read_header, read_idx_pair
@@ -26,6 +25,7 @@ from lenet_cli.data.sources import (
     locate,
 )
 from lenet_cli.errors import DataError, DataNotFoundError, UsageError, WriteError
+from lenet_cli.files import atomic_write
 
 
 def _check_name(name: str, allowed: tuple[str, ...]) -> None:

@@ -1,4 +1,4 @@
-"""Rich rendering, and nothing else (layer 5). No torch at import time.
+"""Rich rendering, and nothing else. No torch at import time.
 
 stdout carries data (tables, JSON); stderr carries notes, progress and errors. Rich drops colour
 and animation when the stream is not a terminal, and honours NO_COLOR. One module per family of

@@ -1,4 +1,4 @@
-"""`lenet autograd`: the loss's graph as an indented walk (stdout) and as a PNG (layer 5).
+"""`lenet autograd`: the loss's graph as an indented walk (stdout) and as a PNG.
 
 The walk from the loss towards the input is the spine, one node a line at the left margin;
 each node's other next_functions (parameters, and the transposes of the Linear weights) hang

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from lenet_cli.atomic import json_safe
+from lenet_cli.files import json_safe
 
 _out: Console | None = None
 _err: Console | None = None

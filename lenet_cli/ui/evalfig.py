@@ -1,4 +1,4 @@
-"""`lenet evaluate --out DIR`: confusion.png, errors.png and per_class.png (layer 5)."""
+"""`lenet evaluate --out DIR`: confusion.png, errors.png and per_class.png."""
 
 from __future__ import annotations
 

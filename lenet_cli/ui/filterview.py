@@ -1,4 +1,4 @@
-"""`lenet filters`: convolution kernels in the terminal and as a PNG (layer 5)."""
+"""`lenet filters`: convolution kernels in the terminal and as a PNG."""
 
 from __future__ import annotations
 

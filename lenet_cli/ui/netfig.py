@@ -1,4 +1,4 @@
-"""PNG pictures of what the network holds: activations of one input, and filters (layer 5)."""
+"""PNG pictures of what the network holds: activations of one input, and filters."""
 
 from __future__ import annotations
 

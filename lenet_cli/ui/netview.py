@@ -1,4 +1,4 @@
-"""Terminal views of what the network holds: activation maps and filters (layer 5).
+"""Terminal views of what the network holds: activation maps and filters.
 
 Maps are drawn with half-block characters, two pixel rows per text line. On a colour terminal
 each cell is an upper half block coloured with the top pixel over the bottom one (grey levels);

@@ -1,4 +1,4 @@
-"""`lenet plot`: training curves as character charts (stdout) and as a PNG (layer 5)."""
+"""`lenet plot`: training curves as character charts (stdout) and as a PNG."""
 
 from __future__ import annotations
 

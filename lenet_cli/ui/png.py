@@ -1,4 +1,4 @@
-"""Writing matplotlib figures as PNG files (layer 5). matplotlib is imported on first use only,
+"""Writing matplotlib figures as PNG files. matplotlib is imported on first use only,
 so `lenet --help` never loads it; the Agg backend draws without a display."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lenet_cli.atomic import atomic_write
 from lenet_cli.errors import WriteError
+from lenet_cli.files import atomic_write
 
 DPI = 100  # figure sizes below are in inches at this density: 1 inch = 100 pixels
 

@@ -1,4 +1,4 @@
-"""Line charts drawn with characters (layer 5): one character per column and series, so a chart
+"""Line charts drawn with characters: one character per column and series, so a chart
 reads the same in a pipe (no colour, no control characters) as on a terminal."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`lenet tutorial`: one step's text, code and output (layer 5)."""
+"""`lenet tutorial`: one step's text, code and output."""
 
 from __future__ import annotations
 

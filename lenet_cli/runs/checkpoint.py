@@ -1,0 +1,181 @@
+"""Checkpoints: safe to load, checked for corruption, written atomically.
+
+File layout: the bytes of ``torch.save(payload)`` (a zip), then a fixed-length trailer
+``\\nLENET-SHA256:<64 hex digits>\\n`` holding the SHA-256 of those bytes. torch's zip reader
+ignores trailing bytes, so ``torch.load(path, weights_only=True)`` still opens the file; torch
+itself would not notice a flipped bit in a tensor, the hash does (any byte, container included).
+
+The payload holds tensors and plain values only and is always loaded with ``weights_only=True``
+(never an unsafe fallback): a pickle that would run code is refused before anything runs.
+Writes go to a temp file in the same directory, fsync, then rename, so a crash or SIGKILL while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.errors import CheckpointError, NonFiniteLossError
+from lenet_cli.files import MAGIC as _MAGIC
+from lenet_cli.files import SealError, atomic_write, read_sealed
+from lenet_cli.model import build_model
+from lenet_cli.runs.payload import PayloadError, check_payload, check_resume
+
+FORMAT = "lenet-cli-checkpoint"
+VERSION = 1
+
+
+def resolve_path(path: str | Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> Path:
+    """A checkpoint file, or a run directory's best.pt, else last.pt (or ``prefer``'s order)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in prefer:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(
+            f"no best.pt or last.pt in {path}",
+            hint="pass a checkpoint file or a run directory made by `lenet train`",
+        )
+    if not path.is_file():
+        if path.exists():  # a device, a FIFO, a socket: never read (a FIFO would block)
+            raise CheckpointError(f"checkpoint {path} is not a regular file", hint="check the path")
+        raise CheckpointError(f"checkpoint {path} does not exist", hint="check the path")
+    return path
+
+
+def weights_finite(state_dict: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in state_dict.values() if t.is_floating_point())
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus format and version) atomically; refuse non-finite weights."""
+    path = Path(path)
+    data = checkpoint_bytes(path, payload)
+    with atomic_write(path) as f:
+        f.write(data)
+    return path
+
+
+def checkpoint_bytes(path: Path, payload: dict[str, Any]) -> bytes:
+    """The bytes of the checkpoint file ``path`` would hold: payload, then its SHA-256 trailer."""
+    if not weights_finite(payload["model"]):
+        raise NonFiniteLossError(
+            f"refusing to write {path}: the weights hold NaN or Inf",
+            hint="lower --lr; the previous checkpoint is kept",
+        )
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    data = buffer.getvalue()
+    return data + _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
+
+
+MAX_BYTES = 256 << 20  # a LeNet checkpoint is ~1 MB with optimizer state; refuse far larger
+
+
+def _refuse(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"refusing checkpoint {path}: {problem}",
+        hint="use a last.pt / best.pt written by `lenet train`, or retrain",
+    )
+
+
+def load_checkpoint(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    prefer: tuple[str, ...] = ("best.pt", "last.pt"),
+) -> dict[str, Any]:
+    """The payload of a checkpoint file or run directory, checked before it is used.
+
+    In order: size limit and SHA-256 trailer (sealed.read_sealed: streamed, nothing parsed
+    yet), a ``weights_only`` unpickling, format and version, then every field's type and range
+    (payload.check_payload). Any failure is a CheckpointError naming the file and the field.
+    """
+    path = resolve_path(path, prefer)
+    try:
+        body = read_sealed(path, MAX_BYTES)
+    except SealError as e:
+        raise _refuse(path, f"it {e}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    try:
+        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except Exception as e:  # UnpicklingError for unsafe content; anything else is corruption
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise _refuse(path, f"it cannot be loaded safely (weights_only): {first[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise _refuse(path, "it is not a lenet-cli checkpoint (no format field)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {payload.get('version')!r}, "
+            f"this lenet reads version {VERSION}",
+            hint="upgrade lenet-cli",
+        )
+    try:
+        check_payload(payload, str(path))
+    except PayloadError as e:
+        raise _refuse(path, str(e)) from None
+    payload["path"] = str(path)
+    return payload
+
+
+RESUME_KEYS = ("config", "model", "optimizer", "scheduler", "state", "rng")
+
+
+def load_for_resume(path: str | Path) -> dict[str, Any]:
+    """A checkpoint (a run directory's last.pt first) checked to hold what resuming needs."""
+    payload = load_checkpoint(path, prefer=("last.pt",))
+    where = payload["path"]
+    missing = [k for k in RESUME_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {where} cannot be resumed: it lacks {', '.join(missing)}",
+            hint="resume from a last.pt written by `lenet train`",
+        )
+    try:
+        check_resume(payload, where)
+    except PayloadError as e:
+        raise CheckpointError(
+            f"checkpoint {where} cannot be resumed: {e}",
+            hint="resume from a last.pt written by `lenet train`",
+        ) from None
+    return payload
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...)."""
+    payload = load_checkpoint(path)
+    model = build_model(payload["arch"])
+    model.load_state_dict(payload["model"])  # names and shapes were checked: cannot fail
+    model.to(device).eval()
+    meta = {
+        k: payload.get(k)
+        for k in ("arch", "mean", "std", "data", "epoch", "step", "config", "metrics", "path")
+    }
+    return model, meta
+
+
+def rng_states() -> dict[str, Any]:
+    """Every global RNG state a run touches (the data-order generator is added by the caller)."""
+    import random
+
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng(states: dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(states["torch"])
+    if "python" in states:
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,0 +1,252 @@
+"""What a checkpoint may hold: every field's type and range, checked after loading.
+
+A checkpoint whose checksum is right can still be hostile or broken: written by another tool,
+edited, or saved by a buggy release. Nothing in it is used before ``check_payload`` passed:
+plain types only (numbers, strings, lists, dicts, tensors), finite numbers and weights, the
+tensors of the architecture's state dict with their exact shapes, a pixel std above zero, a
+config that passes the same validation as a config file. Each problem is one phrase naming the
+field, which the caller turns into a CheckpointError (exit 6).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lenet_cli.config import ARCHES, DATA_NAMES, validate
+from lenet_cli.errors import ConfigError
+from lenet_cli.model import build_model
+
+_MAX_DEPTH = 12  # nesting of optimizer/scheduler/state dicts is 4 at most
+
+
+class PayloadError(Exception):
+    """One phrase: what is wrong and where ("model.conv1.weight holds NaN or Inf")."""
+
+
+def _is_int(v: Any) -> bool:
+    """A whole number that fits an int64 (torch's counters and tensors hold no more)."""
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_plain(value: Any, where: str, depth: int = 0) -> None:
+    """Only None, bool, int, finite float, str, bytes, tensors, and lists/tuples/dicts of them."""
+    if depth > _MAX_DEPTH:
+        raise PayloadError(f"{where} is nested more than {_MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PayloadError(f"{where} is {value}, not a finite number")
+        return
+    if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # sparse and other layouts: no op here expects one
+            raise PayloadError(f"{where} is a {value.layout} tensor, not a dense one")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise PayloadError(f"{where} holds NaN or Inf")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, (str, int)):
+                raise PayloadError(f"{where} has a key of type {type(k).__name__}")
+            check_plain(item, f"{where}.{k}", depth + 1)
+        return
+    raise PayloadError(f"{where} is a {type(value).__name__}, not a plain value")
+
+
+def _number(payload: Mapping, key: str, low: float, high: float, low_open: bool = False) -> None:
+    v = payload.get(key)
+    if not _is_real(v) or v > high or v < low or (low_open and v == low):
+        bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise PayloadError(f"{key} = {v!r} is not a number in {bound}")
+
+
+def check_model(state: Any, arch: str) -> None:
+    """The state dict of ``arch``: the same names, shapes, floating dtypes, finite values."""
+    if not isinstance(state, dict):
+        raise PayloadError(f"model is a {type(state).__name__}, not a state dict")
+    expected = build_model(arch).state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [str(k) for k in state if k not in expected]
+    if missing or extra:
+        raise PayloadError(
+            f"model does not hold a {arch!r} network: "
+            + "; ".join(
+                part
+                for part in (
+                    "missing " + ", ".join(missing[:4]) if missing else "",
+                    "unexpected " + ", ".join(extra[:4]) if extra else "",
+                )
+                if part
+            )
+        )
+    for key, want in expected.items():
+        got = state[key]
+        if not isinstance(got, torch.Tensor) or not got.is_floating_point():
+            raise PayloadError(f"model.{key} is not a floating-point tensor")
+        if got.layout != torch.strided:
+            raise PayloadError(f"model.{key} is a {got.layout} tensor, not a dense one")
+        if tuple(got.shape) != tuple(want.shape):
+            raise PayloadError(
+                f"model.{key} has shape {tuple(got.shape)}, {arch!r} needs {tuple(want.shape)}"
+            )
+        if not bool(torch.isfinite(got).all()):
+            raise PayloadError(f"model.{key} holds NaN or Inf")
+
+
+def check_payload(payload: dict[str, Any], where: str) -> None:
+    """The fields every use of a checkpoint reads (evaluate, predict, export, inspect)."""
+    arch = payload.get("arch")
+    if arch not in ARCHES:
+        raise PayloadError(f"arch = {arch!r} is not one of " + ", ".join(ARCHES))
+    check_model(payload.get("model"), arch)
+    _number(payload, "mean", 0.0, 1.0)
+    _number(payload, "std", 0.0, 1.0, low_open=True)  # images are divided by it
+    # data, epoch and step are written by every `lenet train`; optional for other writers
+    if payload.get("data") is not None and payload["data"] not in DATA_NAMES:
+        raise PayloadError(f"data = {payload.get('data')!r} is not one of the known data sets")
+    for key in ("epoch", "step"):
+        if key in payload and (not _is_int(payload[key]) or payload[key] < 0):
+            raise PayloadError(f"{key} = {payload.get(key)!r} is not a whole number >= 0")
+    for key in ("config", "metrics"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise PayloadError(f"{key} is a {type(payload[key]).__name__}, not a table")
+    for key, value in payload.items():
+        if key != "model":
+            check_plain(value, str(key))
+    if payload.get("config") is not None:
+        _check_config(payload["config"], arch, where)
+
+
+# The config keys that evaluate/predict read from a checkpoint. Only these are validated there:
+# a checkpoint from an older release may hold keys or values that have since changed, and it
+# must stay usable (resuming validates the whole config: it trains with it).
+_READ_KEYS = ("arch", "loss", "seed", "data", "data_dir")
+
+
+def _check_config(config: dict[str, Any], arch: str, where: str, *, whole: bool = False) -> None:
+    if config.get("arch", arch) != arch:
+        raise PayloadError(f"config.arch = {config['arch']!r} but arch = {arch!r}")
+    part = config if whole else {k: config[k] for k in _READ_KEYS if k in config}
+    try:
+        validate(part, f"{where} (config)")
+    except ConfigError as e:
+        raise PayloadError(e.message.replace(f"{where} (config): ", "config: ")) from None
+
+
+def _check_run_state(state: dict[str, Any]) -> None:
+    """Counters whole numbers >= 0, sums finite numbers >= 0, ``best``/``last_row`` tables."""
+    from lenet_cli.runs.metrics import RunState  # the fields and their types, from their owner
+
+    for key in ("epoch", "step"):
+        if key not in state:
+            raise PayloadError(f"state.{key} is missing")
+    for key, default in RunState().to_dict().items():
+        if key not in state:
+            continue
+        value = state[key]
+        if isinstance(default, int) and not (_is_int(value) and value >= 0):
+            raise PayloadError(f"state.{key} = {value!r} is not a whole number >= 0")
+        if isinstance(default, float) and not (_is_real(value) and value >= 0):
+            raise PayloadError(f"state.{key} = {value!r} is not a finite number >= 0")
+        if default is None and value is not None and not isinstance(value, dict):
+            raise PayloadError(f"state.{key} is a {type(value).__name__}, not a table")
+
+
+# the flags lenet's optimizers are built with: off (a checkpoint with one on was not written by
+# `lenet train`, and torch's step would then read state the checkpoint may not hold)
+_FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "nesterov")
+
+
+def _check_optimizer(optimizer: dict[str, Any], shapes: list[tuple[int, ...]]) -> None:
+    """One param group over the model's parameters in order, plain hyperparameters, and per
+    parameter a state of tensors of its shape (or scalars: the step count): what torch's
+    optimizers, whose CPU kernels trust the state's sizes, and the C update may read."""
+    (group, *more) = optimizer["param_groups"] or [None]
+    if group is None or more or group["params"] != list(range(len(shapes))):
+        raise PayloadError(
+            f"optimizer.param_groups is not one group over the model's {len(shapes)} parameters"
+        )
+    if "lr" not in group:
+        raise PayloadError("optimizer.param_groups[0] has no lr")
+    for key, value in group.items():
+        if key == "params" or value is None or isinstance(value, bool):
+            if key in _FLAGS_OFF and value:
+                raise PayloadError(f"optimizer.param_groups[0].{key} is on; lenet never sets it")
+        elif key == "betas":
+            if not (isinstance(value, (list, tuple)) and len(value) == 2
+                    and all(_is_real(b) and 0 <= b < 1 for b in value)):  # fmt: skip
+                raise PayloadError(
+                    f"optimizer.param_groups[0].betas = {value!r} is not two in [0, 1)"
+                )
+        elif not _is_real(value):
+            raise PayloadError(f"optimizer.param_groups[0].{key} = {value!r} is not a number")
+    first = next((s for s in optimizer["state"].values() if isinstance(s, dict) and s), {})
+    for index, state in optimizer["state"].items():
+        if not isinstance(state, dict):
+            raise PayloadError(f"optimizer.state[{index}] is not a table")
+        if state and set(state) != set(first):  # what one parameter has, each has
+            raise PayloadError(
+                f"optimizer.state[{index}] holds {sorted(state)}, another parameter's "
+                f"{sorted(first)}"
+            )
+        for key, value in state.items():
+            where = f"optimizer.state[{index}].{key}"
+            if isinstance(value, torch.Tensor) and value.dim() != 0:  # 0-dim: a step count
+                if tuple(value.shape) != shapes[index] or not value.is_floating_point():
+                    raise PayloadError(
+                        f"{where} is {value.dtype} {list(value.shape)}, not float "
+                        f"{list(shapes[index])} as its parameter"
+                    )
+            elif not (value is None or _is_real(value) or isinstance(value, torch.Tensor)):
+                raise PayloadError(f"{where} is a {type(value).__name__}, not a tensor")
+
+
+def check_resume(payload: dict[str, Any], where: str) -> None:
+    """What resuming reads besides the model: the whole config, optimizer, scheduler, run
+    state, RNG states."""
+    for key in ("config", "optimizer", "scheduler", "state", "rng"):
+        if not isinstance(payload.get(key), dict):
+            raise PayloadError(f"{key} is missing or not a table")
+    _check_config(payload["config"], payload["arch"], where, whole=True)
+    optimizer = payload["optimizer"]
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(
+        optimizer.get("param_groups"), list
+    ):
+        raise PayloadError("optimizer is not an optimizer state dict (state, param_groups)")
+    groups = optimizer["param_groups"]
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise PayloadError("optimizer.param_groups are not lists of parameter indices")
+    params = [p for g in groups for p in g["params"]]
+    if not all(_is_int(p) for p in params) or not set(optimizer["state"]) <= set(params):
+        raise PayloadError("optimizer.state does not match its param_groups")
+    _check_optimizer(optimizer, [tuple(t.shape) for t in payload["model"].values()])
+    _check_run_state(payload["state"])
+    rng = payload["rng"]
+    size = torch.get_rng_state().numel()
+    cpu = rng.get("torch")
+    if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.numel() != size:
+        raise PayloadError(f"rng.torch is not a CPU generator state ({size} bytes)")
+    gen = rng.get("data_generator")
+    if not isinstance(gen, torch.Tensor) or gen.dtype != torch.uint8 or gen.dim() != 1:
+        raise PayloadError("rng.data_generator is not a generator state")
+    python = rng.get("python")
+    if python is not None and not (
+        isinstance(python, (list, tuple))
+        and len(python) == 3
+        and _is_int(python[0])
+        and isinstance(python[1], (list, tuple))
+        and all(_is_int(x) for x in python[1])
+    ):
+        raise PayloadError("rng.python is not a Python random state")

@@ -1,0 +1,351 @@
+"""The run directory while a run trains in it: the one writer of its files.
+
+- created only when training starts (exclusively: an existing directory is never reused for a
+  new run), locked while a process trains in it (``.lock``: an flock held by the process, with
+  its pid and host for the message; the kernel drops it when the process dies);
+- ``config.toml``, ``env.json`` and the checkpoints written atomically (atomic.py); the metrics
+  files appended one fsynced line at a time, after the epoch's checkpoint, and checked against
+  the checkpoint on resume (``load_metrics``); with ``--log-every N`` metrics.jsonl also holds
+  per-step rows, marked ``"kind": "step"``;
+- a failure to write (no space, read-only, permission) is a WriteError (exit 11) that says what
+  was kept. docs/runs.md describes the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lenet_cli.config import TrainConfig, to_toml
+from lenet_cli.errors import OutputExistsError, RunLockedError, UsageError, WriteError
+from lenet_cli.files import atomic_write, json_safe
+from lenet_cli.interrupts import TrainingInterrupted
+
+COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "step",
+    "partial",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "images_per_s",
+    "seconds",
+    "time",
+)
+LOCK = ".lock"
+# errors of a full, read-only or forbidden place: the user's to fix, not a bug
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # as metrics.now (no torch)
+
+
+class RunDir:
+    """A run directory, opened (created or reopened, then locked) as a context manager.
+
+    A new run that fails before it wrote anything (its config.toml) removes its directory, so
+    that it does not block the next run of that name.
+    """
+
+    def __init__(self, path: Path, new: bool) -> None:
+        self.path, self.new = Path(path), new
+        self.kept = (
+            "nothing: no checkpoint had been written yet"
+            if new
+            else "the run as it was before this session (its last.pt and metrics)"
+        )
+        self.notes: list[str] = []  # for the caller to show (stale lock, repaired metrics)
+        self._lock: int | None = None
+
+    def __enter__(self) -> RunDir:
+        try:
+            self.path.mkdir(parents=True, exist_ok=not self.new)
+        except FileExistsError:
+            raise OutputExistsError(
+                f"run directory {self.path} already exists",
+                hint="choose another --name, or continue it with --resume",
+            ) from None
+        except OSError as e:  # --out is a file, or a place this user cannot write
+            if e.errno in WRITE_ERRNOS:
+                raise self._write_error(self.path, e) from None
+            raise UsageError(
+                f"cannot create run directory {self.path}: {e.strerror}",
+                hint="choose a writable --out directory",
+            ) from None
+        try:
+            self._take_lock()
+        except BaseException:
+            self._remove_if_new()
+            raise
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        if kind is not None:
+            self._remove_if_new()
+        self._release_lock()
+
+    def _remove_if_new(self) -> None:
+        if not self.new:
+            return
+        self._release_lock()
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass  # it holds the session's record (env.json says how it ended): keep it
+
+    # -- the lock ----------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; runs are not locked there (docs/runs.md)
+            return
+        path = self.path / LOCK
+        while True:
+            fd = self._open(path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise RunLockedError(
+                    f"run directory {self.path} is in use by {owner}",
+                    hint="wait for it to finish (or stop it), then resume",
+                ) from None
+            try:  # the file we locked is still the one at `path` (its owner may have removed it)
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        stale = os.read(fd, 200).decode("utf-8", "replace").strip()
+        if stale:
+            self.notes.append(f"took over the lock of {self.path} left by {stale}, which is gone")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._lock = fd
+
+    @staticmethod
+    def in_use(path: Path) -> bool:
+        """Whether a live process holds ``path``'s lock now (it is training there)."""
+        try:
+            import fcntl
+
+            fd = os.open(path / LOCK, os.O_RDONLY)
+        except (ImportError, OSError):  # no flock here, or no lock file: nobody trains there
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock we took
+        return False
+
+    def _release_lock(self) -> None:
+        if self._lock is None:
+            return
+        (self.path / LOCK).unlink(missing_ok=True)  # while still holding it
+        os.close(self._lock)
+        self._lock = None
+
+    def _open(self, path: Path, flags: int) -> int:
+        try:
+            return os.open(path, flags, 0o644)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write_error(self, path: Path, e: OSError) -> Exception:
+        if e.errno not in WRITE_ERRNOS:
+            return e
+        return WriteError(
+            f"cannot write {path}: {e.strerror}",
+            hint=f"kept: {self.kept}; free space or fix permissions, then "
+            f"`lenet train --resume {self.path}`"
+            if (self.path / "last.pt").exists()
+            else f"kept: {self.kept}; free space or choose a writable --out",
+        )
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace ``name`` atomically; a write failure is a WriteError saying what was kept."""
+        path = self.path / name
+        try:
+            with atomic_write(path) as f:
+                f.write(data)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        """A checkpoint (``last.pt``, ``best.pt``) of this run, written atomically."""
+        from lenet_cli.runs.checkpoint import checkpoint_bytes  # torch: only while training
+
+        self.write(name, checkpoint_bytes(self.path / name, payload))
+        if name == "last.pt":
+            self.kept = f"{self.path / name} (epoch {payload['epoch']}, step {payload['step']})"
+        return self.path / name
+
+    def write_config(self, config: TrainConfig) -> None:
+        text = to_toml(
+            config,
+            f"resolved config of the run in {self.path}\n"
+            "train again with: lenet train --config THIS-FILE",
+            skip=("name",),
+        )
+        self.write("config.toml", text.encode("utf-8"))
+
+    def write_env(self, info: dict[str, Any]) -> None:
+        """env.json: this session, after the earlier ones of a resumed run."""
+        doc: dict[str, Any] = info
+        try:
+            old = json.loads((self.path / "env.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            old = None
+        except (OSError, ValueError):
+            old = None
+            self.notes.append(f"{self.path / 'env.json'} was unreadable; it is written anew")
+        if isinstance(old, dict):  # keep the first session, list the later ones
+            doc = {**old, "resumed": [*old.get("resumed", []), info]}
+            doc.pop("ended", None)  # the previous session's end: running again now
+        self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
+
+    @contextlib.contextmanager
+    def recording_end(self) -> Iterator[None]:
+        """Records in env.json how the session ended: ``"ended": {"status", "reason", "time"}``,
+        status finished, interrupted (a signal) or failed (a NaN loss, an error): `lenet runs`."""
+        try:
+            yield
+        except BaseException as e:
+            stopped = isinstance(e, (TrainingInterrupted, KeyboardInterrupt))
+            self._ended("interrupted" if stopped else "failed", str(e) or type(e).__name__)
+            raise
+        self._ended("finished", "")
+
+    def _ended(self, status: str, reason: str) -> None:
+        path = self.path / "env.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc["ended"] = {"status": status, "reason": reason[:300], "time": _now()}
+            self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
+        except (OSError, ValueError, WriteError):
+            pass  # the end is a courtesy for `lenet runs`: never mask why training stopped
+
+    def append_step(self, row: dict[str, Any]) -> None:
+        """A per-step row (--log-every): metrics.jsonl only, marked ``"kind": "step"``."""
+        self.append_line("metrics.jsonl", json.dumps(json_safe({"kind": "step", **row})) + "\n")
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Add an epoch's row to metrics.jsonl and metrics.csv."""
+        row = json_safe({k: row.get(k) for k in COLUMNS})
+        self.append_line("metrics.jsonl", json.dumps(row) + "\n")
+        csv_path = self.path / "metrics.csv"
+        self.append_line("metrics.csv", _csv_text([row], header=not csv_path.exists()))
+
+    def append_line(self, name: str, text: str) -> None:
+        """Append ``text`` in one write and fsync it. A crash can tear only this last line,
+        which a resume drops (``load_metrics``)."""
+        path = self.path / name
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            data = text.encode("utf-8")
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError as e:
+            raise self._write_error(path, e) from None
+        finally:
+            os.close(fd)
+
+    def load_metrics(self, step: int, last_row: dict[str, Any] | None) -> None:
+        """On resume: keep the metrics rows up to the checkpoint's ``step``.
+
+        A torn or unreadable line (a crash while appending) and rows beyond the checkpoint (an
+        older version wrote the row first) are dropped with a note; the row of the checkpoint's
+        epoch, if lost (a crash between checkpoint and row), comes back from the checkpoint. Both
+        files are then rewritten atomically from what remains.
+        """
+        rows, bad = read_rows(self.path / "metrics.jsonl")
+        kept = [r for r in rows if r["step"] <= step]
+        beyond = len(rows) - len(kept)
+        if bad or beyond:
+            parts = [f"{bad} unreadable line(s)"] * bool(bad)
+            parts += [f"{beyond} row(s) beyond the checkpoint's step {step}"] * bool(beyond)
+            self.notes.append(f"dropped {' and '.join(parts)} of {self.path / 'metrics.jsonl'}")
+        epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
+        if last_row is not None and not any(r["step"] == last_row["step"] for r in epochs):
+            kept.append(json_safe({k: last_row.get(k) for k in COLUMNS}))
+            self.notes.append(f"restored the metrics row of epoch {last_row['epoch']}")
+        epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
+        self.write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+        self.write("metrics.csv", _csv_text(epochs, header=True).encode("utf-8"))
+
+
+class QuietRunDir(RunDir):
+    """The run directory as a data-parallel rank other than 0 sees it: rank 0 writes it all."""
+
+    def __enter__(self) -> QuietRunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def write(self, name: str, data: bytes) -> None:
+        pass
+
+    def append_line(self, name: str, text: str) -> None:
+        pass
+
+    def load_metrics(self, step: int, last_row: dict[str, Any] | None) -> None:
+        pass
+
+    def _ended(self, status: str, reason: str) -> None:
+        pass
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        return self.path / name
+
+
+def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
+    return table.getvalue()
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The valid rows of a metrics.jsonl (with int epoch and step), and how many lines were not."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], 0
+    rows, bad = [], 0
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and all(type(row.get(k)) is int for k in ("epoch", "step"))
+        except ValueError:
+            ok = False
+        if ok:
+            rows.append(row)
+        elif line.strip():
+            bad += 1
+    return rows, bad

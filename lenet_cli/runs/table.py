@@ -1,0 +1,195 @@
+"""`lenet runs`: what each run directory holds, as plain data (stdlib only).
+
+Reads what `lenet train` wrote (config.toml, metrics.jsonl, env.json, the checkpoints) directly,
+as user input: unknown keys and fields are ignored (newer runs may carry more), a file that is
+there but broken is an error naming it. The status is "running" while a live process holds the
+run's lock (``rundir.RunDir``); otherwise it is what env.json's ``ended`` recorded
+(``lenet train`` writes it when a session ends), else, for older runs or a process that was
+killed, it is inferred from the files:
+- finished: the last epoch row is complete and the run reached its epochs, its max_steps or
+  its early stop;
+- interrupted: it saved a checkpoint but did not get there (Ctrl-C, SIGTERM, a killed
+  process, a NaN stop): ``lenet train --resume DIR`` continues it;
+- failed: nothing was saved (no epoch row, no checkpoint): it stopped before its first epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lenet_cli.config import tomllib
+from lenet_cli.errors import UsageError
+from lenet_cli.runs.reader import read_metrics
+from lenet_cli.runs.rundir import RunDir
+
+RUN_FILES = ("config.toml", "metrics.jsonl", "env.json", "last.pt", "best.pt")
+# --sort: the column, and whether larger values come first
+SORT_KEYS = {
+    "started": False,
+    "name": False,
+    "data": False,
+    "arch": False,
+    "epochs": True,
+    "best": True,
+    "final": True,
+    "wall": True,
+    "speed": True,
+    "status": False,
+}
+_FIELD = {"best": "best_acc", "final": "final_acc", "wall": "wall_s", "speed": "images_per_s"}
+
+
+def _bad(path: Path, why: str) -> UsageError:
+    return UsageError(f"{path} {why}", hint="fix or remove the file (a run of `lenet train`)")
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """config.toml's keys as written (tables flattened); {} when there is none."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise _bad(path, f"is not readable TOML: {e}") from None
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    return flat
+
+
+def read_env(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "env.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _bad(path, f"is not readable JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise _bad(path, "is not a JSON object")
+    return doc
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _int(config: dict[str, Any], key: str) -> int | None:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _status(config: dict[str, Any], rows: list[dict], saved: bool) -> str:
+    if not rows:
+        return "interrupted" if saved else "failed"
+    last = rows[-1]
+    epochs, max_steps, patience = (_int(config, k) for k in ("epochs", "max_steps", "early_stop"))
+    if epochs is not None and last["epoch"] >= epochs and not last["partial"]:
+        return "finished"
+    if max_steps is not None and last["step"] is not None and last["step"] >= max_steps:
+        return "finished"  # a partial last row: max_steps ended the run mid-epoch
+    if patience is not None:
+        accs = [r["val_acc"] if r["val_acc"] is not None else r["test_acc"] for r in rows]
+        best = max(range(len(accs)), key=lambda i: -1.0 if accs[i] is None else accs[i])
+        if len(rows) - 1 - best >= patience:
+            return "finished"
+    return "interrupted"
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The epoch rows; none when metrics.jsonl is absent or empty (nothing logged yet)."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        empty = not path.is_file() or not path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _bad(path, f"cannot be read: {e}") from None
+    return [] if empty else read_metrics(run_dir)
+
+
+def summarise(run_dir: Path) -> dict[str, Any]:
+    """One row of `lenet runs`: what the run is, how far it got, how well and how fast."""
+    config, env = read_config(run_dir), read_env(run_dir)
+    rows = _rows(run_dir)
+    saved = any((run_dir / name).is_file() for name in ("last.pt", "best.pt"))
+    accs = [r["test_acc"] for r in rows if r["test_acc"] is not None]
+    seconds = sum(r["seconds"] or 0.0 for r in rows)
+    images = sum((r["seconds"] or 0.0) * (r["images_per_s"] or 0.0) for r in rows)
+    started = _time(env.get("time"))
+    record = env.get("ended") if isinstance(env.get("ended"), dict) else None
+    if record and record.get("status") not in ("finished", "interrupted", "failed"):
+        record = None
+    last_time = _time(rows[-1].get("time")) if rows else None
+    return {
+        "name": run_dir.name,
+        "path": str(run_dir),
+        "data": config.get("data") if isinstance(config.get("data"), str) else None,
+        "arch": config.get("arch") if isinstance(config.get("arch"), str) else None,
+        "epochs": rows[-1]["epoch"] - int(rows[-1]["partial"]) if rows else 0,
+        "epochs_planned": _int(config, "epochs"),
+        "best_acc": max(accs) if accs else None,
+        "final_acc": accs[-1] if accs else None,
+        "wall_s": (last_time - started).total_seconds() if started and last_time else None,
+        "train_s": seconds if rows else None,
+        "images_per_s": images / seconds if seconds > 0 else None,
+        "status": "running"
+        if RunDir.in_use(run_dir)
+        else (record["status"] if record else _status(config, rows, saved)),
+        "reason": record.get("reason") or None if record else None,
+        "started": env.get("time") if started else None,
+    }
+
+
+def is_run(path: Path) -> bool:
+    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
+
+
+def list_runs(root: Path, sort: str = "started", reverse: bool = False) -> list[dict[str, Any]]:
+    """Every run directory in ``root`` (or ``root`` itself if it is one), summarised and sorted.
+
+    A sub-directory holding none of a run's files (a run that died at once) is a failed run.
+    """
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory", hint="name a directory that holds runs")
+    dirs = [root] if is_run(root) else sorted(p for p in root.iterdir() if p.is_dir())
+    table = [summarise(d) for d in dirs]
+    key = _FIELD.get(sort, sort)
+    present = [r for r in table if r[key] is not None]
+    present.sort(key=lambda r: r[key], reverse=SORT_KEYS[sort] != reverse)
+    return present + [r for r in table if r[key] is None]  # unknown values last
+
+
+def find_run(name: str | Path, root: Path) -> Path:
+    """A run directory by path, or by name inside ``root``."""
+    for path in (Path(name), root / str(name)):
+        if path.is_dir():
+            return path
+    raise UsageError(
+        f"run {name} not found (neither a directory nor a run in {root}/)",
+        hint="`lenet runs` lists them",
+    )
+
+
+def diff_runs(a: Path, b: Path) -> dict[str, Any]:
+    """The config keys that differ between two runs, and their results side by side."""
+    config_a, config_b = read_config(a), read_config(b)
+    keys = [k for k in config_a if k in config_b] + [k for k in config_b if k not in config_a]
+    keys += [k for k in config_a if k not in config_b]
+    changed = [
+        {"key": k, "a": config_a.get(k), "b": config_b.get(k)}
+        for k in dict.fromkeys(keys)
+        if config_a.get(k) != config_b.get(k) and k != "name"
+    ]
+    sa, sb = summarise(a), summarise(b)
+    shown = ("status", "epochs", "final_acc", "best_acc", "wall_s", "train_s", "images_per_s")
+    rows_a, rows_b = _rows(a), _rows(b)
+    final_loss = [rows[-1]["test_loss"] if rows else None for rows in (rows_a, rows_b)]
+    results = [{"key": k, "a": sa[k], "b": sb[k]} for k in shown]
+    results.insert(3, {"key": "final_loss", "a": final_loss[0], "b": final_loss[1]})
+    return {"a": str(a), "b": str(b), "config": changed, "results": results}

@@ -1,0 +1,10 @@
+"""Training: the loop and what runs beside it.
+
+- ``loop.py``: ``train`` (the run built, then each epoch yielded by ``train_epochs``);
+- ``epoch.py``: running sums and NaN checks; ``plan.py``: what ``train`` is asked (defaults <
+  file < flags, the run directory, resume rules);
+- ``tblog.py``: TensorBoard logging; ``distributed.py``: what a data-parallel rank does
+  differently; ``bench.py``: ``lenet bench``.
+
+May import: the top-level modules, data/, fast/, runs/, use/ and teach/. Nothing above.
+"""

@@ -1,0 +1,320 @@
+"""The benchmark engine: training and inference images/s on one device.
+
+``run_bench`` returns plain data and never prints; progress goes to ``on_event``. Method:
+- data: ``images`` random normalised-like images and labels, made once on the device (in the
+  chosen layout, so batches are views or one index_select, as in training);
+- training is lenet's own path: a seeded randperm per pass, and the step `lenet train` takes:
+  ``fused_step.FusedStep`` on the batch's rows where it applies (the C kernels, fp32), else
+  ``data.batches`` and ``train.train_step`` (autocast for mixed precision); SGD with momentum
+  as ``optim`` builds it;
+- for each (threads, batch size): one warm-up pass (not timed; it holds any compile time and
+  cuDNN autotuning, reported as ``warmup_s``), then ``repeats`` timed passes over all the
+  images, each ended by a device synchronize; the figure is the median pass;
+- inference is the same passes under ``torch.inference_mode()`` with the model in eval mode;
+- ``epoch_s`` is the time a 60,000-image epoch takes at the median rate;
+- threads ``auto`` is ``lenet train --threads auto``: a ``threads.ThreadTuner`` times every
+  training step (from the warm-up pass on) and sets the count; inference then runs at the count
+  it chose. ``busy`` busy-looping processes run beside the whole measurement (the machine as it
+  is when other programs work), to show what a fixed count and auto do then.
+Nothing in a timed pass reads a value back to the host (no ``.item()``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lenet_cli.config import AT_LEAST_1, NON_NEGATIVE, check_value
+from lenet_cli.data import batch_rows, batches
+from lenet_cli.device import set_threads, synchronize
+from lenet_cli.errors import UsageError
+from lenet_cli.fast import cpu, speed
+from lenet_cli.fast.fused_step import FusedStep, why_not
+from lenet_cli.fast.threads import ThreadTuner, candidates
+from lenet_cli.losses import build_loss
+from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
+from lenet_cli.optim import build_optimizer
+from lenet_cli.training.loop import train_step
+
+Event = Callable[[dict], None]
+EPOCH_IMAGES = 60_000
+
+
+def _emit(on_event: Event | None, **event: Any) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def busy_loops(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that keep one core busy each (``python -c "while True: pass"``)."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+
+
+def _median_rate(
+    run_pass: Callable[[], None], device: torch.device, images: int, repeats: int
+) -> tuple[float, float, list[float]]:
+    """(warm-up seconds, median images/s, every pass's seconds)."""
+    t0 = time.perf_counter()
+    run_pass()
+    synchronize(device)
+    warmup = time.perf_counter() - t0
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_pass()
+        synchronize(device)
+        seconds.append(time.perf_counter() - t0)
+    return warmup, images / statistics.median(seconds), seconds
+
+
+def _random_data(
+    device: torch.device, images: int, seed: int, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` random images and labels, made once on ``device`` from ``seed``, in the layout."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x_all = torch.randn((images, *INPUT_SHAPE), generator=gen, device=device)
+    y_all = torch.randint(0, NUM_CLASSES, (images,), generator=gen, device=device)
+    return speed.prepare_inputs(x_all, channels_last), y_all
+
+
+def _train_figures(
+    run, model, x_all, y_all, *, device, batch_size, repeats, precision, seed, lr, tuner, compiled
+) -> dict[str, Any]:
+    """Training images/s at one batch size: `lenet train`'s optimizer, batches and step."""
+    optimizer = build_optimizer(
+        "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
+    )  # as `lenet train` builds it (fused)
+    loss_fn = build_loss("cross-entropy")
+    scaler = speed.grad_scaler(device, precision)
+    order = torch.Generator().manual_seed(seed)
+    fast = None  # the one-call C step where `lenet train` takes it, else train_step
+    if not why_not(run, optimizer, "cross-entropy", precision=precision,
+                   scaled=scaler.is_enabled(), compiled=compiled, data_parallel=False):  # fmt: skip
+        fast = FusedStep(run, optimizer, "cross-entropy", 0.0)
+
+    def train_pass() -> None:
+        if fast is not None:
+            for index in batch_rows(len(y_all), batch_size, generator=order):
+                started = time.perf_counter()
+                fast.rows(x_all, y_all, index)
+                if tuner is not None:
+                    tuner.record(time.perf_counter() - started, int(index.shape[0]))
+            return
+        for x, y in batches(x_all, y_all, batch_size, generator=order):
+            started = time.perf_counter()
+            train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
+            if tuner is not None:  # CPU steps are synchronous
+                tuner.record(time.perf_counter() - started, int(y.shape[0]))
+
+    model.train()
+    warm, rate, secs = _median_rate(train_pass, device, len(x_all), repeats)
+    figures = {
+        "train_images_per_s": rate,
+        "train_epoch_s": EPOCH_IMAGES / rate,
+        "train_warmup_s": warm,
+        "train_pass_s": secs,
+    }
+    if tuner is not None:
+        figures["threads_chosen"] = [c.threads for c in tuner.choices]
+    return figures
+
+
+def _infer_figures(run, model, x_all, *, device, batch_size, repeats, precision) -> dict[str, Any]:
+    """Inference images/s at one batch size: eval mode, ``torch.inference_mode()``, autocast."""
+    images = len(x_all)
+    model.eval()
+
+    @torch.inference_mode()
+    def infer_pass() -> None:
+        with speed.autocast(device, precision):
+            for start in range(0, images, batch_size):
+                run(x_all[start : start + batch_size])
+
+    warm, rate, secs = _median_rate(infer_pass, device, images, repeats)
+    return {
+        "infer_images_per_s": rate,
+        "infer_us_per_batch": 1e6 * batch_size / rate,
+        "infer_warmup_s": warm,
+        "infer_pass_s": secs,
+    }
+
+
+def bench_one(
+    *,
+    device: torch.device,
+    batch_size: int,
+    images: int,
+    repeats: int,
+    arch: str,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+    seed: int,
+    fused: bool = False,
+    lr: float = 0.01,
+    do_train: bool = True,
+    do_infer: bool = True,
+    tuner: ThreadTuner | None = None,
+) -> dict[str, Any]:
+    """One (batch size, current threads) cell: training and inference figures."""
+    x_all, y_all = _random_data(device, images, seed, channels_last)
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    run = speed.prepare_model(
+        model, device, channels_last=channels_last, compile=compile, fused=fused
+    )
+    row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
+    timing = {
+        "device": device,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "precision": precision,
+    }
+    if do_train:
+        row.update(
+            _train_figures(
+                run, model, x_all, y_all, seed=seed, lr=lr, tuner=tuner, compiled=compile, **timing
+            )
+        )
+    if do_infer:
+        row.update(_infer_figures(run, model, x_all, **timing))
+    return row
+
+
+def _check_args(device, precision, batch_sizes, repeats, busy, images) -> None:
+    """run_bench's arguments, checked as the CLI checks them (a UsageError names the bad one)."""
+    if not batch_sizes:
+        raise UsageError("--batch-sizes needs at least one batch size")
+    for b in batch_sizes:
+        check_value("--batch-sizes", b, AT_LEAST_1)
+    check_value("--repeats", repeats, AT_LEAST_1)
+    check_value("--busy", busy, NON_NEGATIVE)
+    if images < max(batch_sizes):
+        raise UsageError(
+            f"--images ({images}) must be at least the largest batch size ({max(batch_sizes)})"
+        )
+    speed.check_precision(device, precision)
+
+
+def _layout(device: torch.device, channels_last: bool | None, bs: int) -> bool:
+    """channels_last as given, else auto: the device's faster layout, NCHW for tiny batches."""
+    if channels_last is not None:
+        return channels_last
+    return speed.channels_last_default(device) and bs >= speed.CHANNELS_LAST_MIN_BATCH
+
+
+def _cells(device, threads, batch_sizes, channels_last, busy, on_event, **cell) -> list[dict]:
+    """Every (threads, batch size) cell in that order, each measured by bench_one, with ``busy``
+    busy loops running beside them all.
+
+    ``cell`` holds bench_one's other arguments. The thread count is left as it was found.
+    """
+    before = torch.get_num_threads()
+    rows = []
+    loops = busy_loops(busy)
+    try:
+        for n_threads in threads:
+            auto = n_threads == "auto"
+            used = set_threads(speed.default_threads() if auto else n_threads)
+            for bs in batch_sizes:
+                _emit(on_event, event="cell", threads="auto" if auto else used, batch_size=bs)
+                tuner = None
+                if auto and device.type == "cpu":
+                    tuner = ThreadTuner(candidates(speed.default_threads()), set_threads)
+                load = _load()
+                layout = _layout(device, channels_last, bs)
+                row = bench_one(
+                    device=device, batch_size=bs, channels_last=layout, tuner=tuner, **cell
+                )
+                if auto:
+                    row["threads"] = "auto"
+                row["load"] = load
+                row["channels_last"] = layout
+                rows.append(row)
+                _emit(on_event, event="cell_done", row=row)
+    finally:
+        torch.set_num_threads(before)
+        for proc in loops:
+            proc.kill()
+            proc.wait()
+    return rows
+
+
+def run_bench(
+    *,
+    device: torch.device,
+    batch_sizes: list[int],
+    threads: list[int | str | None],
+    repeats: int = 5,
+    images: int = 8192,
+    arch: str = "tutorial",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    compile: bool = False,
+    fused: bool | None = None,
+    seed: int = 0,
+    train: bool = True,
+    infer: bool = True,
+    busy: int = 0,
+    on_event: Event | None = None,
+) -> dict[str, Any]:
+    """Every (threads, batch size) cell, in that order; returns a JSON-ready dict."""
+    _check_args(device, precision, batch_sizes, repeats, busy, images)
+    use_fused, fused_note = speed.fused_choice(device, fused, compile=compile)
+    if fused_note:
+        _emit(on_event, event="fallback", notice=fused_note)
+    use_fused = use_fused and speed.fused_applies(build_model(arch))  # not --arch classic
+    backends = speed.configure_backends(device)
+    rows = _cells(
+        device,
+        threads,
+        batch_sizes,
+        channels_last,
+        busy,
+        on_event,
+        images=images,
+        repeats=repeats,
+        arch=arch,
+        precision=precision,
+        compile=compile,
+        seed=seed,
+        fused=use_fused,
+        do_train=train,
+        do_infer=infer,
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.name()
+    return {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        "arch": arch,
+        "precision": precision,
+        "channels_last": "auto" if channels_last is None else channels_last,
+        "channels_last_min_batch": speed.CHANNELS_LAST_MIN_BATCH,
+        "compile": compile,
+        "fused": use_fused,
+        "images": images,
+        "repeats": repeats,
+        "backends": backends,
+        "physical_cores": speed.default_threads(),
+        "busy": busy,
+        "load_end": _load(),
+        "results": rows,
+    }

@@ -1,0 +1,10 @@
+"""Using a trained model: evaluate it, predict a picture, export it, read plain weights.
+
+- ``evaluate.py``: loss, accuracy, per-class figures and the confusion matrix;
+- ``predict.py``: a picture prepared as MNIST's digits were, and the network's answer;
+- ``export.py``: safetensors, ``torch.export`` (.pt2) and ONNX, verified against the checkpoint;
+- ``weights.py``: one loader for a checkpoint, a run directory, a ``torch.save(state_dict)`` file
+  or a .safetensors file.
+
+May import: the top-level modules, data/, fast/ and runs/. Nothing above.
+"""

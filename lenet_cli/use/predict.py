@@ -1,0 +1,163 @@
+"""Prediction: pictures of digits prepared as MNIST's were, then classified.
+
+MNIST's preparation, followed step by step: grayscale; white ink on black (inverted when the
+background is light); cropped to the ink; fitted into 20x20 keeping the aspect ratio
+(anti-aliased); placed in 28x28 so that its centre of mass is at the centre; padded to 32x32
+(LeNet's input) and normalised with the training set's mean and std from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lenet_cli.errors import ImageError
+
+MAX_PIXELS = 40_000_000  # far above any photo of a digit; guards against decompression bombs
+BOX, FIELD, PAD = 20, 28, 2
+
+
+def _read(path: Path) -> np.ndarray:
+    """The image as float32 [H, W] in [0, 1], ink light on a dark background."""
+    if path.is_dir():
+        raise ImageError(f"image {path} is a directory", hint="pass the image files in it")
+    if not path.is_file():
+        if path.exists():  # a device, a FIFO, a socket: never read (a FIFO would block)
+            raise ImageError(f"image {path} is not a regular file", hint="pass an image file")
+        raise ImageError(f"image {path} does not exist", hint="check the path")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image {path} is an empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(
+                        f"image {path} is {w}x{h} pixels, more than {MAX_PIXELS:,}: "
+                        "refused as a possible decompression bomb",
+                        hint="scale the picture down first",
+                    )
+                gray = _gray(ImageOps.exif_transpose(img))
+    except ImageError:
+        raise
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
+        kind = (
+            "not an image Pillow can read"
+            if isinstance(e, UnidentifiedImageError)
+            else "refused as a possible decompression bomb"
+        )
+        raise ImageError(f"{path} is {kind}", hint="use a PNG or JPEG picture of a digit") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(
+            f"cannot decode image {path}: {e}", hint="the file may be truncated or corrupt"
+        ) from None
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:  # dark ink on light paper, as most photos and drawings
+        gray = 1.0 - gray
+        border = 1.0 - border
+    return np.clip(gray - float(np.median(border)), 0.0, 1.0)  # background to 0
+
+
+def _gray(img: Image.Image) -> np.ndarray:
+    """float32 [H, W] in [0, 1]. Deep images are scaled to their range, never clipped at 255:
+    16-bit grayscale (PNG's I;16, or I for older Pillow) by 65,535, 32-bit or float images by
+    the smallest of 1, 255, 65,535 and their own maximum that holds every value."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        values = np.asarray(img, dtype=np.float64).clip(min=0)
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0)
+        top = float(values.max()) if values.size else 0.0
+        if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+            scale = 65535.0
+        else:
+            scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+            scale = 255.0 if img.mode == "I" and scale == 1.0 else scale
+        return (values / scale).astype(np.float32)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = _on_paper(img.convert("RGBA"))
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def _on_paper(rgba: Image.Image) -> Image.Image:
+    """A picture with transparency laid on paper that contrasts with what is drawn.
+
+    Dark strokes on a transparent canvas go on white paper, light strokes (a dark-mode drawing
+    app's) on black: on white they would vanish.
+    """
+    pixels = np.asarray(rgba, dtype=np.float32)
+    alpha = pixels[..., 3]
+    drawn = float(alpha.sum())
+    light = drawn > 0 and float((pixels[..., :3].mean(axis=2) * alpha).sum() / drawn) > 127.5
+    paper = Image.new("RGBA", rgba.size, "black" if light else "white")
+    return Image.alpha_composite(paper, rgba)
+
+
+def prepare_array(ink: np.ndarray, name: str = "image") -> np.ndarray:
+    """[H, W] light-on-dark in [0, 1] -> [28, 28] MNIST-style digit in [0, 1]."""
+    peak = float(ink.max()) if ink.size else 0.0
+    if peak <= 0.0:
+        raise ImageError(f"{name} is blank: no ink found", hint="use a picture of one digit")
+    rows, cols = np.nonzero(ink > 0.2 * peak)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] / peak
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = Image.fromarray(np.uint8(np.round(crop * 255))).resize(size, Image.LANCZOS)
+    digit = np.asarray(small, dtype=np.float32) / 255.0
+    total = float(digit.sum())
+    ys, xs = np.indices(digit.shape)
+    cy = float((ys * digit).sum() / total) if total else digit.shape[0] / 2
+    cx = float((xs * digit).sum() / total) if total else digit.shape[1] / 2
+    top, left = round(FIELD / 2 - cy), round(FIELD / 2 - cx)  # MNIST: mass at pixel (14, 14)
+    top = min(max(top, 0), FIELD - digit.shape[0])  # keep all the ink inside the field
+    left = min(max(left, 0), FIELD - digit.shape[1])
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return field
+
+
+def prepare_image(path: str | Path, mean: float, std: float) -> tuple[torch.Tensor, np.ndarray]:
+    """(normalised [1, 32, 32] tensor, the [32, 32] picture in [0, 1] the network sees)."""
+    path = Path(path)
+    padded = np.pad(prepare_array(_read(path), str(path)), PAD)
+    x = torch.from_numpy((padded - mean) / std).to(torch.float32).unsqueeze(0)
+    return x, padded
+
+
+@torch.inference_mode()
+def predict_images(
+    paths: list[Path], model: torch.nn.Module, meta: dict[str, Any], device: torch.device
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(results, failures): the predicted class and ten probabilities of each image that could
+    be read (one batch), and ``{"file", "error"}`` for each that could not: one bad file does
+    not stop the others from being answered."""
+    prepared, good, failures = [], [], []
+    for p in paths:
+        try:
+            prepared.append(prepare_image(p, meta["mean"], meta["std"]))
+            good.append(p)
+        except ImageError as e:
+            failures.append({"file": str(p), "error": str(e)})
+    if not prepared:
+        return [], failures
+    x = torch.stack([t for t, _ in prepared]).to(device)
+    probs = torch.softmax(model(x).float(), dim=1).cpu()
+    results = [
+        {
+            "file": str(p),
+            "predicted": int(pr.argmax()),
+            "probabilities": pr.tolist(),
+            "input": np.round(pic, 4).tolist(),
+        }
+        for p, pr, (_, pic) in zip(good, probs, prepared, strict=True)
+    ]
+    return results, failures

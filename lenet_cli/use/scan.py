@@ -1,0 +1,332 @@
+"""A photo of a handwritten digit made into what a scanner gives: the digit's ink alone, on
+nothing, as MNIST's preparation (``predict.prepare_array``) expects it.
+
+The steps, in order (``scan`` runs them and keeps each picture for ``--preview``):
+
+1. working size: a large photo is reduced (by area) to at most ``WORK`` pixels a side;
+2. which way round: dark ink on light paper, or light ink on a dark ground (MNIST's own files),
+   from the side that stands out of the local background; a light-on-dark picture is inverted,
+   so every later step sees dark ink;
+3. the paper: its brightness at each point, estimated per colour channel by a morphological
+   closing (a running maximum, then minimum) wider than the strokes, which fills the ink in and
+   follows gradients, shadows and tinted paper; each channel is divided by it, so the paper
+   becomes 1 and the ink's darkness is measured against the paper beside it;
+4. the ink's channel: a colour photo keeps the channels in which the ink stands out (red ink
+   shows in green and blue, not in red), averaged;
+5. the ink threshold, from the picture: half the ink's own darkness, never under five times the
+   paper's noise (a picture with nothing above that is blank);
+6. the digit's ink: the marks (ink within a stroke width or two of each other, grouped), specks
+   dropped, long thin marks along the border dropped (the sheet's edge, a ruled line); the mark
+   with the most ink, weighted towards the centre, is the digit, and nearby parts join it;
+7. the stroke width: measured at a fixed size, compared with MNIST's spread and, when outside
+   it, brought to MNIST's typical width (thin pens thickened, markers thinned).
+
+A clean MNIST-like picture (one digit, flat paper or a flat black ground, MNIST's stroke width)
+passes unchanged: the output is its ink as today's preparation reads it. Pure NumPy, Pillow
+and SciPy's ndimage (labelling, distance transforms, running minimum and maximum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+WORK = 512  # working size: the longer side, in pixels
+MEASURE = 64  # the digit's longer side when its stroke width is measured and changed
+# MNIST's stroke width over the digit's longer side, as ``stroke_ratio`` measures it on the
+# training digits: 10th, 50th and 90th percentiles (``benchmarks/photolike.py --calibrate``).
+MNIST_STROKE = (0.07, 0.11, 0.18)
+SPECK = 0.03  # a mark with less ink than this share of the largest is a speck
+SIMILAR = 0.4  # another mark with this share of the digit's ink is "of similar size"
+
+
+@dataclass
+class Scan:
+    """Each step's picture, and what was found. Arrays are float32 in [0, 1] unless said."""
+
+    picture: np.ndarray  # [H, W] the picture in grey, at working size
+    paper_removed: np.ndarray  # [H, W] the page with its paper made white: 1 - darkness
+    mask: np.ndarray  # [H, W] 1 the digit's ink, 0.35 ink dropped (specks, edges), 0 none
+    ink: np.ndarray  # [h, w] the digit's ink, light on dark, cropped: prepare_array's input
+    warnings: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class NoInk(Exception):
+    """Nothing in the picture stands out of the paper."""
+
+
+def scan(picture: np.ndarray) -> Scan:
+    """``picture``: [H, W] or [H, W, C] in [0, 1], any polarity. Raises NoInk when blank."""
+    img = _working_size(np.asarray(picture, dtype=np.float32))
+    grey = img.mean(axis=2)
+    light_ink = _light_ink(grey)
+    page = 1.0 - img if light_ink else img  # dark ink from here on
+    darkness, noise, stroke = _remove_paper(page)
+    ink_level, threshold = _threshold(darkness, noise)
+    mask = _smooth(darkness, noise) > threshold
+    kept, dropped, notes = _digit_marks(mask, stroke)
+    warnings = list(notes)
+    if kept.any() and _touches_border(kept):
+        warnings.append("the ink touches the picture's edge: the digit may be cut off")
+    soft = np.clip((darkness - 0.5 * threshold) / max(ink_level - 0.5 * threshold, 1e-6), 0, 1)
+    reach = ndimage.binary_dilation(kept, iterations=max(1, round(stroke / 2)))
+    soft = np.where(reach, soft, 0.0).astype(np.float32)
+    ink, stroke_info = _normalise_stroke(soft, kept, threshold / ink_level)
+    return Scan(
+        picture=grey.astype(np.float32),
+        paper_removed=(1.0 - darkness).astype(np.float32),
+        mask=np.where(kept, 1.0, np.where(dropped, 0.35, 0.0)).astype(np.float32),
+        ink=ink,
+        warnings=warnings,
+        info={
+            "ink": "light on dark" if light_ink else "dark on light",
+            "threshold": round(float(threshold), 4),
+            "noise": round(float(noise), 4),
+            **stroke_info,
+        },
+    )
+
+
+# --- 1-2: size and polarity ---------------------------------------------------------------------
+
+
+def _working_size(img: np.ndarray) -> np.ndarray:
+    """[H, W, C] with at most WORK pixels on the longer side (reduced by area)."""
+    if img.ndim == 2:
+        img = img[..., None]
+    h, w = img.shape[:2]
+    if max(h, w) <= WORK:
+        return img
+    size = (max(1, round(w * WORK / max(h, w))), max(1, round(h * WORK / max(h, w))))
+    channels = [
+        np.asarray(Image.fromarray(img[..., c], mode="F").resize(size, Image.BOX))
+        for c in range(img.shape[2])
+    ]
+    return np.stack(channels, axis=2)
+
+
+def _light_ink(grey: np.ndarray) -> bool:
+    """Whether what stands out of the ground is lighter than it (MNIST's white digits on
+    black) rather than darker (ink on paper). Where the picture's border is even, the border is
+    the ground; where it is not (a gradient, a shadow, a desk), the ground is the median of
+    blocks a third of the picture across, so the light's changes mostly cancel."""
+    h, w = grey.shape
+    band = max(1, min(h, w) // 50)
+    ring = np.concatenate([grey[:band].ravel(), grey[-band:].ravel(),
+                           grey[:, :band].ravel(), grey[:, -band:].ravel()])  # fmt: skip
+    low, high = np.percentile(ring, [10, 90])
+    if high - low < 0.1:
+        rest = grey - float(np.median(ring))
+        cut = 0.1
+    else:
+        rest = grey - _upsample(_blocks(grey, 3, 50), grey.shape)
+        spread = 1.4826 * float(np.median(np.abs(rest - np.median(rest))))
+        cut = max(4 * spread, 0.04)
+    lighter = float(np.clip(rest - cut, 0, None).sum())
+    darker = float(np.clip(-rest - cut, 0, None).sum())
+    return lighter > darker
+
+
+def _blocks(img: np.ndarray, across: int, q: float) -> np.ndarray:
+    """The q-th percentile of each block, about ``across`` blocks along the shorter side."""
+    h, w = img.shape
+    side = max(2, min(h, w) // across)
+    gh, gw = -(-h // side), -(-w // side)
+    padded = np.pad(img, ((0, gh * side - h), (0, gw * side - w)), mode="reflect")
+    cells = padded.reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+    return np.percentile(cells, q, axis=2).astype(np.float32)
+
+
+def _upsample(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray(grid.astype(np.float32), mode="F")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+# --- 3-5: paper, channel, threshold --------------------------------------------------------------
+
+
+def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(darkness [H, W] in [0, 1]: 0 paper, 1 black ink; the paper's noise; stroke width).
+
+    A first, coarse paper estimate (blocks' 80th percentile, closed over 5 blocks) finds the
+    ink roughly and its stroke width; the paper is then the closing of the page by a square
+    four stroke widths and a bit wide, which fills every stroke and follows the light."""
+    h, w = page.shape[:2]
+    first = [_upsample(ndimage.grey_closing(_blocks(page[..., c], 10, 80), size=5), (h, w))
+             for c in range(page.shape[2])]  # fmt: skip
+    rough = np.mean([_darkness(page[..., c], b) for c, b in enumerate(first)], axis=0)
+    noise0 = _noise(rough)
+    level0 = _ink_level(rough, noise0)
+    stroke = 3.0
+    if level0 is not None:
+        rough_mask = _smooth(rough, noise0) > max(0.5 * level0, 5 * noise0)
+        stroke = stroke_width(rough_mask) or stroke
+    size = int(np.clip(4 * stroke + 3, 7, max(7, min(h, w) // 2)))
+    paper = [
+        ndimage.grey_closing(ndimage.gaussian_filter(page[..., c], 1.0), size=(size, size))
+        for c in range(page.shape[2])
+    ]
+    paper = [ndimage.uniform_filter(p, size=max(3, size // 2)) for p in paper]
+    dark = [_darkness(page[..., c], p) for c, p in enumerate(paper)]
+    if len(dark) > 1:  # keep the channels the ink shows in
+        seen = rough > (0.5 * level0 if level0 else 1.0)
+        contrast = [
+            float(d[seen].mean() - d[~seen].mean()) if seen.any() and (~seen).any() else 0.0
+            for d in dark
+        ]
+        best = max(contrast)
+        dark = [d for d, c in zip(dark, contrast, strict=True) if c >= 0.6 * best] or dark
+    darkness = np.mean(dark, axis=0).astype(np.float32)
+    return darkness, _noise(darkness), stroke
+
+
+def _darkness(channel: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - channel / np.maximum(paper, 1e-3), 0.0, 1.0)
+
+
+def _noise(img: np.ndarray) -> float:
+    """The paper's pixel noise: robust spread of each pixel around its 3x3 neighbours' mean
+    (the ink's edges are too few to move the median)."""
+    rest = img - ndimage.uniform_filter(img, size=3)
+    return float(1.4826 * np.median(np.abs(rest)) / 0.943)
+
+
+def _smooth(darkness: np.ndarray, noise: float) -> np.ndarray:
+    """Darkness averaged over a pixel's neighbours in proportion to the noise."""
+    sigma = 0.5 if noise < 0.02 else 1.0 if noise < 0.05 else 1.5
+    return ndimage.gaussian_filter(darkness, sigma)
+
+
+def _ink_level(darkness: np.ndarray, noise: float) -> float | None:
+    """How dark the ink is (the 90th percentile of what stands out of the noise), None if
+    nothing does."""
+    floor = max(5 * noise, 0.06)
+    candidates = _smooth(darkness, noise)
+    above = candidates[candidates > floor]
+    if above.size < 6:
+        return None
+    return float(np.percentile(above, 90))
+
+
+def _threshold(darkness: np.ndarray, noise: float) -> tuple[float, float]:
+    """(ink level, threshold): half the ink's darkness, at least five times the noise."""
+    level = _ink_level(darkness, noise)
+    if level is None:
+        raise NoInk
+    return level, max(0.5 * level, 5 * noise, 0.04)
+
+
+# --- 6: the digit's marks -------------------------------------------------------------------------
+
+
+def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(the digit's ink, the ink dropped, warnings) from the ink mask."""
+    parts, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        raise NoInk
+    areas = np.bincount(parts.ravel())[1:]
+    big = areas >= SPECK * areas.max()
+    ink = mask & big[parts - 1] & (parts > 0)
+    # marks: ink within about a stroke and a half of each other belongs together
+    reach = max(1, round(1.5 * stroke))
+    marks, m = ndimage.label(
+        ndimage.binary_dilation(ink, iterations=reach), structure=np.ones((3, 3))
+    )
+    marks = np.where(ink, marks, 0)
+    h, w = mask.shape
+    found = []
+    for k, box in enumerate(ndimage.find_objects(marks), start=1):
+        if box is None:
+            continue
+        here = marks[box] == k
+        area = int(here.sum())
+        y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
+        border = y0 == 0 or x0 == 0 or y1 == h or x1 == w
+        long_side = max((y1 - y0) / h, (x1 - x0) / w)
+        thin = area < 0.25 * (y1 - y0) * (x1 - x0) or min(y1 - y0, x1 - x0) <= 2 * stroke
+        edge = border and long_side > 0.6 and thin
+        cy, cx = (y0 + y1) / 2 / h - 0.5, (x0 + x1) / 2 / w - 0.5
+        weight = np.exp(-((cy**2 + cx**2) / 0.18))
+        found.append({"k": k, "area": area, "box": (y0, x0, y1, x1), "edge": edge,
+                      "border": border, "score": area * weight})  # fmt: skip
+    if not found:
+        raise NoInk
+    candidates = [f for f in found if not f["edge"]] or found
+    digit = max(candidates, key=lambda f: f["score"])
+    keep = {digit["k"]}
+    y0, x0, y1, x1 = digit["box"]
+    grow = 0.15 * max(y1 - y0, x1 - x0)
+    for f in candidates:  # parts of the same digit: inside its box, grown a little
+        fy0, fx0, fy1, fx1 = f["box"]
+        if fy0 >= y0 - grow and fx0 >= x0 - grow and fy1 <= y1 + grow and fx1 <= x1 + grow:
+            keep.add(f["k"])
+    kept = np.isin(marks, list(keep))
+    dropped = mask & ~kept
+    notes = []
+    similar = [f for f in candidates if f["k"] not in keep and f["area"] >= SIMILAR * digit["area"]]
+    if similar:
+        notes.append(
+            f"{len(similar) + 1} separate marks of similar size: "
+            "the picture may hold more than one digit (the one nearest the centre was read)"
+        )
+    return kept, dropped, notes
+
+
+def _touches_border(kept: np.ndarray) -> bool:
+    return bool(kept[0].any() or kept[-1].any() or kept[:, 0].any() or kept[:, -1].any())
+
+
+# --- 7: stroke width ------------------------------------------------------------------------------
+
+
+def stroke_width(mask: np.ndarray) -> float | None:
+    """The typical stroke width of a binary shape in pixels: twice the median distance to the
+    background along the strokes' centre lines (the distance transform's ridge), less one."""
+    if not mask.any():
+        return None
+    dist = ndimage.distance_transform_edt(mask)
+    ridge = mask & (dist >= ndimage.maximum_filter(dist, size=3))
+    return float(2 * np.median(dist[ridge]) - 1)
+
+
+def stroke_ratio(ink: np.ndarray, threshold: float = 0.5) -> tuple[float, np.ndarray]:
+    """(stroke width over the longer side, the ink resized to MEASURE on its longer side):
+    ``ink`` is light on dark in [0, 1], cropped to the digit."""
+    h, w = ink.shape
+    scale = MEASURE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(ink.astype(np.float32), mode="F")
+    big = np.asarray(img.resize(size, Image.BILINEAR if scale > 1 else Image.BOX))
+    big = np.pad(big, 4)
+    width = stroke_width(big > threshold)
+    return (width or 0.0) / MEASURE, big
+
+
+def _normalise_stroke(
+    soft: np.ndarray, kept: np.ndarray, threshold: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(the digit's ink cropped, what was measured): a stroke outside MNIST's spread is
+    redrawn at MNIST's typical width; one inside it is left as it is."""
+    rows, cols = np.nonzero(kept)
+    crop = soft[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    ratio, big = stroke_ratio(crop, threshold=0.5)
+    low, typical, high = MNIST_STROKE
+    info = {"stroke": round(ratio, 3)}
+    if low <= ratio <= high or ratio == 0.0:
+        return crop, info
+    shape = big > 0.5
+    change = (typical - ratio) * MEASURE / 2  # pixels to add (or take) on each side
+    if change > 0:
+        redrawn = ndimage.distance_transform_edt(~shape) <= change
+    else:
+        inner = ndimage.distance_transform_edt(shape)
+        redrawn = inner > -change
+        if redrawn.sum() < 0.3 * shape.sum():  # thinning would erase it: keep what is there
+            return crop, info
+    info["stroke_redrawn"] = round(typical, 3)
+    return ndimage.gaussian_filter(redrawn.astype(np.float32), 0.7), info

@@ -1,0 +1,170 @@
+"""The compiled kernel as a file the tool reads back: built once, verified before loading, rebuilt
+when damaged; its struct interface checked on both sides; a clear fall-back without a compiler."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lenet_cli.errors import UsageError
+from lenet_cli.fast import fused, kernel, speed
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cc") is None, reason="needs a C compiler to build the kernel"
+)
+
+
+def _lenet(tmp_path, *args, env_extra=None):
+    env = {**os.environ, "LENET_KERNEL_DIR": str(tmp_path / "kernels"), **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lenet_cli", *args], capture_output=True, text=True, env=env,
+        timeout=300,
+    )  # fmt: skip
+
+
+def _train(tmp_path, name, *args, env_extra=None):
+    cmd = ["train", "--data", "random", "--epochs", "1", "--device", "cpu", "--batch-size", "256"]
+    return _lenet(tmp_path, *cmd, "--out", str(tmp_path / "runs"), "--name", name, *args,
+                  env_extra=env_extra)  # fmt: skip
+
+
+def _built(tmp_path):
+    (so,) = (tmp_path / "kernels").glob("whole_net-*.so")
+    return so
+
+
+def test_without_a_compiler_the_default_says_so_and_trains(tmp_path):
+    done = _train(tmp_path, "a", env_extra={"CC": "/nonexistent/cc"})
+    assert done.returncode == 0, done.stderr
+    assert "fused CPU kernel not available (no C compiler" in done.stderr
+    assert "using PyTorch's ops" in done.stderr
+
+
+def test_asking_for_the_kernel_without_a_compiler_is_an_error(tmp_path):
+    done = _train(tmp_path, "b", "--fused", env_extra={"CC": "/nonexistent/cc"})
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--fused" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "b").exists()
+
+
+@pytest.mark.slow
+def test_a_truncated_cached_kernel_is_rebuilt_for_train_and_evaluate(tmp_path):
+    """A truncated shared object used to kill every command with SIGBUS; now its recorded hash
+    does not match, so it is rebuilt before anything maps it."""
+    first = _train(tmp_path, "c")
+    assert first.returncode == 0, first.stderr
+    assert "fused kernels" in first.stderr
+    so = _built(tmp_path)
+    assert so.with_suffix(".sha256").read_text().strip() == kernel._digest(so)
+    stamp = so.stat().st_mtime_ns
+    again = _train(tmp_path, "d")  # a sound cache is used as it is
+    assert again.returncode == 0, again.stderr
+    assert so.stat().st_mtime_ns == stamp
+    for command in (lambda: _train(tmp_path, "e"),
+                    lambda: _lenet(tmp_path, "evaluate", "--checkpoint",
+                                   str(tmp_path / "runs" / "c"), "--json")):  # fmt: skip
+        os.truncate(so, so.stat().st_size // 3)
+        done = command()
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "not available" not in done.stderr
+        assert kernel._digest(so) == so.with_suffix(".sha256").read_text().strip()  # rebuilt
+    assert list((tmp_path / "kernels").glob(".build-*")) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped byte", "replaced", "no hash"])
+def test_a_damaged_cached_kernel_is_rebuilt(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("LENET_KERNEL_DIR", str(tmp_path / "kernels"))
+    so = kernel.build()
+    good = so.read_bytes()
+    if damage == "truncated":
+        os.truncate(so, len(good) // 2)
+    elif damage == "empty":
+        so.write_bytes(b"")
+    elif damage == "flipped byte":
+        so.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    elif damage == "replaced":
+        so.write_bytes(b"\x7fELF" + b"\0" * (len(good) - 4))
+    else:
+        so.with_suffix(".sha256").unlink()
+    assert kernel.build() == so
+    assert kernel._digest(so) == so.with_suffix(".sha256").read_text().strip()
+    assert so.stat().st_size > 0
+
+
+def test_an_interface_mismatch_is_a_notice_and_pytorchs_ops(monkeypatch):
+    """A library whose struct version or size differs from kernel.Args is never called."""
+    assert kernel.status() is None
+    monkeypatch.setattr(kernel, "ABI", kernel.ABI + 1)
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setattr(kernel, "_reason", None)
+    reason = kernel.status()
+    assert reason is not None and "interface" in reason
+    use, note = speed.fused_choice(torch.device("cpu"), None)
+    assert use is False and "using PyTorch's ops" in note
+    with pytest.raises(UsageError, match="not available"):
+        speed.fused_choice(torch.device("cpu"), True)
+
+
+def _struct(**fields) -> kernel.Args:
+    """A lenet_args for 32x32 tutorial images with every pointer set to a live buffer."""
+    buf = torch.zeros(1 << 18)  # more than the largest weight (fc1: 120 x 576)
+    a = kernel.Args(abi=kernel.ABI, size=ctypes.sizeof(kernel.Args), n=1, h=32, w=32, c1=6)
+    a.k1, a.k2, a.o1, a.o2, a.o3, a.threads = 3, 3, 120, 84, 10, 1
+    a.s1[:], a.s2[:] = (9, 9, 3, 1), (54, 9, 3, 1)
+    a.x = a.scores = buf.data_ptr()
+    a.prm[:] = [buf.data_ptr()] * 10
+    for name, value in fields.items():
+        setattr(a, name, value)
+    a._buf = buf  # alive as long as the struct
+    return a
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({}, 0),
+        ({"size": ctypes.sizeof(kernel.Args) - 8}, 2),  # a caller built for another layout
+        ({"abi": kernel.ABI + 1}, 2),
+        ({"h": 200}, 3),  # larger than the kernel's image buffer
+        ({"c1": 17}, 3),
+        ({"k2": 15}, 3),  # a window larger than block 1's output
+        ({"n": 0}, 3),
+        ({"x": None}, 3),
+    ],
+)
+def test_the_c_side_checks_the_struct_before_using_it(fields, code):
+    assert kernel.status() is None
+    assert kernel._lib.lenet_forward(ctypes.byref(_struct(**fields))) == code
+    if code:  # the backward checks the same, before its own pointers
+        assert kernel._lib.lenet_backward(ctypes.byref(_struct(**fields))) == code
+
+
+def test_the_python_side_refuses_tensors_the_kernel_cannot_take():
+    from lenet_cli.model import build_model
+
+    net = build_model("tutorial")
+    params = [getattr(getattr(net, n), k) for n in fused.LAYERS for k in ("weight", "bias")]
+    with pytest.raises(ValueError, match="cannot run"):
+        fused._kernel_forward(torch.randn(2, 1, 28, 28), params, keep=False)
+    with pytest.raises(ValueError, match="cannot run"):
+        fused._kernel_forward(torch.randn(2, 1, 32, 32).double(), params, keep=False)
+    scores, *kept = fused._kernel_forward(torch.randn(2, 1, 32, 32), params, keep=False)
+    with pytest.raises(ValueError, match="what the forward kept"):
+        fused._kernel_backward(torch.randn(2, 1, 32, 32), params, torch.ones_like(scores), kept)
+
+
+def test_an_unusable_kernel_directory_is_named_with_its_fix(tmp_path, monkeypatch):
+    """LENET_KERNEL_DIR naming a file: the reason says where and what to set (it said
+    "[Errno 17] File exists", and --fused's hint asked for a compiler)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    monkeypatch.setenv("LENET_KERNEL_DIR", str(blocker))
+    with pytest.raises(OSError, match="afile .not a directory.; set LENET_KERNEL_DIR"):
+        kernel.build()

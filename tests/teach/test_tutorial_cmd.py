@@ -1,0 +1,50 @@
+"""`lenet tutorial`: the tutorial's nine steps, their numbers, and the final training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import check_png, check_terminal_text
+from typer.testing import CliRunner
+
+from lenet_cli.cli import app
+from lenet_cli.teach.tutorial import _values, load_text
+from lenet_cli.teach.walkthrough import tutorial_step
+
+runner = CliRunner()
+
+
+def test_text_has_nine_steps_and_every_template_fills():
+    steps = load_text()
+    assert len(steps) == 9 and all(s["title"] and s["code"] and s["output"] for s in steps)
+    values = _values(seed=0)
+    for words, v in zip(steps[:8], values, strict=False):  # step 9 trains: tested below
+        assert "{" not in words["output"].format(**v)
+    s = tutorial_step(seed=0)
+    step5 = list(zip(range(5), _values(seed=0), strict=False))[4][1]
+    assert step5["loss"] == s["loss_before"]  # the same numbers as `lenet step`
+
+
+@pytest.mark.slow
+def test_tutorial_runs_all_steps_and_draws_the_activations(tmp_path):
+    png = tmp_path / "act.png"
+    result = runner.invoke(app, ["tutorial", "--no-pause", "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for n in range(1, 10):
+        assert f"Step {n} of 9" in text
+    assert "loss 0.682658 -> 0.667440" in text  # steps 7 and 8, as `lenet step` prints them
+    assert "test accuracy" in text and "conv2: 16 maps after ReLU" in text
+    check_terminal_text(text)
+    check_png(png, min_size=(900, 1500))
+
+
+@pytest.mark.slow
+def test_tutorial_json():
+    result = runner.invoke(app, ["tutorial", "--json"])
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)["steps"]
+    assert [s["number"] for s in steps] == list(range(1, 10))
+    last = steps[-1]["values"]
+    assert 0.5 < last["test_acc"] <= 1 and sum(last["softmax"]) == pytest.approx(1, abs=1e-4)

@@ -1,0 +1,174 @@
+"""Ctrl-C and SIGTERM during training: a checkpoint is saved, exit 130 / 143, resume works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lenet_cli.runs.checkpoint import load_checkpoint
+
+
+def _start(out, name: str) -> subprocess.Popen:
+    env = {**os.environ, "LENET_OFFLINE": "1"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lenet_cli",
+            "train",
+            "--data",
+            "random",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "32",
+            "--scheduler",
+            "none",  # so that the resume below may set --max-steps
+            "--progress",
+            "plain",
+            "--out",
+            str(out),
+            "--name",
+            name,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_and_exits_with_its_code(tmp_path, sig, code):
+    proc = _start(tmp_path, "s")
+    try:
+        for line in proc.stderr:  # wait until the training loop runs
+            if line.startswith("training on"):
+                break
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
+    assert f"interrupted by {name}" in err and "--resume" in err
+    saved = load_checkpoint(tmp_path / "s" / "last.pt")
+    assert saved["step"] > 0
+    # --resume continues from it (a few more steps)
+    target = saved["step"] + 3
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lenet_cli",
+            "train",
+            "--resume",
+            str(tmp_path / "s"),
+            "--max-steps",
+            str(target),
+            "--progress",
+            "none",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"] == target
+
+
+@pytest.mark.slow
+def test_sigterm_in_the_first_epoch_then_resume_finishes_it(tmp_path):
+    # batch 1 on the 5,000-digit sample: the first epoch lasts long enough to be interrupted
+    args = ["--data", "mnist-sample", "--batch-size", "1", "--no-fused", "--epochs", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenet_cli", "train", *args, "--device", "cpu", "--threads", "1"]
+        + ["--progress", "plain", "--out", str(tmp_path), "--name", "e"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LENET_OFFLINE": "1"},
+        text=True,
+    )
+    try:
+        for line in proc.stderr:
+            if line.startswith("training on"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    run = tmp_path / "e"
+    assert load_checkpoint(run / "last.pt")["epoch"] == 0  # interrupted inside epoch 1
+    assert not (run / "metrics.jsonl").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lenet_cli", "train", "--resume", str(run), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert (summary["epochs"], summary["steps"]) == (1, 5000)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["partial"]) for r in rows] == [(1, False)]
+
+
+def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130():
+    """Ctrl-C in the first second (the command modules still importing): no traceback."""
+    hook = (
+        "import sys, runpy\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lenet_cli.cli.viz_cmds':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "sys.argv = ['lenet', 'train', '--help']\n"
+        "runpy.run_module('lenet_cli', run_name='__main__')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130
+    assert r.stderr.strip() == "error: interrupted"
+    assert r.stdout == ""
+
+
+def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
+    """Some of torch's imports catch a KeyboardInterrupt: the Ctrl-C must not be lost."""
+    (tmp_path / "torch").mkdir()  # a stand-in: this process never imports the real torch
+    (tmp_path / "torch" / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+    )
+    script = (
+        "import sys, time\n"
+        "from lenet_cli.interrupts import sigint_outside_imports\n"
+        "sigint_outside_imports()\n"
+        "try:\n"
+        "    import torch\n"
+        "    time.sleep(10)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert r.stdout.strip() == "interrupted"
