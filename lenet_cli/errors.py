@@ -66,6 +66,11 @@ class ImageError(LenetError):
     exit_code = 8
 
 
+class NoInkError(ImageError):
+    """An image holds no ink at all (blank paper): exit 8 like any image that cannot be read;
+    `lenet serve` answers it with 422 where an undecodable body is 400."""
+
+
 class NonFiniteLossError(LenetError):
     """Training produced a NaN or Inf loss and was stopped."""
 
@@ -106,6 +111,12 @@ class DistributedError(LenetError):
     """A distributed (multi-process) run failed: a rank died, timed out or could not connect."""
 
     exit_code = 15
+
+
+class ServiceError(LenetError):
+    """A service lenet uses or provides failed (`lenet serve`: the port cannot be listened on)."""
+
+    exit_code = 16
 
 
 # Exit codes for signals follow the shell convention 128 + signal number.
