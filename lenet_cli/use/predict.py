@@ -8,7 +8,9 @@ background is light); cropped to the ink; fitted into 20x20 keeping the aspect r
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +18,41 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lenet_cli.errors import ImageError
+from lenet_cli.errors import ImageError, NoInkError
 
 MAX_PIXELS = 40_000_000  # far above any photo of a digit; guards against decompression bombs
 BOX, FIELD, PAD = 20, 28, 2
 
 
-def _read(path: Path) -> np.ndarray:
+@dataclass(frozen=True)
+class Upload:
+    """A picture's bytes held in memory (`lenet serve`): read as a file is, never written."""
+
+    name: str
+    data: bytes = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _read(path: Path | Upload) -> np.ndarray:
     """The image as float32 [H, W] in [0, 1], ink light on a dark background."""
-    if path.is_dir():
+    if isinstance(path, Upload):
+        if not path.data:
+            raise ImageError(f"image {path} is empty")
+    elif path.is_dir():
         raise ImageError(f"image {path} is a directory", hint="pass the image files in it")
-    if not path.is_file():
+    elif not path.is_file():
         if path.exists():  # a device, a FIFO, a socket: never read (a FIFO would block)
             raise ImageError(f"image {path} is not a regular file", hint="pass an image file")
         raise ImageError(f"image {path} does not exist", hint="check the path")
-    if path.stat().st_size == 0:
+    elif path.stat().st_size == 0:
         raise ImageError(f"image {path} is an empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            source = io.BytesIO(path.data) if isinstance(path, Upload) else path
+            with Image.open(source) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(
@@ -105,7 +122,7 @@ def prepare_array(ink: np.ndarray, name: str = "image") -> np.ndarray:
     """[H, W] light-on-dark in [0, 1] -> [28, 28] MNIST-style digit in [0, 1]."""
     peak = float(ink.max()) if ink.size else 0.0
     if peak <= 0.0:
-        raise ImageError(f"{name} is blank: no ink found", hint="use a picture of one digit")
+        raise NoInkError(f"{name} is blank: no ink found", hint="use a picture of one digit")
     rows, cols = np.nonzero(ink > 0.2 * peak)
     crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] / peak
     h, w = crop.shape
@@ -125,9 +142,11 @@ def prepare_array(ink: np.ndarray, name: str = "image") -> np.ndarray:
     return field
 
 
-def prepare_image(path: str | Path, mean: float, std: float) -> tuple[torch.Tensor, np.ndarray]:
+def prepare_image(
+    path: str | Path | Upload, mean: float, std: float
+) -> tuple[torch.Tensor, np.ndarray]:
     """(normalised [1, 32, 32] tensor, the [32, 32] picture in [0, 1] the network sees)."""
-    path = Path(path)
+    path = path if isinstance(path, Upload) else Path(path)
     padded = np.pad(prepare_array(_read(path), str(path)), PAD)
     x = torch.from_numpy((padded - mean) / std).to(torch.float32).unsqueeze(0)
     return x, padded
@@ -135,7 +154,7 @@ def prepare_image(path: str | Path, mean: float, std: float) -> tuple[torch.Tens
 
 @torch.inference_mode()
 def predict_images(
-    paths: list[Path], model: torch.nn.Module, meta: dict[str, Any], device: torch.device
+    paths: list[Path | Upload], model: torch.nn.Module, meta: dict[str, Any], device: torch.device
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """(results, failures): the predicted class and ten probabilities of each image that could
     be read (one batch), and ``{"file", "error"}`` for each that could not: one bad file does
@@ -149,15 +168,25 @@ def predict_images(
             failures.append({"file": str(p), "error": str(e)})
     if not prepared:
         return [], failures
+    return classify(prepared, good, model, device), failures
+
+
+@torch.inference_mode()
+def classify(
+    prepared: list[tuple[torch.Tensor, np.ndarray]],
+    paths: list[Path | Upload],
+    model: torch.nn.Module,
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """Each prepared picture's result (one batch): predicted class, probabilities, input."""
     x = torch.stack([t for t, _ in prepared]).to(device)
     probs = torch.softmax(model(x).float(), dim=1).cpu()
-    results = [
+    return [
         {
             "file": str(p),
             "predicted": int(pr.argmax()),
             "probabilities": pr.tolist(),
             "input": np.round(pic, 4).tolist(),
         }
-        for p, pr, (_, pic) in zip(good, probs, prepared, strict=True)
+        for p, pr, (_, pic) in zip(paths, probs, prepared, strict=True)
     ]
-    return results, failures
