@@ -11,6 +11,14 @@ from lenet_cli.cli.app import JsonOpt, SeedOpt, app, setup_device
 from lenet_cli.cli.viz_cmds import ForceOpt, OutOpt, png_target
 
 
+def _terminal(stream) -> bool:  # noqa: ANN001
+    """Whether ``stream`` is an open terminal: cron, nohup and `<&-` leave stdin closed (None)."""
+    try:
+        return stream is not None and not stream.closed and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 @app.command("tutorial")
 def tutorial_cmd(
     no_pause: Annotated[
@@ -30,7 +38,7 @@ def tutorial_cmd(
     target = png_target(out, "activations.png", force)
     setup_device("cpu")  # the tutorial runs on the CPU, with the usual threads
     total = len(load_text())
-    pause = not (no_pause or json_out) and sys.stdin.isatty() and sys.stdout.isatty()
+    pause = not (no_pause or json_out) and _terminal(sys.stdin) and _terminal(sys.stdout)
     digits = [str(k) for k in range(10)]
     done = []
     for step in tutorial_steps(seed):

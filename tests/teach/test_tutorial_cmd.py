@@ -48,3 +48,24 @@ def test_tutorial_json():
     assert [s["number"] for s in steps] == list(range(1, 10))
     last = steps[-1]["values"]
     assert 0.5 < last["test_acc"] <= 1 and sum(last["softmax"]) == pytest.approx(1, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_tutorial_with_stdin_closed_runs_without_pausing():
+    """cron, nohup or `<&-`: no stdin at all (sys.stdin is None); every step, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        ["sh", "-c", f"exec {sys.executable} -m lenet_cli tutorial <&-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Step 9 of 9" in done.stdout and "Enter: next step" not in done.stdout
