@@ -150,3 +150,69 @@ def for_thread_counts(fn):
         return outs
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def reading_run(tmp_path_factory):
+    """A model that reads digits (configs/quick.toml on the bundled sample, 4 epochs: about 90%
+    on its test set), for `lenet serve`'s tests, where a drawn 1 and 0 must come out right."""
+    args = f"--config {REPO / 'configs' / 'quick.toml'} --epochs 4 --threads 1 --progress none"
+    return _train(tmp_path_factory.mktemp("reading-runs"), args, "q")
+
+
+def mnist_sample_digits(n: int, split: str = "t10k"):
+    """The first ``n`` digits of the bundled MNIST sample ([n, 28, 28] uint8) and their labels."""
+    import gzip
+
+    import numpy as np
+
+    sample = REPO / "lenet_cli" / "data" / "mnist_sample"
+    images = gzip.decompress((sample / f"{split}-images-idx3-ubyte.gz").read_bytes())
+    labels = gzip.decompress((sample / f"{split}-labels-idx1-ubyte.gz").read_bytes())
+    digits = np.frombuffer(images, dtype=np.uint8, offset=16)[: n * 784].reshape(n, 28, 28)
+    return digits, np.frombuffer(labels, dtype=np.uint8, offset=8)[:n].astype(int)
+
+
+class Server:
+    """`lenet serve ARGS --port 0` in a subprocess: its URL (from the start line) and stderr."""
+
+    def __init__(self, *args: str, cwd=None) -> None:
+        import re
+        import subprocess
+        import sys
+        import threading
+
+        cmd = [sys.executable, "-m", "lenet_cli", "serve", "--port", "0", *args]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.url = ""
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            found = re.search(r"(http://\S+/)", line)
+            if found:
+                self.url = found.group(1)
+                break
+        assert self.url, f"lenet serve exited {self.proc.wait()}: {''.join(self.lines)}"
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stop(self, sig=None, timeout: float = 10.0) -> int:
+        """Send ``sig`` (SIGINT by default) and wait; the exit code."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT if sig is None else sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._reader.join(timeout=5)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)

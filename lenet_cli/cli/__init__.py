@@ -25,6 +25,7 @@ try:
         bench_cmds,  # noqa: F401  (registers `lenet bench`)
         export_cmds,  # noqa: F401  (registers `lenet export`)
         model_cmds,  # noqa: F401  (registers its commands)
+        serve_cmds,  # noqa: F401  (registers `lenet serve`)
         sweep_cmds,  # noqa: F401  (registers `lenet sweep`)
         train_cmds,  # noqa: F401  (registers its commands)
         tutorial_cmds,  # noqa: F401  (registers `lenet tutorial`)

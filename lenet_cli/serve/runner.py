@@ -1,0 +1,107 @@
+"""The listening socket and uvicorn (nothing printed: the CLI says what happens).
+
+The socket is opened here, before uvicorn starts, so that a port that cannot be listened on is
+one ServiceError (exit 16) naming the address, not a log line from inside the server.
+SIGINT and SIGTERM stop the server: uvicorn finishes the requests in flight (at most
+``GRACE_S``) and ``run`` returns, which is the server's normal end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+from typing import Any
+
+from lenet_cli.errors import MissingExtraError, ServiceError
+
+GRACE_S = 3  # seconds for requests in flight after SIGINT/SIGTERM; then connections are closed
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (port 0: one the system picks), or ServiceError."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise ServiceError(
+            f"cannot listen on {where}: the host is not an address of this machine ({e})",
+            hint="use --host 127.0.0.1 (this machine only) or an address of one of its interfaces",
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart within TIME_WAIT
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        hint = (
+            "another program listens there: pick another --port, or stop it"
+            if e.errno in (98, 48)  # EADDRINUSE on Linux, macOS
+            else "pick a --port above 1023, or another --host"
+        )
+        raise ServiceError(f"cannot listen on {where}: {e.strerror or e}", hint=hint) from None
+    return sock
+
+
+def url(sock: socket.socket) -> str:
+    """The page's address for a listening socket (IPv6 in brackets; 0.0.0.0 as itself)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def check_extra() -> None:
+    """FastAPI, uvicorn and python-multipart can be imported, or exit 14 naming the missing one."""
+    import importlib
+
+    for name in ("fastapi", "uvicorn", "python_multipart"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            package = name.replace("_", "-")
+            raise MissingExtraError(
+                f"lenet serve needs {package}, which is not installed",
+                hint="pip install 'lenet-cli[serve]'",
+            ) from None
+
+
+def run(app: Any, sock: socket.socket) -> int | None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; the signal that stopped it."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",  # the CLI says what matters; uvicorn's INFO lines would repeat it
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACE_S,
+    )
+    server = uvicorn.Server(config)
+    stopped: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        stopped.append(signum)
+
+    # uvicorn takes SIGINT/SIGTERM while it serves and raises the signal again once it has shut
+    # down, to the handlers it found: these record it, so the stop is a normal return.
+    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        sock.close()
+    return stopped[0] if stopped else None
