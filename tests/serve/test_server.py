@@ -1,0 +1,160 @@
+"""The real `lenet serve` in a subprocess: it answers 200 test digits as `lenet predict` does,
+keeps serving after bad input and under 16 clients, stops with exit 0 on SIGINT and SIGTERM,
+and says clearly when it cannot start (exit 16, exit 14)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import Server, mnist_sample_digits
+from PIL import Image
+from typer.testing import CliRunner
+
+from lenet_cli.cli import app
+
+pytest.importorskip("fastapi", reason="fastapi is not installed (pip install 'lenet-cli[serve]')")
+pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install 'lenet-cli[serve]')")
+
+pytestmark = pytest.mark.slow
+
+
+def ask(url: str, method: str, path: str, body: bytes = b"", content_type: str = "image/png"):
+    """(status, JSON answer) over a fresh connection."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        headers = {"Content-Type": content_type} if content_type else {}
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def digit_png(digit) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(255 - digit).resize((112, 112), Image.BICUBIC).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_serves_200_test_digits_as_lenet_predict_and_stops_on_sigint(reading_run, tmp_path):
+    digits, _ = mnist_sample_digits(200)
+    files = []
+    for k, digit in enumerate(digits):
+        files.append(tmp_path / f"d{k:03d}.png")
+        files[-1].write_bytes(digit_png(digit))
+    cli = CliRunner().invoke(
+        app, ["predict", *map(str, files), "--checkpoint", str(reading_run), "--json", "--preview"]
+    )
+    assert cli.exit_code == 0, cli.output
+    expected = json.loads(cli.stdout)["results"]
+
+    server = Server("--checkpoint", str(reading_run))
+    try:
+        assert "127.0.0.1" in server.url and "test accuracy" in server.stderr
+        assert ask(server.url, "GET", "/healthz", content_type="") == (200, {"status": "ok"})
+        for path, want in zip(files, expected, strict=True):
+            status, got = ask(server.url, "POST", "/api/predict", path.read_bytes())
+            assert status == 200, got
+            assert got["predicted"] == want["predicted"] and got["input"] == want["input"]
+            assert got["probabilities"] == pytest.approx(want["probabilities"], rel=1e-5, abs=1e-7)
+
+        # bad input: a JSON 4xx each, and the server goes on
+        for body, content_type, status in [
+            (b"text", "text/plain", 415),
+            (b"", "image/png", 400),
+            (b"not a picture", "image/jpeg", 400),
+            (b"\0" * (2 * 1024 * 1024 + 1), "image/png", 413),
+        ]:
+            code, answer = ask(server.url, "POST", "/api/predict", body, content_type)
+            assert code == status and "error" in answer
+        assert ask(server.url, "GET", "/api/predict", content_type="")[0] == 405
+
+        # 16 clients at once, 160 requests: every one answered, as alone
+        def one(k: int):
+            return ask(server.url, "POST", "/api/predict", files[k % 40].read_bytes())
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(one, range(160)))
+        for k, (status, got) in enumerate(answers):
+            assert status == 200, got
+            assert got["predicted"] == expected[k % 40]["predicted"]
+        assert server.proc.poll() is None
+    finally:
+        t0 = time.monotonic()
+        code = server.stop(signal.SIGINT)
+    assert code == 0, server.stderr
+    assert time.monotonic() - t0 < 5
+    assert "stopped by SIGINT" in server.stderr
+    assert "Traceback" not in server.stderr
+
+
+def test_sigterm_ends_it_with_exit_0(reading_run):
+    server = Server("--checkpoint", str(reading_run))
+    assert ask(server.url, "GET", "/healthz", content_type="")[0] == 200
+    t0 = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0, server.stderr
+    assert time.monotonic() - t0 < 5
+    assert "stopped by SIGTERM" in server.stderr
+
+
+def test_a_busy_port_is_exit_16(reading_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lenet_cli",
+                "serve",
+                "--checkpoint",
+                str(reading_run),
+                "--port",
+                str(port),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 16, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "pick another --port" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_newest_run_by_default_and_a_warning_off_loopback(reading_run, tmp_path):
+    shutil.copytree(reading_run, tmp_path / "runs" / "mine")
+    server = Server("--host", "0.0.0.0", cwd=tmp_path)
+    try:
+        assert "using the newest run" in server.stderr and "mine" in server.stderr
+        assert "warning: --host 0.0.0.0 is not loopback" in server.stderr
+        port = urlsplit(server.url).port
+        assert ask(f"http://127.0.0.1:{port}/", "GET", "/healthz", content_type="")[0] == 200
+    finally:
+        assert server.stop() == 0, server.stderr
+
+
+def test_without_the_extra_it_says_which_to_install(monkeypatch, reading_run):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # `import fastapi` now fails
+    result = CliRunner().invoke(app, ["serve", "--checkpoint", str(reading_run)])
+    assert result.exit_code == 14
+    assert "fastapi" in result.output and "lenet-cli[serve]" in result.output
+
+
+def test_lenet_help_imports_no_web_framework():
+    code = "import sys, lenet_cli.cli; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
