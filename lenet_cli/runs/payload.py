@@ -47,10 +47,9 @@ def check_plain(value: Any, where: str, depth: int = 0) -> None:
             raise PayloadError(f"{where} is {value}, not a finite number")
         return
     if isinstance(value, torch.Tensor):
-        if value.layout != torch.strided:  # sparse and other layouts: no op here expects one
-            raise PayloadError(f"{where} is a {value.layout} tensor, not a dense one")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise PayloadError(f"{where} holds NaN or Inf")
+        problem = tensor_problem(value)
+        if problem:
+            raise PayloadError(f"{where} {problem}")
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
@@ -63,6 +62,28 @@ def check_plain(value: Any, where: str, depth: int = 0) -> None:
             check_plain(item, f"{where}.{k}", depth + 1)
         return
     raise PayloadError(f"{where} is a {type(value).__name__}, not a plain value")
+
+
+# the float types whose values torch can check and the network can compute with on every device;
+# float8 has no isfinite kernel and no LeNet op, and a meta tensor holds no values at all
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def tensor_problem(t: torch.Tensor) -> str | None:
+    """What makes ``t`` unusable, as the end of a phrase ("holds NaN or Inf"), or None.
+
+    Layout, device and dtype are checked before any value is read (reading a meta tensor's
+    values, or a float8 tensor's finiteness, raises inside torch)."""
+    if t.layout != torch.strided:  # sparse and other layouts: no op here expects one
+        return f"is a {t.layout} tensor, not a dense one"
+    if t.device.type == "meta":
+        return "is a meta-device tensor: it holds no values"
+    if t.is_floating_point() and t.dtype not in FLOAT_DTYPES:
+        name = str(t.dtype).removeprefix("torch.")
+        return f"is {name}; weights are read as float32, float64, float16 or bfloat16"
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        return "holds NaN or Inf"
+    return None
 
 
 def _number(payload: Mapping, key: str, low: float, high: float, low_open: bool = False) -> None:
@@ -95,14 +116,13 @@ def check_model(state: Any, arch: str) -> None:
         got = state[key]
         if not isinstance(got, torch.Tensor) or not got.is_floating_point():
             raise PayloadError(f"model.{key} is not a floating-point tensor")
-        if got.layout != torch.strided:
-            raise PayloadError(f"model.{key} is a {got.layout} tensor, not a dense one")
         if tuple(got.shape) != tuple(want.shape):
             raise PayloadError(
                 f"model.{key} has shape {tuple(got.shape)}, {arch!r} needs {tuple(want.shape)}"
             )
-        if not bool(torch.isfinite(got).all()):
-            raise PayloadError(f"model.{key} holds NaN or Inf")
+        problem = tensor_problem(got)
+        if problem:
+            raise PayloadError(f"model.{key} {problem}")
 
 
 def check_payload(payload: dict[str, Any], where: str) -> None:

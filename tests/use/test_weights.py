@@ -160,3 +160,43 @@ def test_predict_with_exported_safetensors_matches_the_checkpoint(sample_run, tm
         docs.append(json.loads(result.stdout)["results"][0])
     assert docs[0]["predicted"] == docs[1]["predicted"]
     assert docs[1]["probabilities"] == pytest.approx(docs[0]["probabilities"], abs=1e-5)
+
+
+def _odd_weights(tmp_path, kind: str):
+    """A tutorial state_dict whose tensors are on the meta device, or float8."""
+    state = build_model("tutorial").state_dict()
+    if kind == "meta":
+        state = {k: torch.empty(v.shape, device="meta") for k, v in state.items()}
+    else:
+        dtype = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}[kind.split("-")[0]]
+        state = {k: v.to(dtype).contiguous() for k, v in state.items()}
+    if kind.endswith("safetensors"):
+        from safetensors.torch import save_file
+
+        path = tmp_path / f"{kind}.safetensors"
+        save_file(state, str(path))
+    else:
+        path = tmp_path / f"{kind}.pt"
+        torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["meta", "e4m3", "e5m2", "e4m3-safetensors", "e5m2-safetensors"])
+@pytest.mark.parametrize("command", ["inspect-params", "evaluate", "predict", "train"])
+def test_meta_and_float8_weights_refused_naming_file_and_tensor(tmp_path, kind, command):
+    from PIL import Image
+
+    path = _odd_weights(tmp_path, kind)
+    args = {
+        "inspect-params": ["inspect-params", "--checkpoint", path],
+        "evaluate": ["evaluate", "--checkpoint", path, "--device", "cpu"],
+        "predict": ["predict", tmp_path / "x.png", "--checkpoint", path, "--device", "cpu"],
+        "train": ["train", "--init", path, "--data", "random", "--device", "cpu",
+                  "--epochs", "1", "--out", tmp_path / "runs"],
+    }[command]  # fmt: skip
+    Image.new("L", (28, 28), 0).save(tmp_path / "x.png")
+    result = _run(*args)
+    assert result.exit_code == 6, result.output
+    lines = result.stderr.strip().splitlines()
+    assert str(path) in lines[-1] and "conv1.weight" in lines[-1], lines
+    assert not (tmp_path / "runs").exists()
