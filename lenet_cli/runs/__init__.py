@@ -1,0 +1,11 @@
+"""Run directories: what a run writes, and reading it back.
+
+- ``rundir.py``: the run directory's one writer (config.toml, env.json, metrics.jsonl,
+  checkpoints); ``lock.py``: its lock, held while a process trains there;
+- ``checkpoint.py`` and ``payload.py``: save and load checkpoints, and the content checks of every
+  field (shapes, finite weights, counters, the optimizer's state);
+- ``metrics.py``: run counters and rows; ``reader.py``: run directories read back, class names;
+- ``table.py``: the table of runs (``lenet runs``).
+
+May import: the top-level modules and data/. Nothing above.
+"""
