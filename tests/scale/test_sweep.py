@@ -92,6 +92,7 @@ def test_missing_optuna_names_the_extra(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.extra("sweep")
 def test_four_trials_two_workers_sqlite(tmp_path):
     (tmp_path / "s.toml").write_text(SPACE)
     args = ["--space", "s.toml", "--trials", "4", "--workers", "2", "--study", "s", *FIXED]
@@ -117,6 +118,7 @@ def test_four_trials_two_workers_sqlite(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extra("sweep")
 def test_interrupted_sweep_resumes_its_trial(tmp_path):
     (tmp_path / "s.toml").write_text(SPACE)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -146,6 +148,7 @@ def test_interrupted_sweep_resumes_its_trial(tmp_path):
     assert len(rows) > done and trials[1]["epochs"] == 60
 
 
+@pytest.mark.extra("sweep")
 def test_pruned_trial_stops_cleanly(tmp_path):
     import optuna
     import torch
@@ -190,7 +193,6 @@ def postgres_url():
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (apt-get install postgresql)")
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install 'lenet-cli[sweep]'")
     as_user: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="lenet-pg-"))
     if os.geteuid() == 0:  # postgres refuses to run as root
@@ -218,6 +220,7 @@ def postgres_url():
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.extra("sweep")
 def test_two_workers_and_a_second_machine_share_one_postgres_study(tmp_path, postgres_url):
     (tmp_path / "s.toml").write_text(SPACE)
     common = ["--storage", postgres_url, "--study", "pg", "--json"]

@@ -26,8 +26,8 @@ def _lines(run, name="metrics.jsonl"):
 
 
 @pytest.mark.slow
+@pytest.mark.extra("tensorboard")
 def test_tensorboard_events_and_step_rows(tmp_path):
-    pytest.importorskip("tensorboard")  # the extra lenet-cli[tensorboard]; .ci/run installs it
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     result = _train(tmp_path, "tb", "--max-steps", 30, "--log-every", 10, "--tensorboard")

@@ -81,11 +81,10 @@ def test_digits(sample_run, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["safetensors", "pt2", "onnx"])
+@pytest.mark.parametrize(
+    "fmt", ["safetensors", "pt2", pytest.param("onnx", marks=pytest.mark.extra("onnx"))]
+)
 def test_export_reloads_without_lenet_and_predicts_the_same(fmt, sample_run, test_digits, tmp_path):
-    if fmt == "onnx":  # the extra lenet-cli[onnx]; .ci/run installs it
-        pytest.importorskip("onnxruntime")
-        pytest.importorskip("onnxscript")
     images, predicted, labels = test_digits
     out = tmp_path / f"model.{fmt}"
     args = ["export", str(sample_run), "--format", fmt, "--out", str(out), "--verify", "--json"]
