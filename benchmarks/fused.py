@@ -33,7 +33,7 @@ from lenet_cli.fast.fused_step import FusedStep  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
-from lenet_cli.training.loop import train_step  # noqa: E402
+from lenet_cli.training.step import train_step  # noqa: E402
 
 VARIANTS = ("pytorch", "fused", "step")  # step: the one-call training step (training only)
 

@@ -15,7 +15,7 @@ Datasets (``--usual``):
 - ``tensor``: the same result from tensor operations only (no PIL), a leaner usual Dataset.
 "lenet": the data normalised once into one in-memory tensor (channels_last), batches that are
 slices of one seeded randperm (``lenet_cli.data.batches``),
-``lenet_cli.training.loop.train_step``, and
+``lenet_cli.training.step.train_step``, and
 the fused CPU kernels where they build, as ``lenet train`` runs (``--no-fused``: without it).
 Both start from the same initial weights and use SGD (momentum 0.9) at the same lr: torch.optim's
 defaults for the usual path, as `lenet train` builds it (fused) for lenet's.
@@ -46,7 +46,7 @@ from lenet_cli.fast import speed  # noqa: E402
 from lenet_cli.losses import build_loss  # noqa: E402
 from lenet_cli.model import build_model, tutorial_forward  # noqa: E402
 from lenet_cli.optim import build_optimizer  # noqa: E402
-from lenet_cli.training.loop import train_step  # noqa: E402
+from lenet_cli.training.step import train_step  # noqa: E402
 from lenet_cli.use.evaluate import evaluate_tensors  # noqa: E402
 
 

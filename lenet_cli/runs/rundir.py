@@ -19,16 +19,16 @@ import errno
 import io
 import json
 import os
-import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lenet_cli.config import TrainConfig, to_toml
-from lenet_cli.errors import OutputExistsError, RunLockedError, UsageError, WriteError
+from lenet_cli.errors import OutputExistsError, UsageError, WriteError
 from lenet_cli.files import atomic_write, json_safe
 from lenet_cli.interrupts import TrainingInterrupted
+from lenet_cli.runs import lock
 
 COLUMNS: tuple[str, ...] = (
     "epoch",
@@ -45,7 +45,6 @@ COLUMNS: tuple[str, ...] = (
     "seconds",
     "time",
 )
-LOCK = ".lock"
 # errors of a full, read-only or forbidden place: the user's to fix, not a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 
@@ -59,10 +58,15 @@ class RunDir:
 
     A new run that fails before it wrote anything (its config.toml) removes its directory, so
     that it does not block the next run of that name.
+
+    ``writes=False`` is the directory as a data-parallel rank other than 0 sees it: rank 0
+    writes it all. Every change to the file system goes through ``__enter__`` (create, lock),
+    ``_remove_if_new``, ``write`` and ``append_line``, and each of them does nothing then, so a
+    writer method added later cannot write from another rank either.
     """
 
-    def __init__(self, path: Path, new: bool) -> None:
-        self.path, self.new = Path(path), new
+    def __init__(self, path: Path, new: bool, writes: bool = True) -> None:
+        self.path, self.new, self.writes = Path(path), new, writes
         self.kept = (
             "nothing: no checkpoint had been written yet"
             if new
@@ -72,6 +76,8 @@ class RunDir:
         self._lock: int | None = None
 
     def __enter__(self) -> RunDir:
+        if not self.writes:
+            return self
         try:
             self.path.mkdir(parents=True, exist_ok=not self.new)
         except FileExistsError:
@@ -99,7 +105,7 @@ class RunDir:
         self._release_lock()
 
     def _remove_if_new(self) -> None:
-        if not self.new:
+        if not (self.new and self.writes):
             return
         self._release_lock()
         try:
@@ -107,62 +113,15 @@ class RunDir:
         except OSError:
             pass  # it holds the session's record (env.json says how it ended): keep it
 
-    # -- the lock ----------------------------------------------------------------------------
-
     def _take_lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; runs are not locked there (docs/runs.md)
-            return
-        path = self.path / LOCK
-        while True:
-            fd = self._open(path, os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                owner = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
-                os.close(fd)
-                raise RunLockedError(
-                    f"run directory {self.path} is in use by {owner}",
-                    hint="wait for it to finish (or stop it), then resume",
-                ) from None
-            try:  # the file we locked is still the one at `path` (its owner may have removed it)
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        stale = os.read(fd, 200).decode("utf-8", "replace").strip()
+        self._lock, stale = lock.take(self.path, self._open)
         if stale:
             self.notes.append(f"took over the lock of {self.path} left by {stale}, which is gone")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._lock = fd
-
-    @staticmethod
-    def in_use(path: Path) -> bool:
-        """Whether a live process holds ``path``'s lock now (it is training there)."""
-        try:
-            import fcntl
-
-            fd = os.open(path / LOCK, os.O_RDONLY)
-        except (ImportError, OSError):  # no flock here, or no lock file: nobody trains there
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)  # closing releases a lock we took
-        return False
 
     def _release_lock(self) -> None:
-        if self._lock is None:
-            return
-        (self.path / LOCK).unlink(missing_ok=True)  # while still holding it
-        os.close(self._lock)
-        self._lock = None
+        if self._lock is not None:
+            lock.release(self.path, self._lock)
+            self._lock = None
 
     def _open(self, path: Path, flags: int) -> int:
         try:
@@ -185,6 +144,8 @@ class RunDir:
 
     def write(self, name: str, data: bytes) -> None:
         """Replace ``name`` atomically; a write failure is a WriteError saying what was kept."""
+        if not self.writes:
+            return
         path = self.path / name
         try:
             with atomic_write(path) as f:
@@ -260,6 +221,8 @@ class RunDir:
     def append_line(self, name: str, text: str) -> None:
         """Append ``text`` in one write and fsync it. A crash can tear only this last line,
         which a resume drops (``load_metrics``)."""
+        if not self.writes:
+            return
         path = self.path / name
         fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
@@ -294,31 +257,6 @@ class RunDir:
         epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
         self.write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
         self.write("metrics.csv", _csv_text(epochs, header=True).encode("utf-8"))
-
-
-class QuietRunDir(RunDir):
-    """The run directory as a data-parallel rank other than 0 sees it: rank 0 writes it all."""
-
-    def __enter__(self) -> QuietRunDir:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def write(self, name: str, data: bytes) -> None:
-        pass
-
-    def append_line(self, name: str, text: str) -> None:
-        pass
-
-    def load_metrics(self, step: int, last_row: dict[str, Any] | None) -> None:
-        pass
-
-    def _ended(self, status: str, reason: str) -> None:
-        pass
-
-    def save(self, name: str, payload: dict[str, Any]) -> Path:
-        return self.path / name
 
 
 def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:

@@ -3,7 +3,7 @@
 Reads what `lenet train` wrote (config.toml, metrics.jsonl, env.json, the checkpoints) directly,
 as user input: unknown keys and fields are ignored (newer runs may carry more), a file that is
 there but broken is an error naming it. The status is "running" while a live process holds the
-run's lock (``rundir.RunDir``); otherwise it is what env.json's ``ended`` recorded
+run's lock (``lock.py``); otherwise it is what env.json's ``ended`` recorded
 (``lenet train`` writes it when a session ends), else, for older runs or a process that was
 killed, it is inferred from the files:
 - finished: the last epoch row is complete and the run reached its epochs, its max_steps or
@@ -22,8 +22,8 @@ from typing import Any
 
 from lenet_cli.config import tomllib
 from lenet_cli.errors import UsageError
+from lenet_cli.runs import lock
 from lenet_cli.runs.reader import read_metrics
-from lenet_cli.runs.rundir import RunDir
 
 RUN_FILES = ("config.toml", "metrics.jsonl", "env.json", "last.pt", "best.pt")
 # --sort: the column, and whether larger values come first
@@ -139,7 +139,7 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         "train_s": seconds if rows else None,
         "images_per_s": images / seconds if seconds > 0 else None,
         "status": "running"
-        if RunDir.in_use(run_dir)
+        if lock.in_use(run_dir)
         else (record["status"] if record else _status(config, rows, saved)),
         "reason": record.get("reason") or None if record else None,
         "started": env.get("time") if started else None,

@@ -1,6 +1,8 @@
 """Training: the loop and what runs beside it.
 
 - ``loop.py``: ``train`` (the run built, then each epoch yielded by ``train_epochs``);
+- ``run.py``: a ``Run`` (everything a checkpoint carries) and its data splits; ``step.py``: the
+  training step, chosen once: the fused step where it applies, else ``train_step``;
 - ``epoch.py``: running sums and NaN checks; ``plan.py``: what ``train`` is asked (defaults <
   file < flags, the run directory, resume rules);
 - ``tblog.py``: TensorBoard logging; ``distributed.py``: what a data-parallel rank does

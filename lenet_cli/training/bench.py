@@ -3,10 +3,9 @@
 ``run_bench`` returns plain data and never prints; progress goes to ``on_event``. Method:
 - data: ``images`` random normalised-like images and labels, made once on the device (in the
   chosen layout, so batches are views or one index_select, as in training);
-- training is lenet's own path: a seeded randperm per pass, and the step `lenet train` takes:
-  ``fused_step.FusedStep`` on the batch's rows where it applies (the C kernels, fp32), else
-  ``data.batches`` and ``train.train_step`` (autocast for mixed precision); SGD with momentum
-  as ``optim`` builds it;
+- training is lenet's own path: a seeded randperm per pass, and the step `lenet train` takes
+  (``step.choose``: the fused step where it applies, else ``train_step`` with autocast for
+  mixed precision); SGD with momentum as ``optim`` builds it;
 - for each (threads, batch size): one warm-up pass (not timed; it holds any compile time and
   cuDNN autotuning, reported as ``warmup_s``), then ``repeats`` timed passes over all the
   images, each ended by a device synchronize; the figure is the median pass;
@@ -32,16 +31,13 @@ from typing import Any
 import torch
 
 from lenet_cli.config import AT_LEAST_1, NON_NEGATIVE, check_value
-from lenet_cli.data import batch_rows, batches
 from lenet_cli.device import set_threads, synchronize
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import cpu, speed
-from lenet_cli.fast.fused_step import FusedStep, why_not
 from lenet_cli.fast.threads import ThreadTuner, candidates
-from lenet_cli.losses import build_loss
 from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
 from lenet_cli.optim import build_optimizer
-from lenet_cli.training.loop import train_step
+from lenet_cli.training.step import choose
 
 Event = Callable[[dict], None]
 EPOCH_IMAGES = 60_000
@@ -101,27 +97,27 @@ def _train_figures(
     optimizer = build_optimizer(
         "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
     )  # as `lenet train` builds it (fused)
-    loss_fn = build_loss("cross-entropy")
     scaler = speed.grad_scaler(device, precision)
     order = torch.Generator().manual_seed(seed)
-    fast = None  # the one-call C step where `lenet train` takes it, else train_step
-    if not why_not(run, optimizer, "cross-entropy", precision=precision,
-                   scaled=scaler.is_enabled(), compiled=compiled, data_parallel=False):  # fmt: skip
-        fast = FusedStep(run, optimizer, "cross-entropy", 0.0)
+    steps = choose(
+        run,
+        optimizer,
+        "cross-entropy",
+        0.0,
+        x_all,
+        y_all,
+        batch_size,
+        precision=precision,
+        scaler=scaler,
+        compiled=compiled,
+    )  # as `lenet train` does
 
     def train_pass() -> None:
-        if fast is not None:
-            for index in batch_rows(len(y_all), batch_size, generator=order):
-                started = time.perf_counter()
-                fast.rows(x_all, y_all, index)
-                if tuner is not None:
-                    tuner.record(time.perf_counter() - started, int(index.shape[0]))
-            return
-        for x, y in batches(x_all, y_all, batch_size, generator=order):
+        for batch in steps.batches(order):
             started = time.perf_counter()
-            train_step(run, optimizer, loss_fn, x, y, precision=precision, scaler=scaler)
+            n = steps.step(batch)[2]
             if tuner is not None:  # CPU steps are synchronous
-                tuner.record(time.perf_counter() - started, int(y.shape[0]))
+                tuner.record(time.perf_counter() - started, n)
 
     model.train()
     warm, rate, secs = _median_rate(train_pass, device, len(x_all), repeats)

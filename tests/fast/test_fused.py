@@ -16,7 +16,7 @@ from lenet_cli.fast import fused, kernel, speed
 from lenet_cli.losses import build_loss
 from lenet_cli.model import Net, build_model, tutorial_forward
 from lenet_cli.optim import build_optimizer
-from lenet_cli.training.loop import train_step
+from lenet_cli.training.step import train_step
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cc") is None, reason="needs a C compiler to build the kernel"

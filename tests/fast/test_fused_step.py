@@ -16,7 +16,7 @@ from lenet_cli.fast.fused_step import FusedStep, why_not
 from lenet_cli.losses import build_loss, one_hot_targets
 from lenet_cli.model import build_model
 from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
-from lenet_cli.training.loop import train_step
+from lenet_cli.training.step import train_step
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cc") is None, reason="needs a C compiler to build the kernel"

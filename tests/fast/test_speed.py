@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
 from lenet_cli.model import build_model
-from lenet_cli.training.loop import train_step
+from lenet_cli.training.step import train_step
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

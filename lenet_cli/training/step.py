@@ -1,0 +1,166 @@
+"""The training step, chosen once when a run is built: the fused step or PyTorch's.
+
+Both kinds offer the same two things, so the loop (loop.py) and ``lenet bench`` never ask which
+one runs:
+- ``batches(generator)``: the epoch's batches, one seeded permutation of the training set;
+- ``step(batch) -> (loss, hits, n)``: one optimisation step on a batch of ``n`` images, its mean
+  loss and correct count (device tensors or Python numbers; ``EpochSums.add`` takes either).
+
+``FusedSteps`` is the fused step (fast/fused_step.py: forward, loss, backward and the
+optimizer's update in one C call), reading each batch's rows where they lie. ``TorchSteps`` is
+``train_step`` (PyTorch's ops and autograd) on gathered batches, shared out between the ranks
+of a data-parallel job. ``choose`` takes the fused step wherever it applies; ``mode`` is what
+env.json's ``fused_step`` and the start line say: "update", "gradients" or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet_cli.data import batch_rows, batches
+from lenet_cli.fast import speed
+from lenet_cli.fast.fused_step import FusedStep, why_not
+from lenet_cli.losses import LossFn, build_loss
+from lenet_cli.training import distributed
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    weight: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step. Returns (loss, correct count) as device tensors: no sync here.
+
+    ``precision`` other than fp32 runs the forward pass under autocast; ``scaler`` (fp16 on CUDA)
+    scales the loss. With fp32 and no scaler this is the plain zero_grad/backward/step.
+    ``weight`` scales the gradient only: a data-parallel rank's share of the global batch.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with speed.autocast(x.device, precision):
+        scores = model(x)
+        # float() is a no-op in fp32; an empty share of a batch (data-parallel) has no loss but
+        # still joins the backward, where the ranks' gradients are averaged
+        loss = loss_fn(scores.float(), y) if y.numel() else scores.float().sum()
+    scaled = loss if weight == 1.0 else loss * weight
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(scaled).backward()
+        scaler.step(optimizer)  # skips the step when a gradient is inf/nan, without a sync
+        scaler.update()
+    else:
+        scaled.backward()
+        optimizer.step()
+    return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
+
+
+class TorchSteps:
+    """``train_step`` on gathered batches (each rank of a job takes its share of each)."""
+
+    mode = None
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer,
+        loss_fn: LossFn,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        precision: str = "fp32",
+        scaler: torch.amp.GradScaler | None = None,
+        job: distributed.Dist | None = None,
+    ) -> None:
+        self.net, self.optimizer, self.loss_fn = net, optimizer, loss_fn
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.precision, self.scaler, self.job = precision, scaler, job
+
+    def batches(self, generator: torch.Generator) -> Iterable[Any]:
+        order = batches(self.images, self.labels, self.batch_size, generator=generator)
+        return distributed.shard(order, self.job)
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor, float]) -> tuple[Any, Any, int]:
+        x, y, weight = batch
+        loss, hits = train_step(
+            self.net,
+            self.optimizer,
+            self.loss_fn,
+            x,
+            y,
+            precision=self.precision,
+            scaler=self.scaler,
+            weight=weight,
+        )
+        return loss, hits, int(y.shape[0])
+
+
+class FusedSteps:
+    """The fused step (one C call) on each batch's rows of the training set, read in place."""
+
+    def __init__(
+        self, fused: FusedStep, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    ) -> None:
+        self.fused, self.images, self.labels, self.batch_size = fused, images, labels, batch_size
+
+    @property
+    def mode(self) -> str:
+        """ "update": the optimizer's update is in the C call too; "gradients": torch's step
+        follows it (an optimizer the C update does not compute)."""
+        return "update" if self.fused.updates() else "gradients"
+
+    def batches(self, generator: torch.Generator) -> Iterable[torch.Tensor]:
+        return batch_rows(len(self.labels), self.batch_size, generator=generator)
+
+    def step(self, rows: torch.Tensor) -> tuple[float, int, int]:
+        loss, hits = self.fused.rows(self.images, self.labels, rows)
+        return loss, hits, int(rows.shape[0])
+
+
+def choose(
+    net: nn.Module,
+    optimizer,
+    loss: str,
+    smoothing: float,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    compiled: bool = False,
+    job: distributed.Dist | None = None,
+    train_net: nn.Module | None = None,
+) -> TorchSteps | FusedSteps:
+    """The fused step where it applies (fast/fused_step.py: ``why_not``), else ``train_step``
+    on ``train_net`` (the model DistributedDataParallel wraps in a job; ``net`` otherwise)."""
+    scaled = scaler is not None and scaler.is_enabled()
+    if not why_not(
+        net,
+        optimizer,
+        loss,
+        precision=precision,
+        scaled=scaled,
+        compiled=compiled,
+        data_parallel=job is not None,
+    ):
+        return FusedSteps(FusedStep(net, optimizer, loss, smoothing), images, labels, batch_size)
+    return TorchSteps(
+        train_net or net,
+        optimizer,
+        build_loss(loss, smoothing),
+        images,
+        labels,
+        batch_size,
+        precision=precision,
+        scaler=scaler,
+        job=job,
+    )
