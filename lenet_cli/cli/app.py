@@ -10,9 +10,9 @@ import os
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from lenet_cli import __version__
+from lenet_cli.cli.helptext import HelpGroup, HelpTyper
 from lenet_cli.config import Arch
 from lenet_cli.errors import DistributedError, LenetError, other_rank
 
@@ -57,7 +57,7 @@ def _parse_error_exit(e: Exception) -> typer.Exit:
     return typer.Exit(getattr(e, "exit_code", 2))
 
 
-class LenetGroup(TyperGroup):
+class LenetGroup(HelpGroup):
     """Catches LenetError once, at the edge: one line on stderr, the error's exit code.
 
     Typer's own usage errors (a bad choice, a missing argument...) become one line there too.
@@ -109,7 +109,7 @@ class LenetGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(
+app = HelpTyper(
     cls=LenetGroup,
     name="lenet",
     help="The PyTorch tutorial's LeNet as a command-line tool: inspect it, step through it, "

@@ -13,13 +13,15 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, SeedOpt
+from lenet_cli.cli.helptext import HelpGroup, HelpTyper
 from lenet_cli.config import DataName
 from lenet_cli.errors import DataError, OutputExistsError, UsageError, WriteError
 
 FileName = Literal["mnist", "fashion-mnist", "kmnist"]  # the sources with files to fetch
 Split = Literal["train", "test"]
 
-data_app = typer.Typer(
+data_app = HelpTyper(
+    cls=HelpGroup,
     help="Find, download, import, verify and look at the data sets (MNIST and its relatives).",
     no_args_is_help=True,
 )

@@ -6,17 +6,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from typer.core import TyperGroup
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt
+from lenet_cli.cli.helptext import HelpGroup, HelpTyper
 
 SortKey = Literal[
     "started", "name", "data", "arch", "epochs", "best", "final", "wall", "speed", "status"
 ]
 
 
-class _ListByDefault(TyperGroup):
+class _ListByDefault(HelpGroup):
     """`lenet runs [DIR] [OPTIONS]` means `lenet runs list ...`; `lenet runs diff A B` stays."""
 
     def parse_args(self, ctx, args):  # noqa: ANN001, ANN201
@@ -25,7 +25,7 @@ class _ListByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-runs_app = typer.Typer(
+runs_app = HelpTyper(
     cls=_ListByDefault,
     help="The runs in a directory (default runs/): `lenet runs [DIR]`, `lenet runs diff A B`.",
 )

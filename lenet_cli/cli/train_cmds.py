@@ -18,7 +18,7 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, app, setup_device
-from lenet_cli.config import HINTS, TrainConfig, flag_name
+from lenet_cli.config import GENERAL, HINTS, PANELS, TrainConfig, flag_name
 
 
 def _flag(f: dataclasses.Field, panel: str | None = None) -> inspect.Parameter:
@@ -35,7 +35,10 @@ def _flag(f: dataclasses.Field, panel: str | None = None) -> inspect.Parameter:
     decl = f"{name}/--no-{name[2:]}" if base[0] is bool else name
     shown = f" Default: {f.default}." if f.default is not None else ""
     option = typer.Option(
-        decl, help=f.metadata["help"] + shown, show_default=False, rich_help_panel=panel
+        decl,
+        help=f.metadata["help"] + shown,
+        show_default=False,
+        rich_help_panel=panel or f.metadata["panel"],
     )
     return inspect.Parameter(
         f.name,
@@ -61,7 +64,8 @@ def config_flags(
     them as ``flags`` (a dict of the values given, None for the others).
 
     ``config_flags(skip=..., panel=...)`` leaves out the fields a command sets itself (`lenet
-    sweep`) and lists the others under their own heading of ``--help``.
+    sweep`) and lists the others under one heading of ``--help`` instead of their fields' panels.
+    ``--help`` shows the panels in the order of PANELS.
     """
     if command is None:
         return functools.partial(config_flags, skip=skip, panel=panel)
@@ -78,9 +82,17 @@ def config_flags(
     own = [p.replace(kind=kw) for p in own if p.name != "flags"]
     at = next(i for i, p in enumerate(own) if p.name == "json_out")
     params = own[:at] + [_flag(f, panel) for f in fields] + own[at:]
+    params.sort(key=_panel_rank)  # stable: within a panel, the order of declaration
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
+
+
+def _panel_rank(p: inspect.Parameter) -> int:
+    """Where ``p``'s panel comes in PANELS (a panel of another name: after them)."""
+    info = [m for m in getattr(p.annotation, "__metadata__", ()) if hasattr(m, "rich_help_panel")]
+    panel = (info[0].rich_help_panel if info else None) or GENERAL
+    return PANELS.index(panel) if panel in PANELS else len(PANELS)
 
 
 ConfigOpt = Annotated[
@@ -100,6 +112,7 @@ ResumeOpt = Annotated[
     typer.Option(
         "--resume",
         help="Continue a run: its directory or a checkpoint. Raise --epochs to train longer.",
+        rich_help_panel="Run directory",
     ),
 ]
 NprocOpt = Annotated[
@@ -107,18 +120,18 @@ NprocOpt = Annotated[
     typer.Option(
         "--nproc",
         min=1,
-        help="Data-parallel processes on this machine: runs this command under torchrun "
-        "--standalone --nproc-per-node N (gloo on the CPU, nccl on CUDA; --batch-size is "
-        "the global batch).",
+        help="Data-parallel processes on this machine, started by torchrun (gloo on the CPU, "
+        "nccl on CUDA); --batch-size is the global batch. See docs/scale-out.md.",
+        rich_help_panel="Scale-out",
     ),
 ]
 RestartScheduleOpt = Annotated[
     bool,
     typer.Option(
         "--restart-schedule",
-        help="With --resume: start a new lr schedule at the current step, over the steps "
-        "that remain (needed to change --epochs of a cosine or onecycle run, or the "
-        "schedule's options). See docs/runs.md.",
+        help="With --resume: a new lr schedule over the steps that remain (to change the "
+        "length or options of a cosine or onecycle schedule). See docs/runs.md.",
+        rich_help_panel="Run directory",
     ),
 ]
 

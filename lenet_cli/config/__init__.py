@@ -12,9 +12,11 @@ from lenet_cli.config.fields import (
     ARCHES,
     DATA_NAMES,
     FIELDS,
+    GENERAL,
     HINTS,
     LOSSES,
     OPTIMIZERS,
+    PANELS,
     PRECISIONS,
     PROGRESS_MODES,
     RULES,
@@ -57,10 +59,10 @@ from lenet_cli.config.toml import (
 )
 
 __all__ = [
-    "ARCHES", "AT_LEAST_1", "DATA_NAMES", "FIELDS", "FLOAT32_MAX", "FRACTION", "HINTS", "LOSSES",
-    "NAME_MAX", "NON_NEGATIVE", "OPTIMIZERS", "PATH_TEXT", "POSITIVE", "PRECISIONS",
-    "PROGRESS_MODES", "RULES", "RUN_NAME", "SCHEDULERS", "SEED", "SEED_MAX", "THREADS", "Arch",
-    "DataName", "LossName", "OptimizerName", "Precision", "ProgressMode", "Range", "Resolved",
-    "Rule", "SchedulerName", "TrainConfig", "check_value", "flag_name", "load_toml", "opt",
-    "read_toml", "resolve", "to_toml", "tomllib", "validate",
+    "ARCHES", "AT_LEAST_1", "DATA_NAMES", "FIELDS", "FLOAT32_MAX", "FRACTION", "GENERAL", "HINTS",
+    "LOSSES", "NAME_MAX", "NON_NEGATIVE", "OPTIMIZERS", "PANELS", "PATH_TEXT", "POSITIVE",
+    "PRECISIONS", "PROGRESS_MODES", "RULES", "RUN_NAME", "SCHEDULERS", "SEED", "SEED_MAX",
+    "THREADS", "Arch", "DataName", "LossName", "OptimizerName", "Precision", "ProgressMode",
+    "Range", "Resolved", "Rule", "SchedulerName", "TrainConfig", "check_value", "flag_name",
+    "load_toml", "opt", "read_toml", "resolve", "to_toml", "tomllib", "validate",
 ]  # fmt: skip

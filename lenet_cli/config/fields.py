@@ -41,9 +41,32 @@ PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
-def opt(default: Any, help: str, rule: Range | Rule | None = None) -> Any:  # noqa: A002
-    """A TrainConfig field: its default, the help of its flag, and the rule its values obey."""
-    return field(default=default, metadata={"help": help, "rule": rule})
+# The panels of `lenet train --help`, in the order shown. "Options" (Typer's own panel, first)
+# holds what concerns the whole command.
+GENERAL = "Options"
+PANELS: tuple[str, ...] = (
+    GENERAL,
+    "Data",
+    "Model",
+    "Optimisation and schedule",
+    "Run directory",
+    "Speed",
+    "Logging",
+    "Scale-out",
+)
+
+
+def opt(
+    default: Any,
+    help: str,  # noqa: A002
+    rule: Range | Rule | None = None,
+    panel: str = GENERAL,
+) -> Any:
+    """A TrainConfig field: its default, the help of its flag, the rule its values obey, and the
+    panel of `lenet train --help` that lists its flag (one of PANELS)."""
+    if panel not in PANELS:
+        raise ValueError(f"panel {panel!r} is none of {PANELS}")
+    return field(default=default, metadata={"help": help, "rule": rule, "panel": panel})
 
 
 @dataclass(frozen=True)
@@ -57,99 +80,145 @@ class TrainConfig:
     # data
     data: DataName = opt(
         "mnist",
-        "Data set. The default mnist falls back to the bundled 5,000-digit sample (with a notice) "
-        "when full MNIST is absent; an explicit --data mnist never does.",
+        "Data set. Without full MNIST the default uses the bundled 5,000-digit sample and says "
+        "so; --data mnist given never does.",
+        panel="Data",
     )
     data_dir: str | None = opt(
-        None, "Read the IDX files from this directory (no download).", PATH_TEXT
+        None, "Read the IDX files from this directory (no download).", PATH_TEXT, panel="Data"
     )
     val_split: float = opt(
         0.0,
-        "Fraction of the training set held out for validation (then best.pt is picked on it, not "
-        "on test).",
+        "Fraction of the training set held out to pick best.pt on (not on test).",
         FRACTION,
+        panel="Data",
     )
     # model and loss
-    arch: Arch = opt("tutorial", "Network: tutorial (3x3), lenet5 (5x5), classic (LeNet-5 1998).")
+    arch: Arch = opt(
+        "tutorial",
+        "Network: tutorial (3x3), lenet5 (5x5), classic (LeNet-5 1998).",
+        panel="Model",
+    )
     init: str | None = opt(
         None,
-        "Start from these weights (a fresh optimizer and schedule): a checkpoint, run directory, "
-        "torch.save(net.state_dict()) file or .safetensors file that fits --arch.",
+        "Start from these weights (fresh optimizer): a checkpoint, run directory, state_dict or "
+        ".safetensors file that fits --arch.",
         PATH_TEXT,
+        panel="Model",
     )
     loss: LossName = opt(
         "cross-entropy",
-        "cross-entropy, or mse: the tutorial's MSELoss between the raw scores (no softmax) and "
-        "one-hot targets.",
+        "mse: the tutorial's MSELoss of raw scores and one-hot targets.",
+        panel="Model",
     )
-    label_smoothing: float = opt(0.0, "Label smoothing (either loss).", FRACTION)
+    label_smoothing: float = opt(0.0, "Label smoothing (either loss).", FRACTION, panel="Model")
     # optimisation
     optimizer: OptimizerName = opt(
-        "adamw", "manual-sgd is the tutorial's w -= lr * grad; the others are torch.optim's."
+        "adamw",
+        "manual-sgd: the tutorial's w -= lr * grad; the others: torch.optim's.",
+        panel="Optimisation and schedule",
     )
-    lr: float = opt(0.003, "Learning rate (the peak, for onecycle).", POSITIVE)
-    momentum: float = opt(0.9, "Momentum (sgd, rmsprop).", FRACTION)
-    weight_decay: float = opt(0.0005, "Weight decay.", NON_NEGATIVE)
-    scheduler: SchedulerName = opt("onecycle", "Learning-rate schedule, stepped every batch.")
-    step_size: int = opt(5, "step: epochs between decays.", AT_LEAST_1)
-    gamma: float = opt(0.1, "step: lr factor at each decay.", Range(lo=0, hi=1, lo_open=True))
-    warmup: float = opt(0.2, "onecycle: fraction of steps spent warming up.", FRACTION)
+    lr: float = opt(
+        0.003, "Learning rate (onecycle: the peak).", POSITIVE, panel="Optimisation and schedule"
+    )
+    momentum: float = opt(
+        0.9, "Momentum (sgd, rmsprop).", FRACTION, panel="Optimisation and schedule"
+    )
+    weight_decay: float = opt(
+        0.0005, "Weight decay.", NON_NEGATIVE, panel="Optimisation and schedule"
+    )
+    scheduler: SchedulerName = opt(
+        "onecycle",
+        "Learning-rate schedule, stepped every batch.",
+        panel="Optimisation and schedule",
+    )
+    step_size: int = opt(
+        5, "step: epochs between decays.", AT_LEAST_1, panel="Optimisation and schedule"
+    )
+    gamma: float = opt(
+        0.1,
+        "step: lr factor at each decay.",
+        Range(lo=0, hi=1, lo_open=True),
+        panel="Optimisation and schedule",
+    )
+    warmup: float = opt(
+        0.2, "onecycle: fraction of steps warming up.", FRACTION, panel="Optimisation and schedule"
+    )
     # run
-    epochs: int = opt(15, "Epochs in all (with --resume: the new total).", AT_LEAST_1)
-    max_steps: int | None = opt(None, "Stop after this many steps in all.", AT_LEAST_1)
-    batch_size: int = opt(64, "Training batch size.", AT_LEAST_1)
-    eval_batch_size: int = opt(1000, "Batch size of the evaluations after each epoch.", AT_LEAST_1)
+    epochs: int = opt(
+        15,
+        "Epochs in all (with --resume: the new total).",
+        AT_LEAST_1,
+        panel="Optimisation and schedule",
+    )
+    max_steps: int | None = opt(
+        None, "Stop after this many steps in all.", AT_LEAST_1, panel="Optimisation and schedule"
+    )
+    batch_size: int = opt(64, "Training batch size.", AT_LEAST_1, panel="Data")
+    eval_batch_size: int = opt(
+        1000, "Batch size of the evaluation after each epoch.", AT_LEAST_1, panel="Data"
+    )
     seed: int = opt(0, "Seed of the initial weights, split and data order.", SEED)
-    deterministic: bool = opt(False, "Deterministic algorithms only (needed for exact GPU reruns).")
-    device: str = opt("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps.")
+    deterministic: bool = opt(False, "Deterministic algorithms only (exact GPU reruns).")
+    device: str = opt(
+        "auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps.", panel="Speed"
+    )
     threads: int | Literal["auto"] = opt(
         "auto",
-        "CPU threads: a number, or auto: time the first steps at 1 thread and at all physical "
-        "cores, keep the faster, and check again every few seconds and when steps slow down "
-        "(another program took a core).",
+        "CPU threads: a number, or auto: the faster of 1 and all cores, timed at the start and "
+        "again as the run goes.",
         THREADS,
+        panel="Speed",
     )
-    out: str = opt("runs", "Parent directory of run directories.", PATH_TEXT)
+    out: str = opt("runs", "Parent directory of run directories.", PATH_TEXT, panel="Run directory")
     name: str | None = opt(
-        None, "Run directory name (default DATA-ARCH-YYYYmmdd-HHMMSS); never overwritten.", RUN_NAME
+        None,
+        "Run directory name (default DATA-ARCH-YYYYmmdd-HHMMSS); never overwritten.",
+        RUN_NAME,
+        panel="Run directory",
     )
     early_stop: int | None = opt(
-        None, "Stop after N epochs without a better validation (else test) accuracy.", AT_LEAST_1
+        None,
+        "Stop after N epochs without a better validation (else test) accuracy.",
+        AT_LEAST_1,
+        panel="Optimisation and schedule",
     )
     # speed
     precision: Precision = opt(
         "fp32",
-        "fp32, or bf16-mixed / fp16-mixed autocast (fp16 needs a GPU; mixed precision changes the "
-        "arithmetic, so results differ slightly from fp32).",
+        "Mixed: autocast to bf16, or to fp16 on a GPU; results differ slightly from fp32.",
+        panel="Speed",
     )
     channels_last: bool | None = opt(  # None: the faster layout for the device (speed.py)
         None,
-        "Memory layout of images and conv weights. Default: channels_last on CPU and CUDA "
-        "(measured faster), NCHW on MPS.",
+        "Layout of images and conv weights. Default: channels_last on CPU and CUDA, NCHW on MPS.",
+        panel="Speed",
     )
     compile: bool = opt(
-        False, "torch.compile the model (pays on GPUs; measured slower on this 2-core CPU)."
+        False,
+        "torch.compile the model (pays on GPUs; on a CPU see docs/benchmarks.md).",
+        panel="Speed",
     )
     fused: bool | None = opt(  # None: the fused CPU kernels when they build (speed.fused_choice)
         None,
-        "Run the tutorial's LeNet as one C kernel forward and one backward (CPU; built "
-        "on first use with the C compiler). Default: on the CPU when they build, else PyTorch's "
-        "ops with a note.",
+        "The tutorial's LeNet as one C kernel forward, one backward (CPU; built on first use). "
+        "Default: on when they build, else torch's ops with a note.",
+        panel="Speed",
     )
     # output
     progress: ProgressMode = opt(
-        "auto", "auto: Rich bars on a terminal, one plain line per epoch otherwise."
+        "auto", "auto: Rich bars on a terminal, else one line per epoch.", panel="Logging"
     )
     log_every: int | None = opt(
         None,
-        'Also log the training loss and lr every N steps: metrics.jsonl rows with "kind": '
-        '"step" (and TensorBoard\'s with --tensorboard).',
+        'Also log loss and lr every N steps (metrics.jsonl rows of "kind": "step").',
         AT_LEAST_1,
+        panel="Logging",
     )
     tensorboard: bool = opt(
         False,
-        "Write TensorBoard event files into the run directory: per-epoch metrics, the --log-every "
-        "steps, hparams, a grid of test digits (needs pip install 'lenet-cli[tensorboard]').",
+        "Also write TensorBoard event files (pip install 'lenet-cli[tensorboard]').",
+        panel="Logging",
     )
 
     def to_dict(self) -> dict[str, Any]:
