@@ -15,6 +15,7 @@ from lenet_cli.errors import UsageError
 FLOAT32_MAX = 3.4028234663852886e38  # torch keeps lr & co. as float32 in its kernels
 SEED_MAX = 2**63 - 1  # TOML integers are signed 64-bit; torch.manual_seed takes this range
 NAME_MAX = 100  # characters of a run directory name (file systems allow 255 bytes)
+EPOCHS_MAX = 1_000_000  # epochs of one run: far beyond any use, and its step counts fit int64
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,17 @@
 """Run directories as the picture commands read them (stdlib only, nothing printed).
 
 The picture commands read what `lenet train` wrote: ``metrics.jsonl`` (one JSON object per
-epoch) and the checkpoints. They read the files directly rather than through the training code,
-and check them as user input: a run directory is something a user can point anywhere.
+epoch) and the checkpoints. They read the files through readback.py, which checks them as user
+input: a run directory is something a user can point anywhere.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 from lenet_cli.errors import CheckpointError, UsageError
+from lenet_cli.runs.readback import ReadError, epoch_rows
 
 RUNS_ROOT = Path("runs")  # where `lenet train` writes by default (relative to the working dir)
 CHECKPOINTS = ("best.pt", "last.pt")
@@ -70,47 +69,24 @@ def _bad(path: Path, why: str) -> UsageError:
     )
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(value)
-    return float(value) if math.isfinite(value) else None
-
-
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The epoch rows of a run's metrics.jsonl, checked: epoch, losses, accuracies, lr.
+    """The epoch rows of a run's metrics.jsonl, every line checked (readback.metrics_row).
 
-    Each row keeps ``epoch`` (int), ``partial`` and, where the run logged them, ``lr``, ``step``,
-    ``seconds``, ``images_per_s`` and ``{train,val,test}_{loss,acc}`` as finite floats or None,
-    and ``time`` (ISO 8601) as a string or None.
+    Each row keeps ``epoch`` and ``step`` (ints), ``partial`` and, where the run logged them,
+    ``lr``, ``seconds``, ``images_per_s`` and ``{train,val,test}_{loss,acc}`` as finite floats or
+    None, and ``time`` (ISO 8601) as a string or None. A line that is not such a row is a
+    UsageError naming it (exit 2).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise _bad(run_dir, "is not a directory")
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise _bad(run_dir, "has no metrics.jsonl (no epoch finished there yet?)")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise _bad(path, f"cannot be read: {e}") from None
-    keys = ["lr", "step", "seconds", "images_per_s"]
-    keys += [f"{s}_{m}" for s in SPLITS for m in ("loss", "acc")]
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            if isinstance(raw, dict) and raw.get("kind") == "step":
-                continue  # a per-step row (`lenet train --log-every N`)
-            row = {"epoch": int(raw["epoch"]), "partial": bool(raw.get("partial", False))}
-            row.update({k: _number(raw.get(k)) for k in keys})
-            row["time"] = raw["time"] if isinstance(raw.get("time"), str) else None
-        except (ValueError, KeyError, TypeError):
-            raise _bad(path, f"line {n} is not a metrics row of `lenet train`") from None
-        rows.append(row)
+        rows = epoch_rows(path)
+    except ReadError as e:
+        raise UsageError(str(e), hint="fix or remove it, or name another run directory") from None
+    if rows is None:
+        raise _bad(run_dir, "has no metrics.jsonl (no epoch finished there yet?)")
     if not rows:
         raise _bad(path, "is empty (no epoch finished there yet?)")
     return rows

@@ -77,3 +77,38 @@ def test_cli_import_leaves_matplotlib_unloaded():
     code = "import sys, lenet_cli.cli; print('matplotlib' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_plot_refuses_numbers_out_of_range_naming_the_line(sample_run, tmp_path):
+    """Infinity, a 400-digit integer, epoch 1e300 (and the like): exit 2 naming the line."""
+    good = (sample_run / "metrics.jsonl").read_text().splitlines()[0]
+    bad_lines = [
+        good.replace('"test_loss": ', '"test_loss": Infinity, "x": '),
+        good.replace('"epoch": 1', '"epoch": ' + "9" * 400),
+        good.replace('"epoch": 1', '"epoch": 1e300'),
+        good.replace('"epoch": 1', '"epoch": 1.0e300'),
+        good.replace('"step": ', '"step": -'),
+        good.replace('"lr": ', '"lr": 1e999, "y": '),
+        good.replace('"test_acc": ', '"test_acc": NaN, "z": '),
+        good.replace('"partial": true', '"partial": "yes"'),
+        "[1, 2]",
+    ]
+    for n, line in enumerate(bad_lines):
+        run = tmp_path / f"r{n}"
+        run.mkdir()
+        (run / "metrics.jsonl").write_text(f"{good}\n{line}\n")
+        for args in (["plot", str(run)], ["plot", str(run), "--json"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2, (line, result.output)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and "line 2" in lines[0] and "metrics.jsonl" in lines[0], lines
+
+
+def test_plot_refuses_a_fifo_named_metrics_without_blocking(tmp_path):
+    import os
+
+    run = tmp_path / "r"
+    run.mkdir()
+    os.mkfifo(run / "metrics.jsonl")
+    result = runner.invoke(app, ["plot", str(run)])
+    assert result.exit_code == 2 and "FIFO" in result.stderr, result.output
