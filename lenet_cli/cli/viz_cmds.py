@@ -70,23 +70,27 @@ CheckpointOpt = Annotated[
     Path | None,
     typer.Option(
         "--checkpoint",
-        help="A checkpoint or run directory (best.pt, else last.pt) [default: the newest run "
-        "in runs/].",
+        help="A checkpoint or run directory (best.pt, else last.pt), or plain weights (a "
+        "torch.save(net.state_dict()) or .safetensors file) [default: the newest run in runs/].",
     ),
 ]
 
 
 def load_checkpoint_model(checkpoint: Path | None):
-    """(model on the CPU, its metadata), from --checkpoint or the newest run (said on stderr)."""
+    """(model on the CPU, its metadata), from --checkpoint or the newest run (said on stderr):
+    a checkpoint or run directory, or plain weights, through the loader of every command."""
     import torch
 
-    from lenet_cli.runs.checkpoint import load_model
     from lenet_cli.runs.reader import checkpoint_or_newest
+    from lenet_cli.use.weights import load_model
 
     path, notice = checkpoint_or_newest(checkpoint)
     if notice:
         ui.note(notice)
-    return load_model(path, torch.device("cpu"))
+    model, meta = load_model(path, torch.device("cpu"))
+    if meta.get("notice"):
+        ui.note(meta["notice"])
+    return model, meta
 
 
 @app.command("activations")
@@ -129,7 +133,7 @@ def activations_cmd(
             index = 0
             ui.note(f"no IMAGE or --index: using {split} image #0")
         x, label, source = dataset_input(
-            index, data_name, split, meta["mean"], meta["std"], data_dir
+            index, data, split, meta, data_dir, on_event=ui.TrainProgress("none")
         )
     values = activations(model, x, meta["arch"])
     names = class_names(data_name)
@@ -157,8 +161,8 @@ def filters_cmd(
         list[Path] | None,
         typer.Option(
             "--checkpoint",
-            help="A checkpoint or run directory; twice (before, after) for a side-by-side "
-            "comparison [default: the newest run in runs/].",
+            help="A checkpoint, run directory or plain weights file; twice (before, after) for a "
+            "side-by-side comparison [default: the newest run in runs/].",
         ),
     ] = None,
     out: OutOpt = None,

@@ -75,21 +75,28 @@ def activations(model: nn.Module, x: torch.Tensor, arch: str) -> dict[str, np.nd
 
 
 def dataset_input(
-    index: int, data: str, split: str, mean: float, std: float, data_dir: str | None
+    index: int,
+    data: str | None,
+    split: str,
+    meta: dict[str, Any],
+    data_dir: str | None,
+    on_event=None,  # noqa: ANN001
 ) -> tuple[torch.Tensor, int, str]:
     """Image ``index`` of a data set's split, normalised as the model was trained: (x, label,
-    where it came from)."""
-    from lenet_cli.data import load_dataset
-    from lenet_cli.use.evaluate import renormalise
+    where it came from). The data set is the one evaluate takes (``model_data``): ``data``, else
+    the model's, else mnist (for plain weights: the bundled sample when full MNIST is absent)."""
+    from lenet_cli.use.evaluate import model_data
 
-    ds = load_dataset(data, split, data_dir=data_dir, device="cpu", explicit=True)
+    ds, images = model_data(
+        meta, data=data, split=split, data_dir=data_dir, device=torch.device("cpu"),
+        on_event=on_event,
+    )  # fmt: skip
     if not 0 <= index < len(ds):
         raise UsageError(
             f"--index {index} is out of range: {ds.name} {split} has {len(ds):,} images",
             hint=f"use 0 to {len(ds) - 1}",
         )
-    x = renormalise(ds.images[index : index + 1], (ds.mean, ds.std), (mean, std))
-    return x, int(ds.labels[index]), f"{ds.name} {split} image #{index}"
+    return images[index : index + 1], int(ds.labels[index]), f"{ds.name} {split} image #{index}"
 
 
 def file_input(path: Path, mean: float, std: float) -> tuple[torch.Tensor, None, str]:

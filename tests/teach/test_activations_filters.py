@@ -114,3 +114,31 @@ def test_activations_on_fashion_mnist_names_garments(sample_run):
     text = runner.invoke(app, args[:-1] + ["--data", "fashion-mnist"], env={"COLUMNS": "200"})
     assert "Ankle boot" in text.stdout
     check_terminal_text(text.stdout)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_activations_and_filters_take_plain_weights(sample_run, tmp_path, suffix):
+    """README: plain weights work wherever a checkpoint does; the numbers are the same."""
+    from lenet_cli.runs.checkpoint import load_checkpoint
+
+    state = load_checkpoint(sample_run)["model"]
+    path = tmp_path / f"plain{suffix}"
+    if suffix == ".pt":
+        torch.save(state, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    docs = []
+    for source in (sample_run, path):
+        act = runner.invoke(
+            app, ["activations", "--index", "0", "--checkpoint", str(source), "--json"]
+        )
+        assert act.exit_code == 0, act.output
+        filt = runner.invoke(app, ["filters", "--checkpoint", str(source), "--json"])
+        assert filt.exit_code == 0, filt.output
+        docs.append((json.loads(act.stdout), json.loads(filt.stdout)["models"][0]))
+    assert "holds plain weights" in act.stderr and "holds plain weights" in filt.stderr
+    (act_ckpt, filt_ckpt), (act_plain, filt_plain) = docs
+    assert act_plain["predicted"] == act_ckpt["predicted"]
+    assert filt_plain["conv1"]["weights"] == filt_ckpt["conv1"]["weights"]
