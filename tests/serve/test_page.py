@@ -68,9 +68,8 @@ def draw(tab, strokes: list[list[tuple[float, float]]]) -> None:
 
 
 def read(tab) -> str:
-    """#prediction once the network has answered the drawing: '7 probability 0.934'."""
-    tab.wait_for_function("document.querySelector('#prediction .digit') !== null", timeout=15000)
-    tab.wait_for_timeout(400)  # an answer to a half-drawn stroke may still be on its way
+    """#prediction once the network has answered the whole drawing: '7 probability 0.934'."""
+    tab.wait_for_selector('#prediction[aria-busy="false"] .digit', timeout=15000)
     return tab.locator("#prediction").inner_text()
 
 

@@ -37,6 +37,8 @@ function clearAll() {
   inked = false;
   upload = null;
   asked += 1; // an answer still on its way is for a picture that is gone
+  clearTimeout(timer);
+  busy(false);
   prediction.textContent = "\u2013";
   statusLine.textContent = "";
   showProbabilities(null);
@@ -73,6 +75,7 @@ pad.addEventListener("pointerdown", (event) => {
   line(p, p); // a dot for a tap
   inked = true;
   upload = null;
+  busy(true);
 });
 
 pad.addEventListener("pointermove", (event) => {
@@ -95,7 +98,13 @@ pad.addEventListener("pointercancel", endStroke);
 
 function schedule() {
   clearTimeout(timer);
+  busy(true);
   timer = setTimeout(ask, DEBOUNCE_MS);
+}
+
+// #prediction is aria-busy while an answer for the newest drawing is still to come.
+function busy(on) {
+  prediction.setAttribute("aria-busy", on ? "true" : "false");
 }
 
 // ---- controls ----
@@ -172,15 +181,20 @@ async function post(path, blob) {
 async function ask() {
   if (!inked) return;
   const mine = ++asked;
+  busy(true);
   const blob = upload || (await padBlob());
   let answers;
   try {
     answers = await Promise.all([post("api/predict", blob), post("api/activations", blob)]);
   } catch (err) {
-    if (mine === asked) statusLine.textContent = "The server cannot be reached.";
+    if (mine === asked) {
+      statusLine.textContent = "The server cannot be reached.";
+      busy(false);
+    }
     return;
   }
   if (mine !== asked) return; // a newer drawing was sent meanwhile
+  busy(false);
   const [pred, act] = answers;
   if (!pred.ok) {
     const noInk = pred.status === 422;
