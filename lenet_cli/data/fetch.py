@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lenet_cli.data.reach import env_seconds, forget_failure, remember_failure
+from lenet_cli.data.reach import USER_AGENT, env_seconds, forget_failure, remember_failure
 from lenet_cli.data.sources import SPECS, Located, cache_dir, find_source
 from lenet_cli.errors import DataNotFoundError, UsageError, WriteError
 from lenet_cli.files import atomic_write
@@ -26,7 +26,6 @@ from lenet_cli.files import atomic_write
 _TIMEOUT_ENV = "LENET_DOWNLOAD_TIMEOUT"  # seconds for the connection and each read
 _BLOCK = 1 << 16
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-USER_AGENT = "lenet-cli (+https://pypi.org/project/lenet-cli)"
 
 
 def offline() -> bool:

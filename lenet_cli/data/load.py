@@ -19,7 +19,7 @@ import torch
 from lenet_cli.data import fetch as _download
 from lenet_cli.data import reach
 from lenet_cli.data.cache import load_split, train_stats
-from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPLITS, Located, locate
+from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPECS, SPLITS, Located, locate
 from lenet_cli.data.synthetic import random_dataset
 from lenet_cli.data.tensors import Dataset, to_model_input
 from lenet_cli.errors import DataNotFoundError, UsageError
@@ -35,28 +35,32 @@ def fixes(name: str) -> str:
     )
 
 
-def _skip_reason(name: str, explicit: bool) -> str | None:
-    """Why the default data does not try the network now (explicit requests always try)."""
+def _skip_reason(name: str, explicit: bool) -> tuple[list[str] | None, str | None]:
+    """(the mirrors to download from (None: all, in turn), why the network is not tried now).
+
+    Explicit requests try every mirror; the default data tries the mirrors that answered a
+    probe, all asked at once under one short deadline, and none while a failure is remembered."""
     if _download.offline():
-        return "skipped, LENET_OFFLINE is set"
+        return None, "skipped, LENET_OFFLINE is set"
     if explicit:
-        return None
+        return None, None
     failed = reach.remembered_failure(name)
     if failed is not None:
         at = time.strftime("%Y-%m-%d %H:%M", time.localtime(failed["time"]))
-        return (
+        return None, (
             f"skipped, the mirrors failed at {at} ({failed['reason']}); retried "
             f"{reach.RETRY_AFTER_S // 3600} h later, or now with `lenet data download {name}`"
         )
-    unreachable = reach.probe(_download.mirrors_for(name))
+    first_file = next(iter(SPECS[name].md5))
+    ready, unreachable = reach.probe(_download.mirrors_for(name), first_file)
     if unreachable is not None:
         reach.remember_failure(name, unreachable)
-        return f"skipped, no mirror answered ({unreachable})"
-    return None
+        return None, f"skipped, no mirror answered ({unreachable})"
+    return ready, None
 
 
 def _fetch(name: str, explicit: bool, on_event: Event | None, tried: list[str]) -> Located | None:
-    skip = _skip_reason(name, explicit)
+    mirrors, skip = _skip_reason(name, explicit)
     if skip is not None:
         tried.append(f"download: {skip}")
         return None
@@ -82,7 +86,9 @@ def _fetch(name: str, explicit: bool, on_event: Event | None, tried: list[str]) 
 
     try:
         timeout = None if explicit else reach.connect_timeout()  # the default never waits long
-        return _download.download(name, on_progress=progress, on_event=event, timeout=timeout)
+        return _download.download(
+            name, mirrors=mirrors, on_progress=progress, on_event=event, timeout=timeout
+        )
     except DataNotFoundError as exc:
         tried.append(f"download: {exc.message}")
         return None

@@ -3,9 +3,12 @@
 The default data (``lenet train`` with no ``--data``) may try a download before falling back to
 the bundled sample. On a machine without network that must cost little, once:
 
-- ``probe``: the mirrors' hosts are resolved and connected to from threads, all together, with
-  one deadline (``LENET_CONNECT_TIMEOUT``, default 3 s). A blocking DNS lookup cannot be given a
-  timeout; a thread that is still stuck is simply abandoned (it holds no file).
+- ``probe``: every mirror is asked for the first file's headers (an HTTP HEAD) from its own
+  thread, all at once, under one deadline (``LENET_CONNECT_TIMEOUT``, default 1.5 s); the mirrors
+  that answered in time are the ones the download uses. A mirror that accepts the connection and
+  never answers (a proxy or firewall that black-holes) thus costs the deadline once, however many
+  there are. A blocking DNS lookup cannot be given a timeout; a thread that is still stuck is
+  simply abandoned (it holds no file).
 - ``remember_failure`` writes ``<cache>/<name>.download-failed.json`` (time and reason); while it
   is younger than ``RETRY_AFTER_S`` (6 h) the default path does not try again. An explicit
   ``lenet data download NAME`` always tries, and clears it on success. The file is read back as
@@ -17,16 +20,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import threading
 import time
-import urllib.parse
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from lenet_cli.data.sources import cache_root
 from lenet_cli.files import atomic_write
 
 RETRY_AFTER_S = 6 * 3600
+USER_AGENT = "lenet-cli (+https://pypi.org/project/lenet-cli)"
 
 
 def env_seconds(name: str, default: float) -> float:
@@ -39,7 +43,7 @@ def env_seconds(name: str, default: float) -> float:
 
 
 def connect_timeout() -> float:
-    return env_seconds("LENET_CONNECT_TIMEOUT", 3.0)
+    return env_seconds("LENET_CONNECT_TIMEOUT", 1.5)
 
 
 def _memory_path(name: str) -> Path:
@@ -83,34 +87,43 @@ def forget_failure(name: str) -> None:
         pass
 
 
-def _connect(host: str, port: int, timeout: float, results: list) -> None:
+def _ask(base: str, filename: str, timeout: float, answers: list) -> None:
+    """Append (base, None) if ``base`` serves ``filename``'s headers, else (base, why not)."""
+    request = urllib.request.Request(
+        base + filename, method="HEAD", headers={"User-Agent": USER_AGENT}
+    )
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            results.append(None)
-    except OSError as exc:
-        results.append(f"{host}:{port}: {exc.strerror or exc}")
+        with urllib.request.urlopen(request, timeout=timeout):
+            answers.append((base, None))
+    except urllib.error.HTTPError as exc:
+        answers.append((base, f"{base}: HTTP {exc.code}"))
+    except (OSError, ValueError) as exc:  # URLError, a timeout, a refused connection, a bad URL
+        why = getattr(exc, "reason", None) or exc
+        answers.append((base, f"{base}: {getattr(why, 'strerror', None) or why}"))
 
 
-def probe(urls: list[str], timeout: float | None = None) -> str | None:
-    """None if any mirror accepts a connection within ``timeout`` seconds, else why not."""
+def probe(
+    bases: list[str], filename: str, timeout: float | None = None
+) -> tuple[list[str], str | None]:
+    """The mirrors (base URLs) that serve ``filename``, asked all at once, and why none did.
+
+    Returns as soon as one answers (with those that have answered by then, in ``bases``'
+    order), or at the deadline of ``timeout`` seconds for all of them together: ([], reason)."""
     timeout = connect_timeout() if timeout is None else timeout
-    results: list[str | None] = []
-    for url in urls:
-        parts = urllib.parse.urlsplit(url)
-        if not parts.hostname:
-            results.append(f"{url}: not a URL")
-            continue
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        t = threading.Thread(
-            target=_connect, args=(parts.hostname, port, timeout, results), daemon=True
-        )
-        t.start()
+    answers: list[tuple[str, str | None]] = []
+    for base in bases:  # their sockets outlive the deadline: it, not a socket, ends the wait
+        args = (base, filename, timeout + 1, answers)
+        threading.Thread(target=_ask, args=args, daemon=True).start()
     deadline = time.monotonic() + timeout
-    while None not in results and len(results) < len(urls) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        done = list(answers)
+        ready = {b for b, why in done if why is None}
+        if ready or len(done) == len(bases):
+            break
         time.sleep(0.01)
-    if None in results:
-        return None
-    failures = [r for r in list(results) if r is not None]
-    if len(failures) < len(urls):
-        failures.append(f"no answer within {timeout:g} s")
-    return "; ".join(failures)
+    done = list(answers)
+    ready = {b for b, why in done if why is None}
+    if ready:
+        return [b for b in bases if b in ready], None
+    why = {b: w for b, w in done}
+    return [], "; ".join(why.get(b) or f"{b}: no answer within {timeout:g} s" for b in bases)
