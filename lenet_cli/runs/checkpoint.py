@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,26 @@ def checkpoint_bytes(path: Path, payload: dict[str, Any]) -> bytes:
     return data + _MAGIC + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n"
 
 
+def load_refusal(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in lenet's words: a pickle that
+    would run code (or build an object other than tensors and plain values) says so and names
+    what it asks for; torch's own text, which suggests turning the check off, is never shown."""
+    import pickle
+
+    text = " ".join(str(e).split())
+    if isinstance(e, pickle.UnpicklingError):
+        asked = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+        detail = text.split("WeightsUnpickler error: ", 1)[-1].split(". ")[0]
+        what = f"its pickle calls {asked.group(1)}" if asked else _printable(detail)[:120]
+        return f"loading it would run code ({what}); lenet reads only tensors and plain values"
+    first = _printable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    return f"it cannot be read as a torch.save file: {first[:200]}"
+
+
+def _printable(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).encode("ascii", "replace").decode()
+
+
 MAX_BYTES = 256 << 20  # a LeNet checkpoint is ~1 MB with optimizer state; refuse far larger
 
 
@@ -106,8 +127,7 @@ def load_checkpoint(
     try:
         payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as e:  # UnpicklingError for unsafe content; anything else is corruption
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise _refuse(path, f"it cannot be loaded safely (weights_only): {first[:200]}") from None
+        raise _refuse(path, load_refusal(e)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise _refuse(path, "it is not a lenet-cli checkpoint (no format field)")
     if payload.get("version") != VERSION:

@@ -19,9 +19,10 @@ from torch import nn
 from lenet_cli.errors import CheckpointError, MissingExtraError
 from lenet_cli.files import MAGIC, TRAILER_LEN
 from lenet_cli.model import build_model
-from lenet_cli.runs.checkpoint import MAX_BYTES, resolve_path
+from lenet_cli.runs.checkpoint import MAX_BYTES, load_refusal, resolve_path
 from lenet_cli.runs.checkpoint import load_model as load_checkpoint_model
 from lenet_cli.runs.payload import PayloadError, check_model
+from lenet_cli.runs.readback import weights_metadata
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the pytorch/examples values for MNIST
 _KERNELS = {"tutorial": "3x3 kernels", "lenet5": "5x5 kernels"}
@@ -76,8 +77,7 @@ def _read_torch(path: Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for unsafe content; anything else is corruption
         raise CheckpointError(
-            f"{path} is neither a lenet-cli checkpoint (no checksum trailer) nor a state_dict "
-            f"that torch.load(weights_only=True) can read: {_first(e)}",
+            f"refusing {path}: {load_refusal(e)}",
             hint="pass a checkpoint of `lenet train`, a torch.save(net.state_dict()) file "
             "or a .safetensors file",
         ) from None
@@ -145,8 +145,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     else:
         state, header = _read_torch(path), {}
     state = _clean(state, path)
-    named = header.get("arch") if header.get("format") == SAFETENSORS_FORMAT else None
-    if named in ("tutorial", "lenet5", "classic"):
+    try:
+        said_by = weights_metadata(header, SAFETENSORS_FORMAT)
+    except ValueError as e:
+        raise CheckpointError(
+            f"refusing {path}: {e}", hint="fix or drop that metadata key"
+        ) from None
+    named = said_by["arch"]
+    if named is not None:
         arch, problem = named, mismatch(state, named)
         if problem:
             raise CheckpointError(f"{path} says it holds {named!r}, but {problem}")
@@ -156,12 +162,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         check_model(state, arch)  # finite values (names and shapes were matched above)
     except PayloadError as e:
         raise CheckpointError(f"refusing {path}: {e}") from None
-    try:
-        mean, std = float(header["mean"]), float(header["std"])
+    if said_by["mean"] is not None:
+        mean, std = said_by["mean"], said_by["std"]
         said = f"mean/std {mean:g}/{std:g} from its metadata"
-        if not (0 <= mean <= 1 and 0 < std <= 1):  # also False for NaN
-            raise CheckpointError(f"refusing {path}: its metadata says mean {mean}, std {std}")
-    except (KeyError, ValueError):
+    else:
         mean, std = MNIST_MEAN, MNIST_STD
         said = f"inputs normalised with MNIST's mean/std ({MNIST_MEAN}, {MNIST_STD}) by default"
     how = "named in its metadata" if named else f"inferred from its {_KERNELS[arch]}"
@@ -169,7 +173,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         "arch": arch,
         "mean": mean,
         "std": std,
-        "data": header.get("data") or None,
+        "data": said_by["data"],
         "epoch": None,
         "step": None,
         "config": None,

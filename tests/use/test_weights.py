@@ -114,7 +114,7 @@ def test_unsafe_pickle_and_damaged_checkpoint_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"conv1.weight": torch.zeros(6, 1, 3, 3), "x": nn.ReLU()}, path)  # a module
     result = _run("inspect-params", "--checkpoint", path)
-    assert result.exit_code == 6 and "weights_only" in result.stderr
+    assert result.exit_code == 6 and "would run code" in result.stderr
     model = build_model("tutorial")
     payload = {"arch": "tutorial", "model": model.state_dict(), "mean": 0.1, "std": 0.3}
     good = save_checkpoint(tmp_path / "last.pt", payload)
@@ -200,3 +200,59 @@ def test_meta_and_float8_weights_refused_naming_file_and_tensor(tmp_path, kind, 
     lines = result.stderr.strip().splitlines()
     assert str(path) in lines[-1] and "conv1.weight" in lines[-1], lines
     assert not (tmp_path / "runs").exists()
+
+
+def _safetensors_with(tmp_path, **metadata) -> object:
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in build_model("tutorial").state_dict().items()}
+    path = tmp_path / "m.safetensors"
+    save_file(state, str(path), metadata={"format": "lenet-cli-weights", **metadata})
+    return path
+
+
+@pytest.mark.parametrize(
+    "metadata, named",
+    [
+        ({"arch": "tutorial", "data": "bogus-set"}, "bogus-set"),
+        ({"arch": "resnet"}, "resnet"),
+        ({"arch": "tutorial", "mean": "abc", "std": "0.3"}, "abc"),
+        ({"arch": "tutorial", "mean": "0.1"}, "std"),
+        ({"arch": "tutorial", "mean": "0.1", "std": "nan"}, "nan"),
+    ],
+)
+def test_bad_safetensors_metadata_refused_naming_the_file(tmp_path, metadata, named):
+    path = _safetensors_with(tmp_path, **metadata)
+    for args in (
+        ["evaluate", "--checkpoint", path, "--device", "cpu"],
+        ["inspect-params", "--checkpoint", path],
+        ["export", path, "--format", "safetensors", "--out", tmp_path / "copy.safetensors"],
+    ):
+        result = _run(*args)
+        assert result.exit_code == 6, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and named in lines[0], lines
+    assert not (tmp_path / "copy.safetensors").exists()  # export copies no bad metadata on
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_a_pickle_that_would_run_code_is_refused_plainly(tmp_path, sealed):
+    from conftest import checkpoint_payload, raw_checkpoint
+
+    class Runs:
+        def __reduce__(self):
+            return (print, ("this ran",))
+
+    path = tmp_path / "evil.pt"
+    if sealed:  # a lenet checkpoint whose checksum is right, its payload hostile
+        raw_checkpoint(path, {**checkpoint_payload(), "extra": Runs()})
+    else:
+        torch.save({**build_model("tutorial").state_dict(), "extra": Runs()}, path)
+    evaluate = ["evaluate", "--checkpoint", path, "--device", "cpu"]
+    for args in (["inspect-params", "--checkpoint", path], evaluate):
+        result = _run(*args)
+        assert result.exit_code == 6, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert str(path) in line and "would run code" in line and "print" in line, line
+        assert "weights_only" not in line and "safe_globals" not in line, line
+        assert line.endswith(")") and "this ran" not in result.output
