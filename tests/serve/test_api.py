@@ -211,3 +211,13 @@ def test_sixteen_clients_at_once_get_the_answers_one_gets_alone(client):
         else:
             assert got["stages"]["fc2"] == alone_layers[k % 16]
             assert got["predicted"] == alone[k % 16]["predicted"]
+
+
+def test_the_errors_docs_show_are_what_the_api_says(client):
+    from conftest import REPO
+
+    doc = (REPO / "docs" / "serve.md").read_text(encoding="utf-8")
+    blank = post(client, png(Image.new("RGB", (200, 200), "white")))
+    text = post(client, b"hello", content_type="text/plain")
+    for answer in (blank, text):
+        assert json.dumps(answer.json(), separators=(",", ":")) in doc

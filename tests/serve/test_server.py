@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 import shutil
 import signal
 import socket
@@ -62,7 +63,9 @@ def test_serves_200_test_digits_as_lenet_predict_and_stops_on_sigint(reading_run
 
     server = Server("--checkpoint", str(reading_run))
     try:
-        assert "127.0.0.1" in server.url and "test accuracy" in server.stderr
+        # the start line as README.md and docs/serve.md show it
+        start = rf"serving {reading_run}/best.pt \(tutorial, test accuracy \d+\.\d\d%\) at "
+        assert re.match(start + r"http://127\.0\.0\.1:\d+/ \(Ctrl-C stops\)$", server.lines[-1])
         assert ask(server.url, "GET", "/healthz", content_type="") == (200, {"status": "ok"})
         for path, want in zip(files, expected, strict=True):
             status, got = ask(server.url, "POST", "/api/predict", path.read_bytes())
