@@ -161,3 +161,28 @@ def test_lenet_help_imports_no_web_framework():
     code = "import sys, lenet_cli.cli; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_benchmark_reports_rate_and_latency(reading_run):
+    from conftest import REPO
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "serve.py"),
+            "--checkpoint",
+            str(reading_run),
+            "--requests",
+            "40",
+            "--clients",
+            "4",
+            "--json",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["requests"] == 40 and result["failed"] == 0 and result["server_exit"] == 0
+    assert result["requests_per_s"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
