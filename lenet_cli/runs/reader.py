@@ -15,6 +15,10 @@ from lenet_cli.runs.readback import ReadError, epoch_rows
 
 RUNS_ROOT = Path("runs")  # where `lenet train` writes by default (relative to the working dir)
 CHECKPOINTS = ("best.pt", "last.pt")
+# the files a run directory holds (rundir.py writes them); TensorBoard's start with this prefix
+RUN_FILES = ("config.toml", "env.json", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt")
+LOCK = ".lock"
+EVENTS_PREFIX = "events.out.tfevents."
 SPLITS = ("train", "val", "test")
 
 # What each data set's ten classes are called (the label index is the position).
@@ -61,6 +65,19 @@ def newest_run(root: Path = RUNS_ROOT, need: str = "checkpoint") -> Path:
             hint="train one with `lenet train`, or name a run directory or checkpoint",
         )
     return newest.parent
+
+
+def run_file(path: str | Path) -> Path | None:
+    """The file of a run directory that writing ``path`` would replace, or None.
+
+    Followed through symbolic links (of the file, or of a directory on its way); a run directory
+    is one that holds any of a run's files."""
+    path = Path(path)
+    for target in (path.parent.resolve() / path.name, path.resolve()):
+        own = target.name in (*RUN_FILES, LOCK) or target.name.startswith(EVENTS_PREFIX)
+        if own and any((target.parent / name).is_file() for name in RUN_FILES):
+            return target
+    return None
 
 
 def _bad(path: Path, why: str) -> UsageError:

@@ -30,7 +30,7 @@ from lenet_cli.errors import (
 )
 from lenet_cli.files import atomic_write
 from lenet_cli.model import build_model
-from lenet_cli.runs.reader import class_names
+from lenet_cli.runs.reader import class_names, run_file
 from lenet_cli.use.weights import SAFETENSORS_FORMAT, safetensors_torch
 
 FORMATS = ("safetensors", "pt2", "onnx")
@@ -134,7 +134,16 @@ _WRITERS = {"safetensors": _safetensors_bytes, "pt2": _pt2_bytes, "onnx": _onnx_
 def write_export(
     model: nn.Module, meta: dict[str, Any], fmt: str, out: Path, force: bool = False
 ) -> Path:
-    """Write ``model`` (plain, in eval mode) as ``fmt`` to ``out``, atomically."""
+    """Write ``model`` (plain, in eval mode) as ``fmt`` to ``out``, atomically. A run's own
+    files (its checkpoints, config, metrics...) and the source are never replaced."""
+    own = run_file(out)
+    source = meta.get("path")
+    if own is not None or (source is not None and out.resolve() == Path(source).resolve()):
+        what = f"{own.name} of the run in {own.parent}" if own else "the file exported from"
+        raise OutputExistsError(
+            f"--out {out} is {what}: an export never replaces it, --force or not",
+            hint="name another --out; by default the export goes beside the checkpoint",
+        )
     if out.exists() and not force:
         raise OutputExistsError(
             f"{out} already exists", hint="name another file with --out, or pass --force"
@@ -212,13 +221,15 @@ def export_checkpoint(
     data: str | None = None,
     data_dir: str | None = None,
     on_event=None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """Export a checkpoint, run directory or plain weights file; optionally verify it."""
+    """Export a checkpoint, run directory or plain weights file; optionally verify it.
+    ``weights``: "ema", "raw" or None, the weights the run evaluated (checkpoint.load_model)."""
     from lenet_cli.use.evaluate import model_data
     from lenet_cli.use.weights import load_model
 
     cpu = torch.device("cpu")
-    model, meta = load_model(checkpoint, cpu)  # build_model + load_state_dict: the plain network
+    model, meta = load_model(checkpoint, cpu, weights)  # build_model + load_state_dict
     if meta.get("notice") and on_event is not None:
         on_event({"event": "fallback", "notice": meta["notice"]})
     out = out if out is not None else default_out(Path(meta["path"]), fmt)
@@ -227,6 +238,7 @@ def export_checkpoint(
         "checkpoint": meta["path"],
         "arch": meta["arch"],
         "format": fmt,
+        "weights": meta["weights"],
         "out": str(out),
         "bytes": out.stat().st_size,
     }

@@ -146,3 +146,34 @@ def test_verify_refuses_an_artifact_that_differs(sample_run, tmp_path):
     images = torch.randn(50, 1, 32, 32)
     with pytest.raises(ExportMismatchError, match="largest score difference 0.01"):
         verify_export(model, "safetensors", out, "tutorial", images, torch.zeros(50).long())
+
+
+@pytest.mark.parametrize(
+    "name", ["last.pt", "best.pt", "config.toml", "env.json", "metrics.jsonl", "metrics.csv"]
+)
+def test_export_never_overwrites_a_runs_own_files(tmp_path, name):
+    """--force or not, directly or through a symlinked directory or file: exit 10, untouched."""
+    from conftest import checkpoint_payload
+
+    from lenet_cli.runs.checkpoint import save_checkpoint
+
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    for own in ("config.toml", "env.json", "metrics.jsonl", "metrics.csv"):
+        (run / own).write_text(f"{own} of the run\n")
+    payload = checkpoint_payload()
+    save_checkpoint(run / "last.pt", payload)
+    save_checkpoint(run / "best.pt", payload)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    (tmp_path / "link").symlink_to(run, target_is_directory=True)
+    (tmp_path / "file-link.pt2").symlink_to(run / name)
+    for out in (run / name, tmp_path / "link" / name, tmp_path / "file-link.pt2"):
+        for force in ([], ["--force"]):
+            args = ["export", str(run / "best.pt"), "--format", "pt2", "--out", str(out), *force]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 10, (out, result.output)
+            (line,) = result.stderr.strip().splitlines()
+            assert name in line and "run" in line, line
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    beside = ["export", str(run / "best.pt"), "--format", "safetensors"]  # best.safetensors
+    assert CliRunner().invoke(app, beside).exit_code == 0
