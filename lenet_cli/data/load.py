@@ -22,7 +22,7 @@ from lenet_cli.data.cache import load_split, train_stats
 from lenet_cli.data.sources import BUNDLED_DIR, SOURCES, SPECS, SPLITS, Located, locate
 from lenet_cli.data.synthetic import random_dataset
 from lenet_cli.data.tensors import Dataset, to_model_input
-from lenet_cli.errors import DataNotFoundError, UsageError
+from lenet_cli.errors import DataError, DataNotFoundError, UsageError
 
 Event = Callable[[dict], None]
 
@@ -169,6 +169,11 @@ def load_dataset(
         name, data_dir=data_dir, explicit=explicit, download=download, on_event=on_event
     )
     raw = load_split(located, split, on_event=on_event)
+    if raw["labels"].shape[0] == 0:  # nothing to train on, or to judge by
+        raise DataError(
+            f"the {split} split of {located.name} in {located.directory} holds 0 images",
+            hint="replace those files, or point --data-dir at files that hold images",
+        )
     if on_event:
         on_event(
             {

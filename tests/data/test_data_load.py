@@ -223,3 +223,22 @@ def test_bundled_files_and_licence_ship_in_package():
         "train-labels-idx1-ubyte.gz",
     ]
     assert "CC BY-SA 3.0" in (BUNDLED_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_split_of_0_images_is_refused_and_train_writes_nothing(idx_set, tmp_path, split):
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    counts = {"n_train": 0} if split == "train" else {"n_test": 0}
+    directory = idx_set(tmp_path / "empty", **counts)
+    with pytest.raises(DataError, match=f"{split} split .* 0 images"):
+        load_dataset("mnist", split, data_dir=directory)
+    out = tmp_path / "runs"
+    args = ["train", "--data", "mnist", "--data-dir", str(directory), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 5, result.output
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert f"{split} split" in line and str(directory) in line, line
+    assert not out.exists()
