@@ -121,7 +121,11 @@ def verify_cmd(
 
 
 def _write_png(images, labels: list[int], path: Path, columns: int) -> None:
+    import io
+
     from PIL import Image, ImageDraw
+
+    from lenet_cli.ui.png import write_png
 
     scale, strip = 2, 14
     cell_w, cell_h = 28 * scale, 28 * scale + strip
@@ -133,7 +137,9 @@ def _write_png(images, labels: list[int], path: Path, columns: int) -> None:
         digit = Image.fromarray(pixels, mode="L").resize((28 * scale, 28 * scale), Image.NEAREST)
         grid.paste(digit, (x, y))
         draw.text((x + 2, y + 28 * scale + 1), str(label), fill=255)
-    grid.save(path, format="PNG")
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    write_png(buffer.getvalue(), path)  # atomically: a full disk leaves the old file whole
 
 
 @data_app.command("show")

@@ -4,7 +4,6 @@ so `lenet --help` never loads it; the Agg backend draws without a display."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,19 @@ def save(fig: Any, path: str | Path) -> Path:
         fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     finally:
         plt.close(fig)
+    return write_png(buffer.getvalue(), path)
+
+
+def write_png(data: bytes, path: str | Path) -> Path:
+    """Write PNG bytes to ``path`` atomically: a failure (a full disk) is a WriteError, and the
+    old file, if any, stays whole."""
+    path = Path(path)
     try:
         with atomic_write(path) as f:
-            f.write(buffer.getvalue())
-        umask = os.umask(0)  # the temp file is private (0600): give the picture the usual mode
-        os.umask(umask)
-        os.chmod(path, 0o666 & ~umask)
+            f.write(data)
     except OSError as e:
-        raise WriteError(
-            f"cannot write {path}: {e.strerror or e}", hint="nothing was written"
-        ) from None
+        kept = "the old file is kept" if path.exists() else "nothing was written"
+        raise WriteError(f"cannot write {path}: {e.strerror or e}", hint=kept) from None
     return path
 
 

@@ -118,3 +118,36 @@ def test_data_help_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("limit", ["ulimit", "tmpfs"])
+def test_show_on_a_full_disk_keeps_the_old_png(tmp_path, limit):
+    """--force over an existing PNG when the new one does not fit: exit 11, the old PNG whole."""
+    import os
+
+    from conftest import REPO
+
+    where = tmp_path / "disk"
+    where.mkdir()
+    shell = f"exec {sys.executable} -m lenet_cli data show --count 400 --out grid.png --force"
+    if limit == "ulimit":  # files may grow to 20 KB: the new grid (~100 KB) does not fit
+        shell = "ulimit -f 20; " + shell
+    else:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)])
+        if mounted.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        old = run("data", "show", "--count", "8", "--out", str(where / "grid.png"))
+        assert old.exit_code == 0, old.output
+        before = (where / "grid.png").read_bytes()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            ["sh", "-c", shell], cwd=where, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 11, done.stderr
+        assert "grid.png" in done.stderr and "internal error" not in done.stderr
+        assert (where / "grid.png").read_bytes() == before
+        assert sorted(p.name for p in where.iterdir()) == ["grid.png"]  # no partial file left
+    finally:
+        if limit == "tmpfs":
+            subprocess.run(["umount", str(where)], check=False)
