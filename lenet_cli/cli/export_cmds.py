@@ -9,6 +9,7 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import JsonOpt, app
+from lenet_cli.cli.use_cmds import WeightsOpt
 from lenet_cli.config import DataName
 
 ExportFormat = Literal["safetensors", "pt2", "onnx"]
@@ -51,6 +52,7 @@ def export_cmd(
     data_dir: Annotated[
         str | None, typer.Option("--data-dir", help="Read the IDX files from this directory.")
     ] = None,
+    weights: WeightsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a trained model to run without lenet-cli: safetensors, torch.export or ONNX."""
@@ -65,6 +67,7 @@ def export_cmd(
         data=data,
         data_dir=data_dir,
         on_event=ui.TrainProgress("none"),
+        weights=weights,
     )
     if json_out:
         ui.print_json(result)

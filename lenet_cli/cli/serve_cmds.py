@@ -13,6 +13,7 @@ import typer
 
 from lenet_cli import ui
 from lenet_cli.cli.app import app
+from lenet_cli.cli.use_cmds import WeightsOpt
 
 LOOPBACK = "127.0.0.1"
 
@@ -38,6 +39,7 @@ def serve_cmd(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
     ] = 8000,
+    weights: WeightsOpt = None,
 ) -> None:
     """A web page to draw a digit and watch the network read it, and its JSON API (/docs)."""
     from lenet_cli.serve.runner import check_extra, is_loopback, listen, run, url
@@ -46,7 +48,7 @@ def serve_cmd(
     from lenet_cli.serve.service import Service
     from lenet_cli.serve.web import create_app
 
-    service = Service.load(checkpoint)
+    service = Service.load(checkpoint, weights)
     if service.notice:
         ui.note(service.notice)
     web = create_app(service=service)

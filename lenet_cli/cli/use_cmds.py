@@ -37,6 +37,14 @@ PngDirOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite PNGs already in --out.")]
+WeightsOpt = Annotated[
+    Literal["ema", "raw"] | None,
+    typer.Option(
+        "--weights",
+        help="ema: the average kept by `lenet train --ema`; raw: the trained weights "
+        "[default: the ones the run evaluated, ema when it kept one].",
+    ),
+]
 PredictionsOpt = Annotated[
     bool,
     typer.Option("--predictions", help="With --json: every sample's prediction too."),
@@ -53,6 +61,7 @@ def evaluate_cmd(
     out: PngDirOpt = None,
     force: ForceOpt = False,
     predictions: PredictionsOpt = False,
+    weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
 ) -> None:
@@ -73,6 +82,7 @@ def evaluate_cmd(
         batch_size=batch_size,
         on_event=ui.TrainProgress("none" if json_out else "plain"),
         samples=out is not None or predictions,
+        weights=weights,
     )
     from lenet_cli.runs.reader import class_names
 
@@ -103,7 +113,13 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 
 def run_predict(
-    images: list[Path], *, checkpoint: Path | None, device: str, json_out: bool, preview: bool
+    images: list[Path],
+    *,
+    checkpoint: Path | None,
+    device: str,
+    json_out: bool,
+    preview: bool,
+    weights: str | None = None,
 ) -> None:
     """Predict the digit in each image (also `lenet forward --image`)."""
     if checkpoint is None:
@@ -115,7 +131,7 @@ def run_predict(
     from lenet_cli.use.predict import predict_images
     from lenet_cli.use.weights import load_model
 
-    model, meta = load_model(checkpoint, dev)
+    model, meta = load_model(checkpoint, dev, weights)
     if meta.get("notice"):
         ui.note(meta["notice"])
     results, failures = predict_images(list(images), model, meta, dev)
@@ -123,7 +139,12 @@ def run_predict(
         if not preview:
             for r in results:
                 r.pop("input")
-        doc = {"checkpoint": meta["path"], "arch": meta["arch"], "results": results}
+        doc = {
+            "checkpoint": meta["path"],
+            "arch": meta["arch"],
+            "weights": meta["weights"],
+            "results": results,
+        }
         ui.print_json({**doc, "failed": failures} if failures else doc)
     else:
         ui.render_prediction(results, preview)
@@ -151,8 +172,16 @@ def predict_cmd(
             "--preview", help="Draw the 32x32 input the network saw (with --json: include it)."
         ),
     ] = False,
+    weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     """Predict the digit in pictures, prepared as MNIST's digits were."""
-    run_predict(images, checkpoint=checkpoint, device=device, json_out=json_out, preview=preview)
+    run_predict(
+        images,
+        checkpoint=checkpoint,
+        device=device,
+        json_out=json_out,
+        preview=preview,
+        weights=weights,
+    )

@@ -167,17 +167,38 @@ def load_for_resume(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...)."""
+def load_model(
+    path: str | Path, device: torch.device, weights: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...).
+
+    ``weights``: "ema" (the average of ``--ema``), "raw", or None for the weights the run
+    evaluated (the average when it kept one); ``meta["weights"]`` says which were loaded."""
     payload = load_checkpoint(path)
+    chosen = pick_weights(payload, weights)
     model = build_model(payload["arch"])
-    model.load_state_dict(payload["model"])  # names and shapes were checked: cannot fail
+    model.load_state_dict(payload[chosen])  # names and shapes were checked: cannot fail
     model.to(device).eval()
     meta = {
         k: payload.get(k)
         for k in ("arch", "mean", "std", "data", "epoch", "step", "config", "metrics", "path")
     }
+    meta["weights"] = "ema" if chosen == "ema" else "raw"
     return model, meta
+
+
+def pick_weights(payload: dict[str, Any], weights: str | None) -> str:
+    """The payload key of the weights asked for: "ema" or "model"."""
+    has_ema = payload.get("ema") is not None
+    if weights == "ema" and not has_ema:
+        raise CheckpointError(
+            f"checkpoint {payload['path']} holds no averaged weights (it was not trained with "
+            "--ema)",
+            hint="use --weights raw, or train with --ema DECAY",
+        )
+    if weights == "raw" or not has_ema:
+        return "model"
+    return "ema"
 
 
 def rng_states() -> dict[str, Any]:

@@ -93,16 +93,17 @@ def _number(payload: Mapping, key: str, low: float, high: float, low_open: bool 
         raise PayloadError(f"{key} = {v!r} is not a number in {bound}")
 
 
-def check_model(state: Any, arch: str) -> None:
-    """The state dict of ``arch``: the same names, shapes, floating dtypes, finite values."""
+def check_model(state: Any, arch: str, name: str = "model") -> None:
+    """The state dict of ``arch``: the same names, shapes, floating dtypes, finite values.
+    ``name``: the payload's key that holds it (model, or ema: the average of --ema)."""
     if not isinstance(state, dict):
-        raise PayloadError(f"model is a {type(state).__name__}, not a state dict")
+        raise PayloadError(f"{name} is a {type(state).__name__}, not a state dict")
     expected = build_model(arch).state_dict()
     missing = [k for k in expected if k not in state]
     extra = [str(k) for k in state if k not in expected]
     if missing or extra:
         raise PayloadError(
-            f"model does not hold a {arch!r} network: "
+            f"{name} does not hold a {arch!r} network: "
             + "; ".join(
                 part
                 for part in (
@@ -115,14 +116,14 @@ def check_model(state: Any, arch: str) -> None:
     for key, want in expected.items():
         got = state[key]
         if not isinstance(got, torch.Tensor) or not got.is_floating_point():
-            raise PayloadError(f"model.{key} is not a floating-point tensor")
+            raise PayloadError(f"{name}.{key} is not a floating-point tensor")
         if tuple(got.shape) != tuple(want.shape):
             raise PayloadError(
-                f"model.{key} has shape {tuple(got.shape)}, {arch!r} needs {tuple(want.shape)}"
+                f"{name}.{key} has shape {tuple(got.shape)}, {arch!r} needs {tuple(want.shape)}"
             )
         problem = tensor_problem(got)
         if problem:
-            raise PayloadError(f"model.{key} {problem}")
+            raise PayloadError(f"{name}.{key} {problem}")
 
 
 def check_payload(payload: dict[str, Any], where: str) -> None:
@@ -131,19 +132,21 @@ def check_payload(payload: dict[str, Any], where: str) -> None:
     if arch not in ARCHES:
         raise PayloadError(f"arch = {arch!r} is not one of " + ", ".join(ARCHES))
     check_model(payload.get("model"), arch)
+    if payload.get("ema") is not None:  # --ema's average, read like the model
+        check_model(payload["ema"], arch, "ema")
     _number(payload, "mean", 0.0, 1.0)
     _number(payload, "std", 0.0, 1.0, low_open=True)  # images are divided by it
     # data, epoch and step are written by every `lenet train`; optional for other writers
     if payload.get("data") is not None and payload["data"] not in DATA_NAMES:
         raise PayloadError(f"data = {payload.get('data')!r} is not one of the known data sets")
-    for key in ("epoch", "step"):
+    for key in ("epoch", "step", "ema_updates"):
         if key in payload and (not _is_int(payload[key]) or payload[key] < 0):
             raise PayloadError(f"{key} = {payload.get(key)!r} is not a whole number >= 0")
     for key in ("config", "metrics"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             raise PayloadError(f"{key} is a {type(payload[key]).__name__}, not a table")
     for key, value in payload.items():
-        if key != "model":
+        if key not in ("model", "ema"):
             check_plain(value, str(key))
     if payload.get("config") is not None:
         _check_config(payload["config"], arch, where)
@@ -182,6 +185,24 @@ def _check_run_state(state: dict[str, Any]) -> None:
             raise PayloadError(f"state.{key} = {value!r} is not a finite number >= 0")
         if default is None and value is not None and not isinstance(value, dict):
             raise PayloadError(f"state.{key} is a {type(value).__name__}, not a table")
+        if isinstance(default, list):
+            _check_entries(value, f"state.{key}")
+
+
+def _check_entries(value: Any, where: str) -> None:
+    """--save-top-k's list: entries {epoch >= 1, step >= 0, value: a finite number}."""
+    if not isinstance(value, list) or len(value) > 1_000_000:
+        raise PayloadError(f"{where} is not a list")
+    for i, e in enumerate(value):
+        if not (
+            isinstance(e, dict)
+            and _is_int(e.get("epoch"))
+            and e["epoch"] >= 1
+            and _is_int(e.get("step"))
+            and e["step"] >= 0
+            and _is_real(e.get("value"))
+        ):
+            raise PayloadError(f"{where}[{i}] is not an epoch's entry (epoch, step, value)")
 
 
 # the flags lenet's optimizers are built with: off (a checkpoint with one on was not written by
@@ -261,6 +282,13 @@ def check_resume(payload: dict[str, Any], where: str) -> None:
     gen = rng.get("data_generator")
     if not isinstance(gen, torch.Tensor) or gen.dtype != torch.uint8 or gen.dim() != 1:
         raise PayloadError("rng.data_generator is not a generator state")
+    augment = rng.get("augment_generator")  # --augment's draws (absent: a new run's)
+    if augment is not None and not (
+        isinstance(augment, torch.Tensor)
+        and augment.dtype == torch.uint8
+        and augment.numel() == size
+    ):
+        raise PayloadError(f"rng.augment_generator is not a CPU generator state ({size} bytes)")
     python = rng.get("python")
     if python is not None and not (
         isinstance(python, (list, tuple))

@@ -78,6 +78,8 @@ def _test_accuracy(meta: dict[str, Any]) -> float | None:
     """The test accuracy its run logged for the checkpoint's epoch, when there is one."""
     if meta.get("epoch") is None:
         return None  # plain weights: nothing recorded
+    if meta.get("weights") == "raw" and (meta.get("config") or {}).get("ema") is not None:
+        return None  # the run logged its average's accuracy (--ema), not these weights'
     try:
         rows = read_metrics(Path(meta["path"]).parent)
     except LenetError:  # no or a damaged metrics.jsonl: the model still answers
@@ -104,6 +106,7 @@ class Service:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "data": meta.get("data"),
             "epoch": meta.get("epoch"),
+            "weights": meta.get("weights", "raw"),
             "test_accuracy": _test_accuracy(meta),
             "class_names": self.names,
             "activation": "tanh" if meta["arch"] == "classic" else "ReLU",
@@ -112,11 +115,12 @@ class Service:
         }
 
     @classmethod
-    def load(cls, checkpoint: str | Path | None = None) -> Service:
+    def load(cls, checkpoint: str | Path | None = None, weights: str | None = None) -> Service:
         """The model of a checkpoint, run directory or weights file, loaded as `lenet predict`
-        loads it (None: the newest run under runs/, said in ``notice``)."""
+        loads it (None: the newest run under runs/, said in ``notice``); ``weights``: "ema",
+        "raw" or None, the weights the run evaluated (`lenet predict --weights`)."""
         path, notice = checkpoint_or_newest(None if checkpoint is None else Path(checkpoint))
-        model, meta = load_model(path, torch.device("cpu"))
+        model, meta = load_model(path, torch.device("cpu"), weights)
         notices = [n for n in (notice, meta.get("notice")) if n]
         return cls(model, meta, "; ".join(notices))
 

@@ -125,16 +125,18 @@ def evaluate_checkpoint(
     batch_size: int = 1000,
     on_event: Callable[[dict], None] | None = None,
     samples: bool = False,
+    weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained model on ``split`` of ``data`` (default: the data it was trained on).
 
     The images are normalised with the checkpoint's mean/std, as they were in training.
+    ``weights``: "ema", "raw" or None, the weights the run evaluated (checkpoint.load_model).
     ``samples`` adds "predictions" (each sample's label, prediction and probabilities) and
     "mistakes" (the most confident wrong predictions, with their 28x28 pictures).
     """
     from lenet_cli.use.weights import load_model
 
-    model, meta = load_model(checkpoint, device)  # also a plain state_dict (meta["notice"])
+    model, meta = load_model(checkpoint, device, weights)  # also a plain state_dict
     if meta.get("notice") and on_event is not None:
         on_event({"event": "fallback", "notice": meta["notice"]})
     config = meta.get("config") or {}
@@ -163,6 +165,7 @@ def evaluate_checkpoint(
         source=ds.source,
         loss_name=config.get("loss", "cross-entropy"),
         epoch=meta.get("epoch"),
+        weights=meta.get("weights", "raw"),
         device=str(device),
     )
     if ds.notice:

@@ -184,15 +184,24 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     return state, meta
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | Path, device: torch.device, weights: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``checkpoint.load_model``, and also for plain state_dicts and .safetensors files.
 
-    For those, ``meta["notice"]`` says what was inferred; the caller shows it.
+    For those, ``meta["notice"]`` says what was inferred; the caller shows it. ``weights``:
+    "ema", "raw" or None (checkpoint.load_model); plain weights are raw weights only.
     """
     path = resolve_path(path)
     if path.suffix != ".safetensors" and is_lenet_checkpoint(path):
-        return load_checkpoint_model(path, device)
+        return load_checkpoint_model(path, device, weights)
+    if weights == "ema":
+        raise CheckpointError(
+            f"{path} holds plain weights, no averaged weights of --ema",
+            hint="use --weights raw, or a checkpoint of a run trained with --ema",
+        )
     state, meta = read_weights(path)
+    meta["weights"] = "raw"
     model = build_model(meta["arch"])
     model.load_state_dict(state)  # shapes were checked above
     return model.to(device).eval(), meta
