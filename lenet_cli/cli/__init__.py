@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from lenet_cli.scale.launch import RANK_EXIT_DIR_ENV
+from lenet_cli.scale.launch import RANK_EXIT_DIR_ENV, say_to_launcher
 
 
 def _interrupted_while_starting() -> None:
@@ -15,7 +15,7 @@ def _interrupted_while_starting() -> None:
     data-parallel rank other than 0 leaves the line to rank 0."""
     from lenet_cli.errors import other_rank
 
-    if not other_rank():
+    if not say_to_launcher("interrupted") and not other_rank():
         sys.stderr.write("error: interrupted\n")
     raise SystemExit(130) from None
 

@@ -15,6 +15,7 @@ from lenet_cli import __version__
 from lenet_cli.cli.helptext import HelpGroup, HelpTyper
 from lenet_cli.config import Arch
 from lenet_cli.errors import DistributedError, LenetError, other_rank
+from lenet_cli.scale.launch import say_to_launcher
 
 _state = {"debug": False}
 # Typer's (vendored click's) UsageError, reached through Typer's public BadParameter: a bad
@@ -84,13 +85,14 @@ class LenetGroup(HelpGroup):
         except LenetError as e:
             if _debug():
                 raise
-            if not other_rank() or isinstance(e, DistributedError):
+            said = say_to_launcher(str(e))  # under --nproc, the launcher says it once
+            if not said and (not other_rank() or isinstance(e, DistributedError)):
                 ui.error_line(str(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             if _debug():
                 raise
-            if not other_rank():
+            if not say_to_launcher("interrupted") and not other_rank():
                 ui.error_line("interrupted")
             raise typer.Exit(130) from None
         except _ParseError as e:  # a subcommand's options and arguments
@@ -102,10 +104,12 @@ class LenetGroup(HelpGroup):
         except Exception as e:  # a bug: still no traceback unless asked for
             if _debug() or type(e).__module__.startswith(("click", "typer")):
                 raise
-            ui.error_line(
+            line = (
                 f"internal error: {type(e).__name__}: {e} "
                 "(rerun with --debug or LENET_DEBUG=1 for the traceback, and please report it)"
             )
+            if not say_to_launcher(line):
+                ui.error_line(line)
             raise typer.Exit(1) from None
 
 

@@ -162,9 +162,9 @@ def train_cmd(
     if nproc is not None and "WORLD_SIZE" not in os.environ:
         from lenet_cli.scale.launch import launch
 
-        code, unexplained = launch(nproc)
-        if unexplained:  # stopped before any rank could say so
-            ui.error_line("interrupted")
+        code, message = launch(nproc)
+        if message:  # the failing rank's line, said once for the job
+            ui.error_line(message)
         raise typer.Exit(code)
     from lenet_cli.training import distributed
     from lenet_cli.training.loop import train
