@@ -39,14 +39,14 @@ from lenet_cli.fast.kernel import status  # noqa: F401  (re-exported: whether th
 from lenet_cli.model import Net
 
 LAYERS = ("conv1", "conv2", "fc1", "fc2", "fc3")
-MAX_SIDE, MAX_CHANNELS, MAX_K2 = 64, 16, 15  # the C file's MAXS, MAXCIN and MAXK
 
 
 def unfit(x: torch.Tensor, params) -> str | None:
     """Why the kernel cannot run Net's ten parameters (conv1, conv2, fc1, fc2, fc3; weight then
     bias) on images ``x``; None when it can. Runs on every forward (and in the ops, which may be
     called directly), so it reads each tensor's attributes once (``t.device`` would build a
-    torch.device per call); the C side checks the sizes again."""
+    torch.device per call); the sizes are checked against the limits the loaded library reports
+    (``kernel.limits()``), and the C side checks them again."""
     if len(params) != 10 or any(t.dtype is not torch.float32 or not t.is_cpu for t in params):
         return "not Net's ten float32 CPU parameters"
     if x.dtype is not torch.float32 or not x.is_cpu or x.dim() != 4:
@@ -56,15 +56,21 @@ def unfit(x: torch.Tensor, params) -> str | None:
         return "not Net's ten parameters"
     (c1, cin1, k1, k1w), (c2, cin2, k2, k2w) = shapes[0], shapes[2]
     h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
-    f = 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2)
+    lim = kernel.limits()
+    f = lim.lanes * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2)
     if n < 1 or c != 1 or cin1 != 1:
         return "a batch of one-channel images [N,1,H,W] only"
-    if not (k1 == k1w and k2 == k2w and c2 == 16 and cin2 == c1 <= MAX_CHANNELS and k2 <= MAX_K2):
-        return "conv layers other than Net's (square kernels, 16 channels out of conv2)"
-    if not (k1 + 1 <= min(h, w) and max(h, w) <= MAX_SIDE and k2 + 1 <= min(h1, w1) <= 16):
-        return f"{h}x{w} images (the kernel's buffers hold up to {MAX_SIDE}x{MAX_SIDE})"
+    if not (k1 == k1w and k2 == k2w and c2 == lim.lanes and 1 <= cin2 == c1 <= lim.max_c1):
+        return f"conv layers other than Net's (square kernels, {lim.lanes} channels out of conv2)"
+    if not (1 <= k1 and 1 <= k2 <= lim.max_k2):
+        return f"kernel sizes the kernel does not take (conv2's: 1 to {lim.max_k2})"
+    side = lim.max_side
+    if not (k1 + 1 <= min(h, w) and max(h, w) <= side and k2 + 1 <= min(h1, w1)):
+        return f"{h}x{w} images (the kernel's buffers hold up to {side}x{side})"
+    if w1 > lim.max_w1:
+        return f"{h}x{w} images (conv1's pooled output is {w1} wide, over {lim.max_w1})"
     (o1, i1), (o2, i2), (o3, i3) = shapes[4], shapes[6], shapes[8]
-    if [s[0] for s in shapes[1::2]] != [c1, 16, o1, o2, o3] or (i1, i2, i3) != (f, o1, o2):
+    if [s[0] for s in shapes[1::2]] != [c1, c2, o1, o2, o3] or (i1, i2, i3) != (f, o1, o2):
         return f"dense layers that do not follow conv2's {f} outputs"
     for conv in (params[0], params[2]):  # read at their strides: dense, either layout
         if not (conv.is_contiguous() or conv.is_contiguous(memory_format=torch.channels_last)):
@@ -75,11 +81,12 @@ def unfit(x: torch.Tensor, params) -> str | None:
 def kept_specs(x_shape, params) -> list[tuple[tuple[int, ...], torch.dtype]]:
     """(shape, dtype) of what the forward keeps for the backward, for images of ``x_shape`` and
     Net's ten parameters: both blocks' outputs and argmaxes, the two hidden layers' activations
-    (padded to whole 16-lane vectors)."""
+    (padded to whole vectors)."""
     n, _, h, w = x_shape
     c1, k1, k2 = params[0].shape[0], params[0].shape[-1], params[2].shape[-1]
     h1, w1 = (h - k1 + 1) // 2, (w - k1 + 1) // 2
-    block1, block2 = (n, c1, h1, w1), (n, 16 * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2))
+    lanes = kernel.limits().lanes
+    block1, block2 = (n, c1, h1, w1), (n, lanes * ((h1 - k2 + 1) // 2) * ((w1 - k2 + 1) // 2))
     hidden1, hidden2 = (
         (n, _whole_vectors(params[4].shape[0])),
         (n, _whole_vectors(params[6].shape[0])),
@@ -90,7 +97,8 @@ def kept_specs(x_shape, params) -> list[tuple[tuple[int, ...], torch.dtype]]:
 
 
 def _whole_vectors(n: int) -> int:
-    return -(-n // 16) * 16
+    lanes = kernel.limits().lanes
+    return -(-n // lanes) * lanes
 
 
 def set_sizes(a: kernel.Args, shape, params) -> None:
@@ -230,8 +238,8 @@ net_forward.register_autograd(_backward, setup_context=_setup_context)
 
 class _Eager(torch.autograd.Function):
     """The same kernels as the ops, for eager runs: calling a ``custom_op`` goes through
-    PyTorch's Python dispatcher, about 70 us more per training step than an autograd.Function
-    (measured with a trivial op: 134 against 63 us), which is 6% of a batch-64 step."""
+    PyTorch's Python dispatcher, which costs about twice what an autograd.Function does per
+    forward and backward: a few percent of a batch-64 step."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:

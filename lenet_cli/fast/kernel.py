@@ -5,15 +5,17 @@ struct from Net's tensors and registers the calls as PyTorch ops.
 
 Build: compiled on first use with the system C compiler (``$CC``, else ``cc``) into the user
 cache (``$LENET_KERNEL_DIR``, else ``$XDG_CACHE_HOME/lenet/kernels``), named by a hash of the
-source, the compiler, the flags and this CPU's feature flags (it is built with
+source and its header, the compiler, the flags and this CPU's feature flags (it is built with
 ``-march=native``). The SHA-256 of the built file is recorded beside it, and checked before
 every ``dlopen``: a truncated, corrupted or replaced file is rebuilt, never mapped (a
 truncated shared object kills the process with SIGBUS on first use).
 
 Load: after torch, so that its OpenMP calls run on PyTorch's own threads (the same libgomp).
-The interface is one struct, ``Args`` here and ``lenet_args`` in C; the library reports its
-version and the struct's size, and a mismatch makes the kernel unavailable (``status()`` says
-why, and the commands use PyTorch's ops), never a call with a wrong layout.
+The interface is one struct, ``Args`` here and ``lenet_args`` in C (``kernels/lenet_args.h``);
+the library reports its version and the struct's size, and a mismatch makes the kernel
+unavailable (``status()`` says why, and the commands use PyTorch's ops), never a call with a
+wrong layout. It also reports the sizes its buffers hold (``limits()``), which fused.py checks
+tensors against: the C header is their one source.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import torch  # noqa: F401  (loaded first: the kernel must share torch's libgomp)
 
 from lenet_cli.fast import cpu
 
 SOURCE = Path(__file__).with_name("kernels") / "whole_net.c"
+HEADER = SOURCE.with_name("lenet_args.h")  # included by the source
 # -fno-math-errno: sqrtf in the optimizer's update vectorizes (a scalar call per element made
 # the Adam update 180 us of a 700 us step instead of 5)
 FLAGS = (
@@ -44,7 +48,7 @@ FLAGS = (
     "-fPIC",
 )
 LIBS = ("-lm",)  # after the source
-ABI = 2  # LENET_ABI in the C file; bump both with any change of the struct
+ABI = 3  # the version of Args; the library's LENET_ABI (lenet_args.h) must be the same
 _ERRORS = {
     2: "interface mismatch (struct version or size)",
     3: "sizes the kernel does not handle",
@@ -79,8 +83,19 @@ class Args(ctypes.Structure):
     ]
 
 
+class Limits(NamedTuple):
+    """The sizes the kernel handles, as the loaded library reports them (lenet_args.h)."""
+
+    max_side: int  # image height and width
+    max_c1: int  # conv1's output channels
+    max_k2: int  # conv2's kernel size
+    max_w1: int  # the width of the first block's pooled output
+    lanes: int  # floats per vector: conv2's output channels, the dense activations' padding
+
+
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
+_limits: Limits | None = None
 _reason: str | None = None  # why the kernel is not usable, once tried
 
 
@@ -142,7 +157,14 @@ def build() -> Path:
         raise OSError(f"no C compiler ({cc!r} not found; set CC or install gcc)")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), cc, version.stdout, " ".join(FLAGS + LIBS), cpu.flags()):
+    for part in (
+        SOURCE.read_bytes(),
+        HEADER.read_bytes(),
+        cc,
+        version.stdout,
+        " ".join(FLAGS + LIBS),
+        cpu.flags(),
+    ):
         key.update(part if isinstance(part, bytes) else part.encode())
     target = kernel_dir() / f"{SOURCE.stem}-{key.hexdigest()[:16]}.so"
     if not _verified(target):  # missing, or not the file that was built: build it again
@@ -152,8 +174,8 @@ def build() -> Path:
     return target
 
 
-def _open(path: Path) -> ctypes.CDLL:
-    """Load the library and check that it speaks this module's interface."""
+def _open(path: Path) -> tuple[ctypes.CDLL, Limits]:
+    """Load the library, check that it speaks this module's interface, read its limits."""
     lib = ctypes.CDLL(str(path))
     lib.lenet_abi.restype = lib.lenet_args_size.restype = ctypes.c_int
     abi, size = lib.lenet_abi(), lib.lenet_args_size()
@@ -165,21 +187,29 @@ def _open(path: Path) -> ctypes.CDLL:
     for name in ("lenet_forward", "lenet_backward", "lenet_train_step"):
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = [ctypes.POINTER(Args)], ctypes.c_int
-    return lib
+    read = (ctypes.c_int32.in_dll(lib, f"lenet_{name}").value for name in Limits._fields)
+    return lib, Limits(*read)
 
 
 def status() -> str | None:
     """None when the kernel is usable; otherwise why not (built and loaded once per process)."""
-    global _lib, _reason
+    global _lib, _limits, _reason
     if _lib is not None:  # the common case, every forward: no lock
         return None
     with _lock:
         if _lib is None and _reason is None:
             try:
-                _lib = _open(build())
-            except (OSError, subprocess.SubprocessError, AttributeError) as e:
-                _reason = str(e) or type(e).__name__
+                _lib, _limits = _open(build())
+            except (OSError, subprocess.SubprocessError, AttributeError, ValueError) as e:
+                _reason = str(e) or type(e).__name__  # ValueError: a symbol it lacks
         return _reason
+
+
+def limits() -> Limits:
+    """The sizes the loaded kernel handles (raises RuntimeError when it is not available)."""
+    if _limits is None and status() is not None:
+        raise RuntimeError(f"the fused CPU kernel is not available: {status()}")
+    return _limits
 
 
 def call(name: str, args: Args) -> None:

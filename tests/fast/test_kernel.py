@@ -112,6 +112,70 @@ def test_an_interface_mismatch_is_a_notice_and_pytorchs_ops(monkeypatch):
         speed.fused_choice(torch.device("cpu"), True)
 
 
+def test_the_limits_python_checks_are_the_ones_the_library_reports(tmp_path, monkeypatch):
+    """lenet_args.h is the one source of the kernel's limits: the loaded library reports the
+    header's values, and fused.py refuses tensors by what the library reports."""
+    assert kernel.status() is None
+    program = tmp_path / "limits.c"
+    program.write_text(
+        '#include <stdio.h>\n#include "lenet_args.h"\nint main(void) {\n'
+        '    printf("%d %d %d %d %d", LENET_MAX_SIDE, LENET_MAX_C1, LENET_MAX_K2, LENET_MAX_W1,\n'
+        "           LENET_LANES);\n    return 0;\n}\n"
+    )
+    exe = tmp_path / "limits"
+    subprocess.run(["cc", "-I", str(kernel.HEADER.parent), "-o", str(exe), str(program)],
+                   check=True, timeout=60)  # fmt: skip
+    header = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    assert kernel.limits() == tuple(int(v) for v in header.split())
+    assert kernel.limits().max_side == ctypes.c_int32.in_dll(kernel._lib, "lenet_max_side").value
+
+    from lenet_cli.model import build_model
+
+    net = build_model("tutorial")
+    params = [getattr(getattr(net, n), k) for n in fused.LAYERS for k in ("weight", "bias")]
+    x = torch.randn(2, 1, 32, 32)
+    assert fused.unfit(x, params) is None
+    monkeypatch.setattr(kernel, "_limits", kernel.limits()._replace(max_side=31))
+    assert "up to 31x31" in fused.unfit(x, params)
+    monkeypatch.setattr(kernel, "_limits", kernel.limits()._replace(max_side=64, max_c1=5))
+    assert "conv layers" in fused.unfit(x, params)  # conv1's 6 channels
+
+
+def test_a_library_without_the_limits_is_not_used(tmp_path, monkeypatch):
+    """A library that does not export the limits (another build of the source) is refused at
+    load time, with the reason, like a struct mismatch."""
+    source = tmp_path / "old.c"
+    calls = "".join(f"int {name}(void *a) {{ return 0; }}\n" for name in ("lenet_forward",
+                    "lenet_backward", "lenet_train_step"))  # fmt: skip
+    source.write_text(
+        f"int lenet_abi(void) {{ return {kernel.ABI}; }}\n"
+        f"int lenet_args_size(void) {{ return {ctypes.sizeof(kernel.Args)}; }}\n{calls}"
+    )
+    lib = tmp_path / "old.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True, timeout=60)
+    monkeypatch.setattr(kernel, "build", lambda: lib)
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setattr(kernel, "_limits", None)
+    monkeypatch.setattr(kernel, "_reason", None)
+    reason = kernel.status()
+    assert reason is not None and "lenet_max_side" in reason
+    with pytest.raises(RuntimeError, match="not available"):
+        kernel.limits()
+
+
+@pytest.mark.slow
+def test_a_changed_header_is_built_anew(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET_KERNEL_DIR", str(tmp_path / "kernels"))
+    sources = tmp_path / "src"
+    shutil.copytree(kernel.SOURCE.parent, sources)
+    monkeypatch.setattr(kernel, "SOURCE", sources / kernel.SOURCE.name)
+    monkeypatch.setattr(kernel, "HEADER", sources / kernel.HEADER.name)
+    first = kernel.build()
+    kernel.HEADER.write_text(kernel.HEADER.read_text() + "/* changed */\n")
+    second = kernel.build()
+    assert second != first and second.is_file() and first.is_file()
+
+
 def _struct(**fields) -> kernel.Args:
     """A lenet_args for 32x32 tutorial images with every pointer set to a live buffer."""
     buf = torch.zeros(1 << 18)  # more than the largest weight (fc1: 120 x 576)

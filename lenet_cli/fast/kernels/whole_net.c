@@ -5,10 +5,9 @@
    (lenet_train_step). Built and loaded by lenet_cli/fast/kernel.py; the forward and backward are
    registered as PyTorch ops by lenet_cli/fast/fused.py, the step is lenet_cli/fast/fused_step.py's.
 
-   The interface is one struct, lenet_args, mirrored by kernel.py's ctypes.Structure: the
-   caller fills in LENET_ABI and sizeof(lenet_args) as it knows them, and every entry point
-   checks them and the sizes before touching memory (a mismatch returns LENET_BAD_ABI or
-   LENET_BAD_SIZES, never reads a wrong field).
+   The interface is one struct, lenet_args, with its version and limits in lenet_args.h
+   (mirrored by kernel.py's ctypes.Structure): every entry point checks the struct's version,
+   size and sizes before touching memory.
 
    Semantics follow PyTorch's: the pool keeps the first maximum of each window in the order
    (0,0), (0,1), (1,0), (1,1), and a NaN wins (max_pool2d's rule); ReLU passes no gradient where
@@ -25,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXS 64  /* image side: the first block copies an image into a stack buffer */
-#define LANES 16
+#include "lenet_args.h"
+
+#define MAXS LENET_MAX_SIDE
+#define LANES LENET_LANES
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v4 __attribute__((vector_size(16)));
@@ -256,13 +257,12 @@ static void put1(const double *rows, int threads, size_t n_row, int C, int K, fl
    of a position held in one vector. y [N,Cin,H,W] (as the first block writes it); wt
    [K,K,Cin,16] (the weight as the caller lays it out); b [16]; out [N,16,Ho,Wo] (so that
    flattening it for fc1 is a view); idx [N,Ho,Wo,16]. */
-#define MAXCIN 16 /* input channels of the second block (check_args) */
+#define MAXCIN LENET_MAX_C1 /* input channels of the second block (check_args) */
 #define MAXWIN 128 /* pool windows of a 3x3 second block: inputs of at most 31 rows (H <= 64)
                      and 16 columns (check_args) give 14 x 7 */
-#define MAXK 15   /* its kernel size: input rows of at most 16 and K < side (check_args).
-                     The backward's accumulator arrays have these fixed sizes rather than
-                     K*Cin: GCC keeps fixed-size arrays, not variable-length ones, in registers
-                     (7.1-7.6 us per image instead of 8.4-8.9 for LeNet's 3x3) */
+#define MAXK LENET_MAX_K2 /* its kernel size (check_args). The backward's accumulator arrays
+                     have these fixed sizes rather than K*Cin: GCC keeps fixed-size arrays, not
+                     variable-length ones, in registers */
 
 /* NW (1 or 2) neighbouring pool windows (i, j..j+NW-1) of one image: four FMA chains each, so
    that two windows keep eight chains in flight (four alone wait on the FMA's latency), and
@@ -312,7 +312,7 @@ static inline __attribute__((always_inline)) void fwd16_body(
 }
 
 /* fwd16_body with LeNet's sizes as constants, else generic. Not inlined into its caller: GCC
-   compiles it better on its own (inlined into lenet_forward: 5 us per image instead of 2.6). */
+   compiles it better on its own (inlined into lenet_forward, it runs at about half the speed). */
 static __attribute__((noinline)) void fwd16_image(
     const float *restrict yn, const float *restrict wt, const v16 bias, float *restrict on,
     uint8_t *restrict in_, int H, int W, const int Cin, const int K) {
@@ -597,63 +597,12 @@ static void dot_dense(const float *restrict in, int ld_in, int Ip, const float *
     }
 }
 
-/* The interface. kernel.py's Args mirrors this struct field for field; change both together
-   and bump LENET_ABI. */
-#define LENET_ABI 2
-enum {
-    LENET_OK = 0,
-    LENET_NO_MEMORY = 1,
-    LENET_BAD_ABI = 2,
-    LENET_BAD_SIZES = 3,
-    LENET_BAD_LABEL = 4
-};
-enum { LENET_CROSS_ENTROPY = 0, LENET_MSE = 1 };
-enum { LENET_GRADS_ONLY = 0, LENET_SGD = 1, LENET_ADAM = 2, LENET_ADAMW = 3 };
-
-typedef struct {
-    int32_t abi, size;  /* LENET_ABI and sizeof(lenet_args) as the caller knows them */
-    int32_t n, h, w;    /* images [N,1,H,W] */
-    int32_t c1, k1, k2; /* conv1: C1 channels, K1xK1; conv2: C1 -> 16 channels, K2xK2 */
-    int32_t o1, o2, o3; /* fc1, fc2, fc3 outputs */
-    int32_t threads;
-    int32_t s1[4], s2[4]; /* conv1's and conv2's weight strides, in elements */
-    const float *x;       /* [N,H,W] */
-    const float *prm[10]; /* conv1 weight, bias, conv2 weight, bias, fc1..fc3 weight ([O][I],
-                             contiguous) and bias */
-    float *scores;        /* [N,O3]: lenet_forward's output */
-    /* what lenet_forward keeps for lenet_backward (all NULL for inference): out1, idx1
-       [N,C1,H1,W1], out2 [N,F], idx2 [N,H2,W2,16], a1 [N,O1p], a2 [N,O2p] */
-    float *out1;
-    uint8_t *idx1;
-    float *out2;
-    uint8_t *idx2;
-    float *a1, *a2;
-    const float *gscores; /* [N,O3]: lenet_backward's input, dLoss/dscores */
-    float *grads[10];     /* lenet_backward's outputs, in prm's order; the convolutions' at
-                             their weights' strides, the dense layers' [O][I] */
-    /* lenet_train_step only (below): the loss against the labels, the gradients into grads,
-       then the optimizer's update of the parameters (prm, written in place) and its state.
-       Every state tensor has its parameter's layout (the caller checks it). */
-    const int64_t *labels;  /* [N] class indices */
-    int32_t loss;           /* LENET_CROSS_ENTROPY or LENET_MSE */
-    int32_t opt;            /* LENET_GRADS_ONLY, LENET_SGD, LENET_ADAM or LENET_ADAMW */
-    int32_t nesterov, maximize;
-    double smoothing;       /* label smoothing: targets (1 - s) one-hot + s / O3 */
-    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
-    float *state1[10];      /* SGD's momentum buffers (NULL without momentum) or Adam's exp_avg */
-    float *state2[10];      /* Adam's exp_avg_sq */
-    float *steps[10];       /* Adam's step counts, float32 scalars (one per parameter) */
-    double loss_mean;       /* out: the batch's mean loss */
-    int64_t hits;           /* out: how many images' highest score is their label */
-    /* Any entry point: with rows, image n of the batch is x's image rows[n] (its label
-       labels[rows[n]]), 0 <= rows[n] < images, so that a shuffled batch is read where it is
-       instead of gathered first; NULL: image n is x's n-th. */
-    const int64_t *rows;
-    int64_t images;
-} lenet_args;
-
+/* The interface (lenet_args.h): the version, the struct's size and the limits, as this build
+   has them. */
 int lenet_abi(void) { return LENET_ABI; }
 int lenet_args_size(void) { return (int)sizeof(lenet_args); }
+const int32_t lenet_max_side = LENET_MAX_SIDE, lenet_max_c1 = LENET_MAX_C1,
+              lenet_max_k2 = LENET_MAX_K2, lenet_max_w1 = LENET_MAX_W1, lenet_lanes = LENET_LANES;
 
 /* The sizes derived from lenet_args. */
 typedef struct {
@@ -680,7 +629,7 @@ static int check_args(const lenet_args *a) {
     const int h1 = (a->h - a->k1 + 1) / 2, w1 = (a->w - a->k1 + 1) / 2;
     const int ok = a->n >= 1 && a->threads >= 1 && a->k1 >= 1 && a->c1 >= 1 &&
                    a->c1 <= MAXCIN && a->h <= MAXS && a->w <= MAXS && a->k1 + 1 <= a->h &&
-                   a->k1 + 1 <= a->w && a->k2 >= 1 && a->k2 <= MAXK && w1 <= 16 &&
+                   a->k1 + 1 <= a->w && a->k2 >= 1 && a->k2 <= MAXK && w1 <= LENET_MAX_W1 &&
                    a->k2 + 1 <= h1 && a->k2 + 1 <= w1 && a->o1 >= 1 && a->o2 >= 1 &&
                    a->o3 >= 1 && a->x != NULL;
     if (!ok) return LENET_BAD_SIZES;
