@@ -5,6 +5,7 @@ one that accepts and never answers; never the real network."""
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 
@@ -54,7 +55,9 @@ def blackhole():
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         fillers.append(s)
-    time.sleep(0.1)
+    # the queue is full once one filler's connect has completed (its socket turns writable)
+    _, connected, _ = select.select([], fillers, [], 10)
+    assert connected, "no connection reached the listening socket"
     yield f"http://127.0.0.1:{port}/"
     for s in fillers:
         s.close()

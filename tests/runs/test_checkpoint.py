@@ -124,9 +124,10 @@ def test_sigkill_while_saving_leaves_previous_checkpoint_loadable(tmp_path):
     save_checkpoint(path, {**checkpoint_payload(), "n": 0})
     proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
-    for delay in (0.05, 0.13, 0.21, 0.34):
-        time.sleep(delay)
-        load_checkpoint(path)  # at any moment, a complete checkpoint is there
+    seen, deadline = set(), time.monotonic() + 120
+    while len(seen) < 4:  # loads while saves go on, until four different saves were read
+        assert proc.poll() is None and time.monotonic() < deadline
+        seen.add(load_checkpoint(path)["step"])  # at any moment, a complete checkpoint is there
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL

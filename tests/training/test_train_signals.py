@@ -36,6 +36,8 @@ def _start(out, name: str) -> subprocess.Popen:
             "none",  # so that the resume below may set --max-steps
             "--progress",
             "plain",
+            "--log-every",
+            "1",  # a metrics.jsonl row per step: the test sees training under way
             "--out",
             str(out),
             "--name",
@@ -48,15 +50,21 @@ def _start(out, name: str) -> subprocess.Popen:
     )
 
 
+def _wait_for_steps(proc: subprocess.Popen, metrics, steps: int) -> None:
+    """Return once ``metrics`` holds ``steps`` step rows (the run's --log-every 1)."""
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().count('"kind": "step"') >= steps):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no training steps logged in 120 s"
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_and_exits_with_its_code(tmp_path, sig, code):
     proc = _start(tmp_path, "s")
     try:
-        for line in proc.stderr:  # wait until the training loop runs
-            if line.startswith("training on"):
-                break
-        time.sleep(0.5)
+        _wait_for_steps(proc, tmp_path / "s" / "metrics.jsonl", 5)  # well into training
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
