@@ -36,10 +36,10 @@ from PIL import Image
 from scipy import ndimage
 
 WORK = 512  # working size: the longer side, in pixels
-MEASURE = 64  # the digit's longer side when its stroke width is measured and changed
+MEASURE = 128  # the digit's longer side when its stroke width is measured and changed
 # MNIST's stroke width over the digit's longer side, as ``stroke_ratio`` measures it on the
 # training digits: 10th, 50th and 90th percentiles (``benchmarks/photolike.py --calibrate``).
-MNIST_STROKE = (0.07, 0.11, 0.18)
+MNIST_STROKE = (0.065, 0.11, 0.20)
 SPECK = 0.03  # a mark with less ink than this share of the largest is a speck
 SIMILAR = 0.4  # another mark with this share of the digit's ink is "of similar size"
 
@@ -66,27 +66,32 @@ def scan(picture: np.ndarray) -> Scan:
     grey = img.mean(axis=2)
     light_ink = _light_ink(grey)
     page = 1.0 - img if light_ink else img  # dark ink from here on
-    darkness, noise, stroke = _remove_paper(page)
-    ink_level, threshold = _threshold(darkness, noise)
-    mask = _smooth(darkness, noise) > threshold
-    kept, dropped, notes = _digit_marks(mask, stroke)
+    signed, noise, stroke = _remove_paper(page)
+    darkness = np.clip(signed, 0.0, 1.0)
+    smooth = _smooth(signed, noise, stroke)
+    ink_level, threshold = _threshold(smooth, stroke)
+    found = smooth > threshold
+    lines = _ruled_lines(found, stroke)
+    kept, dropped, notes = _digit_marks(found & ~lines, stroke)
     warnings = list(notes)
-    if kept.any() and _touches_border(kept):
+    if _touches_border(kept):
         warnings.append("the ink touches the picture's edge: the digit may be cut off")
-    soft = np.clip((darkness - 0.5 * threshold) / max(ink_level - 0.5 * threshold, 1e-6), 0, 1)
+    low = min(0.5 * threshold, 3 * noise)  # the paper's grain beside the strokes goes
+    soft = np.clip((darkness - low) / max(ink_level - low, 1e-6), 0, 1)
     reach = ndimage.binary_dilation(kept, iterations=max(1, round(stroke / 2)))
-    soft = np.where(reach, soft, 0.0).astype(np.float32)
-    ink, stroke_info = _normalise_stroke(soft, kept, threshold / ink_level)
+    soft = np.where(reach & ~(lines & ~kept), soft, 0.0).astype(np.float32)
+    ink, stroke_info = _normalise_stroke(soft, reach)
     return Scan(
         picture=grey.astype(np.float32),
         paper_removed=(1.0 - darkness).astype(np.float32),
-        mask=np.where(kept, 1.0, np.where(dropped, 0.35, 0.0)).astype(np.float32),
+        mask=np.where(kept, 1.0, np.where(found, 0.35, 0.0)).astype(np.float32),
         ink=ink,
         warnings=warnings,
         info={
             "ink": "light on dark" if light_ink else "dark on light",
             "threshold": round(float(threshold), 4),
             "noise": round(float(noise), 4),
+            "ruled_lines": bool(lines.any()),
             **stroke_info,
         },
     )
@@ -113,8 +118,10 @@ def _working_size(img: np.ndarray) -> np.ndarray:
 def _light_ink(grey: np.ndarray) -> bool:
     """Whether what stands out of the ground is lighter than it (MNIST's white digits on
     black) rather than darker (ink on paper). Where the picture's border is even, the border is
-    the ground; where it is not (a gradient, a shadow, a desk), the ground is the median of
-    blocks a third of the picture across, so the light's changes mostly cancel."""
+    the ground. Where it is not (a gradient, a shadow, a desk, ruled paper), what stands out is
+    what a closing (dark) or an opening (light) removes, a 24th and an eighth of the picture
+    wide: thin marks, not the light's slow changes nor a shadow's edge. Ink on paper is by far
+    the commoner, so light ink needs both widths to agree."""
     h, w = grey.shape
     band = max(1, min(h, w) // 50)
     ring = np.concatenate([grey[:band].ravel(), grey[-band:].ravel(),
@@ -122,14 +129,17 @@ def _light_ink(grey: np.ndarray) -> bool:
     low, high = np.percentile(ring, [10, 90])
     if high - low < 0.1:
         rest = grey - float(np.median(ring))
-        cut = 0.1
-    else:
-        rest = grey - _upsample(_blocks(grey, 3, 50), grey.shape)
-        spread = 1.4826 * float(np.median(np.abs(rest - np.median(rest))))
-        cut = max(4 * spread, 0.04)
-    lighter = float(np.clip(rest - cut, 0, None).sum())
-    darker = float(np.clip(-rest - cut, 0, None).sum())
-    return lighter > darker
+        lighter = float(np.clip(rest - 0.1, 0, None).sum())
+        darker = float(np.clip(-rest - 0.1, 0, None).sum())
+        return lighter > darker
+    g = ndimage.gaussian_filter(grey, 1.0)
+    cut = max(4 * _noise(g), 0.04)
+    votes = []
+    for size in (max(3, min(h, w) // 24), max(5, min(h, w) // 8)):
+        darker = float(np.clip(ndimage.grey_closing(g, size=size) - g - cut, 0, None).sum())
+        lighter = float(np.clip(g - ndimage.grey_opening(g, size=size) - cut, 0, None).sum())
+        votes.append(lighter > darker)
+    return all(votes)  # ink on paper unless both scales say otherwise
 
 
 def _blocks(img: np.ndarray, across: int, q: float) -> np.ndarray:
@@ -151,42 +161,65 @@ def _upsample(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(darkness [H, W] in [0, 1]: 0 paper, 1 black ink; the paper's noise; stroke width).
+    """(darkness [H, W]: 0 paper, 1 black ink, negative where lighter than the paper; its
+    pixel noise; the stroke width).
 
-    A first, coarse paper estimate (blocks' 80th percentile, closed over 5 blocks) finds the
-    ink roughly and its stroke width; the paper is then the closing of the page by a square
-    four stroke widths and a bit wide, which fills every stroke and follows the light."""
+    A first, coarse paper estimate (blocks' 80th percentile, closed over 3 blocks) finds the
+    ink roughly and its stroke width (marks along the border, a desk or a shadow, left out);
+    the paper is then the closing of the page by a square four stroke widths and a bit wide,
+    which fills every stroke and follows the light."""
     h, w = page.shape[:2]
-    first = [_upsample(ndimage.grey_closing(_blocks(page[..., c], 10, 80), size=5), (h, w))
+    first = [_upsample(ndimage.grey_closing(_blocks(page[..., c], 10, 80), size=3), (h, w))
              for c in range(page.shape[2])]  # fmt: skip
     rough = np.mean([_darkness(page[..., c], b) for c, b in enumerate(first)], axis=0)
-    noise0 = _noise(rough)
-    level0 = _ink_level(rough, noise0)
     stroke = 3.0
+    smooth0 = _smooth(rough, _noise(rough), stroke)
+    floor0 = _floor(smooth0)
+    level0 = _ink_level(smooth0, floor0, stroke)
+    seen = np.zeros(rough.shape, bool)
     if level0 is not None:
-        rough_mask = _smooth(rough, noise0) > max(0.5 * level0, 5 * noise0)
-        stroke = stroke_width(rough_mask) or stroke
+        seen = smooth0 > max(0.5 * level0, floor0)
+        inner = _inner_marks(seen, stroke)
+        stroke = stroke_width(inner) or stroke
     size = int(np.clip(4 * stroke + 3, 7, max(7, min(h, w) // 2)))
     paper = [
-        ndimage.grey_closing(ndimage.gaussian_filter(page[..., c], 1.0), size=(size, size))
+        ndimage.gaussian_filter(
+            ndimage.grey_closing(ndimage.gaussian_filter(page[..., c], 1.0), size=(size, size)),
+            max(1.0, size / 8),
+        )
         for c in range(page.shape[2])
     ]
-    paper = [ndimage.uniform_filter(p, size=max(3, size // 2)) for p in paper]
     dark = [_darkness(page[..., c], p) for c, p in enumerate(paper)]
-    if len(dark) > 1:  # keep the channels the ink shows in
-        seen = rough > (0.5 * level0 if level0 else 1.0)
-        contrast = [
-            float(d[seen].mean() - d[~seen].mean()) if seen.any() and (~seen).any() else 0.0
-            for d in dark
-        ]
+    if len(dark) > 1 and seen.any() and not seen.all():  # keep the channels the ink shows in
+        contrast = [float(d[seen].mean() - d[~seen].mean()) for d in dark]
         best = max(contrast)
         dark = [d for d, c in zip(dark, contrast, strict=True) if c >= 0.6 * best] or dark
     darkness = np.mean(dark, axis=0).astype(np.float32)
     return darkness, _noise(darkness), stroke
 
 
+def _inner_marks(mask: np.ndarray, stroke: float) -> np.ndarray:
+    """The mask less its parts that run along the picture's border (a desk, a shadow's edge,
+    the sheet's edge) or across the whole picture as a thin line (a ruled line): a digit cut
+    by the border meets it over a stroke or two."""
+    parts, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    h, w = mask.shape
+    ring = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])
+    contact = np.bincount(ring, minlength=n + 1)
+    along = contact > max(3 * stroke, 0.1 * min(h, w))
+    areas = np.bincount(parts.ravel(), minlength=n + 1)
+    across_w = np.isin(np.arange(n + 1), np.intersect1d(parts[:, 0], parts[:, -1]))
+    across_h = np.isin(np.arange(n + 1), np.intersect1d(parts[0], parts[-1]))
+    along |= across_w & (areas <= 1.5 * stroke * w)
+    along |= across_h & (areas <= 1.5 * stroke * h)
+    along[0] = False
+    return mask & ~along[parts]
+
+
 def _darkness(channel: np.ndarray, paper: np.ndarray) -> np.ndarray:
-    return np.clip(1.0 - channel / np.maximum(paper, 1e-3), 0.0, 1.0)
+    return np.clip(1.0 - channel / np.maximum(paper, 1e-3), -1.0, 1.0)
 
 
 def _noise(img: np.ndarray) -> float:
@@ -196,32 +229,96 @@ def _noise(img: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(rest)) / 0.943)
 
 
-def _smooth(darkness: np.ndarray, noise: float) -> np.ndarray:
-    """Darkness averaged over a pixel's neighbours in proportion to the noise."""
-    sigma = 0.5 if noise < 0.02 else 1.0 if noise < 0.05 else 1.5
-    return ndimage.gaussian_filter(darkness, sigma)
+def _smooth(darkness: np.ndarray, noise: float, stroke: float) -> np.ndarray:
+    """Darkness averaged over a quarter of a stroke width (at least half a pixel, more in a
+    noisy picture): a matched filter that keeps thin strokes and fills a pencil's grain."""
+    return ndimage.gaussian_filter(darkness, _sigma(noise, stroke))
 
 
-def _ink_level(darkness: np.ndarray, noise: float) -> float | None:
-    """How dark the ink is (the 90th percentile of what stands out of the noise), None if
+def _sigma(noise: float, stroke: float) -> float:
+    return max(0.5, 0.25 * stroke, 1.0 if noise > 0.02 else 0.0)
+
+
+def _floor(smooth: np.ndarray) -> float:
+    """What paper alone reaches: five times the spread of the smoothed darkness over the
+    whole picture, which is mostly paper (its noise, JPEG's blocks, grain, what the paper
+    estimate missed), above its median; at least 0.06."""
+    middle = float(np.median(smooth))
+    spread = 1.4826 * float(np.median(np.abs(smooth - middle)))
+    return max(middle + 5 * spread, 0.06)
+
+
+def _ink_level(smooth: np.ndarray, floor: float, stroke: float) -> float | None:
+    """How dark the ink is: the 90th percentile of the marks that stand out of the paper
+    (the larger ones: not specks of noise, nor what runs along the border), None if
     nothing does."""
-    floor = max(5 * noise, 0.06)
-    candidates = _smooth(darkness, noise)
-    above = candidates[candidates > floor]
-    if above.size < 6:
+    candidates = smooth > floor
+    if candidates.sum() < 6:
         return None
-    return float(np.percentile(above, 90))
+    inner = _inner_marks(candidates, stroke)
+    parts, n = ndimage.label(inner if inner.sum() >= 6 else candidates, np.ones((3, 3)))
+    areas = np.bincount(parts.ravel())
+    areas[0] = 0
+    large = areas >= 0.1 * areas.max()
+    return float(np.percentile(smooth[large[parts]], 90))
 
 
-def _threshold(darkness: np.ndarray, noise: float) -> tuple[float, float]:
-    """(ink level, threshold): half the ink's darkness, at least five times the noise."""
-    level = _ink_level(darkness, noise)
+def _threshold(smooth: np.ndarray, stroke: float) -> tuple[float, float]:
+    """(ink level, threshold): half the ink's darkness, at least the paper's floor."""
+    floor = _floor(smooth)
+    level = _ink_level(smooth, floor, stroke)
     if level is None:
         raise NoInk
-    return level, max(0.5 * level, 5 * noise, 0.04)
+    return level, max(0.5 * level, floor)
 
 
-# --- 6: the digit's marks -------------------------------------------------------------------------
+# --- 6: the digit's marks
+
+SLOPES = np.linspace(-0.15, 0.15, 31)  # ruled lines up to about 8.5 degrees off the axes
+
+
+def _ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
+    """The pixels of ruled (or squared) paper's lines: straight runs of ink across the whole
+    picture, horizontal or vertical within 8.5 degrees, found by summing the mask along each
+    slope; where a stroke of the digit crosses a line, the crossing is kept."""
+    lines = np.zeros(mask.shape, bool)
+    for turn in (False, True):
+        m = mask.T if turn else mask
+        h, w = m.shape
+        parts, _ = ndimage.label(m, structure=np.ones((3, 3)))
+        if not (set(parts[:, 0].tolist()) & set(parts[:, -1].tolist())) - {0}:
+            continue  # nothing crosses from one side to the other
+        pad = int(np.ceil(SLOPES.max() * w / 2)) + 1
+        padded = np.pad(m, ((pad, pad), (0, 0)))
+        xs = np.arange(w)
+        every = xs[:: max(1, w // 128)]
+        best, best_score = 0.0, -1.0
+        for s in SLOPES:  # the slope at which the rows are most nearly all ink or none
+            shift = np.round(s * (every - w / 2)).astype(int) + pad
+            cover = padded[np.arange(h)[:, None] + shift[None, :], every].mean(axis=1)
+            score = float((cover**2).sum())
+            if score > best_score:
+                best, best_score = s, score
+        shift = np.round(best * (xs - w / 2)).astype(int) + pad
+        rows = np.arange(h)[:, None] + shift[None, :]
+        sheared = padded[rows, xs]
+        cover = sheared.mean(axis=1)
+        on = cover >= 0.6
+        on |= (cover >= 0.3) & (np.roll(on, 1) | np.roll(on, -1))  # a line's thicker rows
+        if not on.any():
+            continue
+        found = np.zeros_like(padded)
+        found[rows[on], np.broadcast_to(xs, rows.shape)[on]] = sheared[on]
+        found = found[pad : pad + h]
+        thick = int(on.sum() / max(1, np.count_nonzero(np.diff(np.r_[0, on.astype(int)]) == 1)))
+        rest = m & ~found
+        across = ndimage.binary_closing(rest, structure=np.ones((thick + 3, 1)))
+        found &= ~across
+        lines |= found.T if turn else found
+    return lines
+
+
+# --- the digit's marks -------------------------------------------------------------------------
 
 
 def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -232,8 +329,11 @@ def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarra
     areas = np.bincount(parts.ravel())[1:]
     big = areas >= SPECK * areas.max()
     ink = mask & big[parts - 1] & (parts > 0)
-    # marks: ink within about a stroke and a half of each other belongs together
-    reach = max(1, round(1.5 * stroke))
+    inner = _inner_marks(ink, stroke)
+    if inner.any():
+        ink = inner
+    # marks: ink within about a stroke width of each other belongs together
+    reach = max(1, round(stroke))
     marks, m = ndimage.label(
         ndimage.binary_dilation(ink, iterations=reach), structure=np.ones((3, 3))
     )
@@ -260,10 +360,17 @@ def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarra
     digit = max(candidates, key=lambda f: f["score"])
     keep = {digit["k"]}
     y0, x0, y1, x1 = digit["box"]
-    grow = 0.15 * max(y1 - y0, x1 - x0)
-    for f in candidates:  # parts of the same digit: inside its box, grown a little
+    grow = 0.4 * max(y1 - y0, x1 - x0)
+    for f in candidates:  # parts of the same digit: smaller pieces near it, or mostly inside
         fy0, fx0, fy1, fx1 = f["box"]
-        if fy0 >= y0 - grow and fx0 >= x0 - grow and fy1 <= y1 + grow and fx1 <= x1 + grow:
+        oy = min(fy1, y1 + grow) - max(fy0, y0 - grow)
+        ox = min(fx1, x1 + grow) - max(fx0, x0 - grow)
+        if oy <= 0 or ox <= 0:
+            continue
+        inside = oy * ox / ((fy1 - fy0) * (fx1 - fx0))
+        stacked = min(fx1, x1) - max(fx0, x0) >= 0.5 * min(fx1 - fx0, x1 - x0)
+        small = 0.08 * digit["area"] <= f["area"] < 0.5 * digit["area"]
+        if small or inside > 0.7 or stacked:
             keep.add(f["k"])
     kept = np.isin(marks, list(keep))
     dropped = mask & ~kept
@@ -278,7 +385,8 @@ def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarra
 
 
 def _touches_border(kept: np.ndarray) -> bool:
-    return bool(kept[0].any() or kept[-1].any() or kept[:, 0].any() or kept[:, -1].any())
+    edges = (kept[0], kept[-1], kept[:, 0], kept[:, -1])
+    return bool(any(e.any() for e in edges))
 
 
 # --- 7: stroke width ------------------------------------------------------------------------------
@@ -291,7 +399,7 @@ def stroke_width(mask: np.ndarray) -> float | None:
         return None
     dist = ndimage.distance_transform_edt(mask)
     ridge = mask & (dist >= ndimage.maximum_filter(dist, size=3))
-    return float(2 * np.median(dist[ridge]) - 1)
+    return float(2 * np.mean(dist[ridge]) - 1)
 
 
 def stroke_ratio(ink: np.ndarray, threshold: float = 0.5) -> tuple[float, np.ndarray]:
@@ -302,14 +410,12 @@ def stroke_ratio(ink: np.ndarray, threshold: float = 0.5) -> tuple[float, np.nda
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     img = Image.fromarray(ink.astype(np.float32), mode="F")
     big = np.asarray(img.resize(size, Image.BILINEAR if scale > 1 else Image.BOX))
-    big = np.pad(big, 4)
+    big = np.pad(big, 8)
     width = stroke_width(big > threshold)
     return (width or 0.0) / MEASURE, big
 
 
-def _normalise_stroke(
-    soft: np.ndarray, kept: np.ndarray, threshold: float
-) -> tuple[np.ndarray, dict[str, Any]]:
+def _normalise_stroke(soft: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """(the digit's ink cropped, what was measured): a stroke outside MNIST's spread is
     redrawn at MNIST's typical width; one inside it is left as it is."""
     rows, cols = np.nonzero(kept)
