@@ -1,7 +1,7 @@
 """Keep ``torch._dynamo`` unimported when nothing is compiled.
 
-Why: ``import torch._dynamo`` costs 1.3-1.5 s on a quiet 2-core machine, more than half of what a
-1-step ``lenet train`` costs beyond ``import torch``, and plain eager training never needs it.
+Why: ``import torch._dynamo`` costs more than half of what a 1-step ``lenet train`` costs beyond
+``import torch`` (docs/benchmarks.md, start-up), and plain eager training never needs it.
 ``torch.optim`` imports it anyway, only to tell a compiler where not to look:
 - ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` are wrapped
   by ``torch._disable_dynamo``, which imports dynamo on the first call to mark the method as not
@@ -13,7 +13,7 @@ Why: ``import torch._dynamo`` costs 1.3-1.5 s on a quiet 2-core machine, more th
 method itself), then builds the optimizer with ``make()`` and gives it a ``step`` that does what
 the second wrapper does outside a compiler: grad mode set, the step, grad mode restored, inside
 torch's own step hooks (``Optimizer.profile_hook_step``: pre/post hooks, the profiler label).
-The numbers are those of ``optimizer.step()`` (tests/test_lazy_dynamo.py).
+The numbers are those of ``optimizer.step()`` (tests/training/test_startup.py).
 
 Both wrappers are recognised by what they are (the code objects torch's decorators make), not by
 name: a torch release that wraps differently is left alone and imports dynamo as before. Call it

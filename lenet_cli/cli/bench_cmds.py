@@ -58,7 +58,7 @@ CompileOpt = Annotated[
     bool,
     typer.Option(
         "--compile",
-        help="torch.compile the model (the warm-up pays for it; slower than eager on CPU here).",
+        help="torch.compile the model (the warm-up pays for it; slower than eager on a CPU).",
     ),
 ]
 FusedOpt = Annotated[

@@ -1,9 +1,9 @@
 """A whole training step as one C call: forward, loss, backward and the optimizer's update.
 
-Why: with fused.py's kernels a batch-64 step on 2 cores took about 940 us, of which about 510
-were the kernels' arithmetic; the rest was per-step Python around tiny tensors: autograd's graph
-and its one node, the loss as a handful of ops, ``zero_grad``, torch.optim's step (124 us for
-a 35-50 us update) and an allocation for every kept buffer. ``FusedStep`` runs
+Why: with fused.py's kernels under autograd, nearly half of a batch-64 step is per-step Python
+around tiny tensors rather than the kernels' arithmetic: autograd's graph and its one node, the
+loss as a handful of ops, ``zero_grad``, torch.optim's step (several times the cost of the
+update it computes) and an allocation for every kept buffer. ``FusedStep`` runs
 ``lenet_train_step`` (kernels/whole_net.c) on buffers it keeps from step to step.
 
 What stays torch's: the parameters, their ``.grad`` (the step's gradients, as after

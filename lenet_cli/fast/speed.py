@@ -10,9 +10,9 @@ Why each default (docs/kernels.md and docs/benchmarks.md have the figures and co
   images alone when asked for ``"auto"``. It differs from NCHW by float rounding only (oneDNN
   picks another convolution algorithm).
 - the fused kernel (``fused.FusedNet``, chosen by ``fused_choice``) runs the tutorial's Net as
-  one C call forward and one backward: several times PyTorch's ops on this CPU.
-- torch.compile (inductor) trained slower than eager on a 2-core CPU (LeNet's kernels are too
-  small for fusion to pay): it is offered for GPUs, not the default anywhere.
+  one C call forward and one backward: several times as fast as PyTorch's ops.
+- torch.compile (inductor) trains LeNet on a CPU slower than eager (its kernels are too small
+  for fusion to pay): it is offered for GPUs, not the default anywhere.
 """
 
 from __future__ import annotations

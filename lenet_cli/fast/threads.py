@@ -1,17 +1,15 @@
 """``--threads auto``: the CPU thread count that trains fastest *now*, re-checked as the load moves.
 
 Why: on a machine where another program holds a core, PyTorch's OpenMP threads wait for each other
-at every parallel region, and a 2-thread step can be 3-17x slower than a 1-thread one; on a quiet
-machine 2 threads are ~1.5x faster. No fixed choice is right for laptops, CI runners and shared
+at every parallel region, and a 2-thread step can be 3-17x slower than a 1-thread one; on idle
+cores 2 threads are ~1.5x faster. No fixed choice is right for laptops, CI runners and shared
 servers, so the training loop times its own steps: a short probe of each candidate count (the
 first step after a switch is not counted: it wakes the thread pool), then the fastest is kept,
 judged by its mean time per image (throughput: one step that waited 100x for a core counts as
 the time it lost, where a median would hide it). More threads must win by ``margin`` (15%): with
 another program on the machine, a count that needs every core has bursts of waiting that a
-6-step probe can miss. Measured here with two busy processes beside 20 epochs of the bundled
-sample, four alternating rounds: 16,690 / 18,932 / 14,467 / 14,793 img/s choosing by the median
-without a margin, 23,254 / 29,603 / 21,324 / 31,621 by the mean with it, 30,700 / 24,421 /
-31,661 / 31,669 at a fixed 1 thread (docs/benchmarks.md).
+6-step probe can miss: beside two busy processes, choosing by the median without a margin
+trained at 55% of a fixed 1 thread's speed, by the mean with the margin at 89%.
 It probes again after ``recheck_s`` seconds (doubling, up to 8x, while the answer stays the same),
 and sooner when steps get much slower than they were (another program started; at most once per
 ``recheck_s``). A probe costs
@@ -20,7 +18,7 @@ more than twice as slow as the best so far (with one core busy, 2 threads can be
 
 Pure Python and no torch: the caller passes the function that sets the thread count and reports
 each step's time; the tuner reports its choices through ``on_choice``. The C kernels give the same
-numbers at any thread count (tests/test_fused.py), so switching changes speed only.
+numbers at any thread count (tests/fast/test_fused.py), so switching changes speed only.
 """
 
 from __future__ import annotations

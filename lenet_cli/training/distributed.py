@@ -108,13 +108,13 @@ def close() -> None:
 def leave(code: int) -> None:
     """End a process that joined a group with ``code``, skipping the interpreter's finalization.
 
-    gloo's worker threads outlive ``destroy_process_group`` (it seems DDP's reducer still holds
-    the group) and release their last collective after it has completed; when that lands while the
+    gloo's worker threads outlive ``destroy_process_group`` (DDP's reducer still holds the group)
+    and release their last collective after it has completed; when that lands while the
     interpreter finalizes, the release needs the GIL, the thread is made to exit and the C++
-    runtime aborts the rank ("terminate called without an active exception", SIGABRT, about 1
-    run in 40 here; a core dump showed ``ProcessGroupGloo::runLoop`` freeing an
-    ``AsyncAllreduceWork`` during ``Py_FinalizeEx``). Everything the rank writes is saved and
-    closed before this point, so it flushes its streams and exits at once.
+    runtime aborts the rank ("terminate called without an active exception", SIGABRT:
+    ``ProcessGroupGloo::runLoop`` freeing an ``AsyncAllreduceWork`` during ``Py_FinalizeEx``).
+    Everything the rank writes is saved and closed before this point, so it flushes its streams
+    and exits at once.
     """
     import sys
 
