@@ -6,7 +6,8 @@
 - ``epoch.py``: running sums and NaN checks; ``plan.py``: what ``train`` is asked (defaults <
   file < flags, the run directory, resume rules);
 - ``tblog.py``: TensorBoard logging; ``distributed.py``: what a data-parallel rank does
-  differently; ``bench.py``: ``lenet bench``.
+  differently; ``bench.py``: ``lenet bench`` (each of its cells measured by
+  ``bench_cell.py``).
 
 May import: the top-level modules, data/, fast/, runs/, use/ and teach/. Nothing above.
 """

@@ -1,6 +1,7 @@
 """The benchmark engine: training and inference images/s on one device.
 
-``run_bench`` returns plain data and never prints; progress goes to ``on_event``. Method:
+``run_bench`` returns plain data and never prints; progress goes to ``on_event``. Each cell is
+measured by ``bench_cell.bench_one``. Method:
 - data: ``images`` random normalised-like images and labels, made once on the device (in the
   chosen layout, so batches are views or one index_select, as in training);
 - training is lenet's own path: a seeded randperm per pass, and the step `lenet train` takes
@@ -21,26 +22,22 @@ Nothing in a timed pass reads a value back to the host (no ``.item()``).
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from lenet_cli.config import AT_LEAST_1, NON_NEGATIVE, check_value
-from lenet_cli.device import set_threads, synchronize
+from lenet_cli.device import set_threads
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import cpu, speed
 from lenet_cli.fast.threads import ThreadTuner, candidates
-from lenet_cli.model import INPUT_SHAPE, NUM_CLASSES, build_model
-from lenet_cli.optim import build_optimizer
-from lenet_cli.training.step import choose
+from lenet_cli.model import build_model
+from lenet_cli.training.bench_cell import bench_one
 
 Event = Callable[[dict], None]
-EPOCH_IMAGES = 60_000
 
 
 def _emit(on_event: Event | None, **event: Any) -> None:
@@ -61,137 +58,6 @@ def busy_loops(n: int) -> list[subprocess.Popen]:
         subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
         for _ in range(n)
     ]
-
-
-def _median_rate(
-    run_pass: Callable[[], None], device: torch.device, images: int, repeats: int
-) -> tuple[float, float, list[float]]:
-    """(warm-up seconds, median images/s, every pass's seconds)."""
-    t0 = time.perf_counter()
-    run_pass()
-    synchronize(device)
-    warmup = time.perf_counter() - t0
-    seconds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_pass()
-        synchronize(device)
-        seconds.append(time.perf_counter() - t0)
-    return warmup, images / statistics.median(seconds), seconds
-
-
-def _random_data(
-    device: torch.device, images: int, seed: int, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``images`` random images and labels, made once on ``device`` from ``seed``, in the layout."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x_all = torch.randn((images, *INPUT_SHAPE), generator=gen, device=device)
-    y_all = torch.randint(0, NUM_CLASSES, (images,), generator=gen, device=device)
-    return speed.prepare_inputs(x_all, channels_last), y_all
-
-
-def _train_figures(
-    run, model, x_all, y_all, *, device, batch_size, repeats, precision, seed, lr, tuner, compiled
-) -> dict[str, Any]:
-    """Training images/s at one batch size: `lenet train`'s optimizer, batches and step."""
-    optimizer = build_optimizer(
-        "sgd", model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0
-    )  # as `lenet train` builds it (fused)
-    scaler = speed.grad_scaler(device, precision)
-    order = torch.Generator().manual_seed(seed)
-    steps = choose(
-        run,
-        optimizer,
-        "cross-entropy",
-        0.0,
-        x_all,
-        y_all,
-        batch_size,
-        precision=precision,
-        scaler=scaler,
-        compiled=compiled,
-    )  # as `lenet train` does
-
-    def train_pass() -> None:
-        for batch in steps.batches(order):
-            started = time.perf_counter()
-            n = steps.step(batch)[2]
-            if tuner is not None:  # CPU steps are synchronous
-                tuner.record(time.perf_counter() - started, n)
-
-    model.train()
-    warm, rate, secs = _median_rate(train_pass, device, len(x_all), repeats)
-    figures = {
-        "train_images_per_s": rate,
-        "train_epoch_s": EPOCH_IMAGES / rate,
-        "train_warmup_s": warm,
-        "train_pass_s": secs,
-    }
-    if tuner is not None:
-        figures["threads_chosen"] = [c.threads for c in tuner.choices]
-    return figures
-
-
-def _infer_figures(run, model, x_all, *, device, batch_size, repeats, precision) -> dict[str, Any]:
-    """Inference images/s at one batch size: eval mode, ``torch.inference_mode()``, autocast."""
-    images = len(x_all)
-    model.eval()
-
-    @torch.inference_mode()
-    def infer_pass() -> None:
-        with speed.autocast(device, precision):
-            for start in range(0, images, batch_size):
-                run(x_all[start : start + batch_size])
-
-    warm, rate, secs = _median_rate(infer_pass, device, images, repeats)
-    return {
-        "infer_images_per_s": rate,
-        "infer_us_per_batch": 1e6 * batch_size / rate,
-        "infer_warmup_s": warm,
-        "infer_pass_s": secs,
-    }
-
-
-def bench_one(
-    *,
-    device: torch.device,
-    batch_size: int,
-    images: int,
-    repeats: int,
-    arch: str,
-    precision: str,
-    channels_last: bool,
-    compile: bool,
-    seed: int,
-    fused: bool = False,
-    lr: float = 0.01,
-    do_train: bool = True,
-    do_infer: bool = True,
-    tuner: ThreadTuner | None = None,
-) -> dict[str, Any]:
-    """One (batch size, current threads) cell: training and inference figures."""
-    x_all, y_all = _random_data(device, images, seed, channels_last)
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    run = speed.prepare_model(
-        model, device, channels_last=channels_last, compile=compile, fused=fused
-    )
-    row: dict[str, Any] = {"batch_size": batch_size, "threads": torch.get_num_threads()}
-    timing = {
-        "device": device,
-        "batch_size": batch_size,
-        "repeats": repeats,
-        "precision": precision,
-    }
-    if do_train:
-        row.update(
-            _train_figures(
-                run, model, x_all, y_all, seed=seed, lr=lr, tuner=tuner, compiled=compile, **timing
-            )
-        )
-    if do_infer:
-        row.update(_infer_figures(run, model, x_all, **timing))
-    return row
 
 
 def _check_args(device, precision, batch_sizes, repeats, busy, images) -> None:
@@ -295,11 +161,7 @@ def run_bench(
         do_train=train,
         do_infer=infer,
     )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.name()
-    return {
-        "device": str(device),
-        "device_name": name,
-        "torch": torch.__version__,
+    settings = {
         "arch": arch,
         "precision": precision,
         "channels_last": "auto" if channels_last is None else channels_last,
@@ -308,6 +170,18 @@ def run_bench(
         "fused": use_fused,
         "images": images,
         "repeats": repeats,
+    }
+    return _report(device, settings, backends, busy, rows)
+
+
+def _report(device, settings: dict, backends: dict, busy: int, rows: list[dict]) -> dict:
+    """run_bench's JSON-ready result: the machine, the settings and every cell's row."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.name()
+    return {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        **settings,
         "backends": backends,
         "physical_cores": speed.default_threads(),
         "busy": busy,
