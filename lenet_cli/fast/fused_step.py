@@ -89,6 +89,14 @@ class FusedStep:
         self.a.loss, self.a.smoothing = LOSSES[loss], float(smoothing)
         self._point()
 
+    def clip(self, norm: float | None = None, value: float | None = None) -> None:
+        """Clip the gradients in the C call, between the backward and the update, as
+        ``torch.nn.utils.clip_grad_norm_`` (``norm``: their global L2 norm at most this) and
+        ``clip_grad_value_`` (``value``: each element into [-value, value]) do; None: off.
+        torch's own update, where it follows the C call, sees the clipped gradients too."""
+        self.a.clip_norm = float(norm or 0.0)
+        self.a.clip_value = float(value or 0.0)
+
     def updates(self) -> bool:
         """Whether the C call also makes the optimizer's update (else torch's step follows it;
         the first step of a stateful optimizer is torch's either way)."""

@@ -48,7 +48,7 @@ FLAGS = (
     "-fPIC",
 )
 LIBS = ("-lm",)  # after the source
-ABI = 3  # the version of Args; the library's LENET_ABI (lenet_args.h) must be the same
+ABI = 4  # the version of Args; the library's LENET_ABI (lenet_args.h) must be the same
 _ERRORS = {
     2: "interface mismatch (struct version or size)",
     3: "sizes the kernel does not handle",
@@ -80,6 +80,8 @@ class Args(ctypes.Structure):
         ("hits", ctypes.c_int64),
         ("rows", _P),
         ("images", ctypes.c_int64),
+        ("clip_norm", ctypes.c_double),
+        ("clip_value", ctypes.c_double),
     ]
 
 

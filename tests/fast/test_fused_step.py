@@ -324,3 +324,82 @@ def test_state_in_another_layout_is_adopted_and_the_c_update_binds():
     assert state["exp_avg_sq"].stride() == conv1.stride()
     step.bound_to = None
     assert step._bind(fused_step.ADAM)
+
+
+def _clipped_by_torch(net, batch, clip: dict):
+    """The gradients of ``batch`` at ``net``'s weights (a C step with lr 0 leaves them in .grad),
+    clipped by torch.nn.utils on a copy."""
+    step, _ = _step(net, lr=0.0, momentum=0.0, weight_decay=0.0)
+    step(*batch)
+    twin = copy.deepcopy(net.plain)
+    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+        q.grad = p.grad.clone()
+    if "norm" in clip:
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), clip["norm"])
+    if "value" in clip:
+        torch.nn.utils.clip_grad_value_(twin.parameters(), clip["value"])
+    return [p.grad.clone() for p in net.parameters()], [q.grad for q in twin.parameters()]
+
+
+@pytest.mark.parametrize("clip", [{"norm": 0.05}, {"value": 2e-3}, {"norm": 1e6}])
+def test_clipping_in_the_c_step_is_torchs_on_the_same_gradients(clip):
+    """--clip-grad-norm / --clip-grad-value inside the C call: the gradients it leaves are
+    torch.nn.utils.clip_grad_norm_ / clip_grad_value_ of the unclipped ones."""
+    batch = _batch(64, seed=3)
+    raw, want = _clipped_by_torch(_net(), batch, clip)
+    net = _net()
+    step, _ = _step(net, lr=0.0, momentum=0.0, weight_decay=0.0)
+    step.clip(**clip)
+    step(*batch)
+    for p, w in zip(net.parameters(), want, strict=True):
+        assert torch.allclose(p.grad, w, rtol=1e-5, atol=1e-9)
+    changed = any(not torch.equal(r, w) for r, w in zip(raw, want, strict=True))
+    assert changed == (clip != {"norm": 1e6})  # a bound above the norm changes nothing
+
+
+@pytest.mark.parametrize(("name", "options"), [("sgd", {}), ("adamw", {"lr": 1e-3})])
+def test_the_c_update_uses_the_clipped_gradients(name, options):
+    net = _net()
+    step, opt = _step(net, name, **options)
+    step.clip(norm=0.05)
+    for i in range(3):
+        step(*_batch(64, seed=i))
+
+    def make(params):
+        return build_optimizer(name, params, **{**OPTIONS, **options})
+
+    twin, _ = _and_by_torch(net, step, opt, make, _batch(64, seed=3))  # given the C's .grad
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in net.parameters()])) == (
+        pytest.approx(0.05, rel=1e-4)
+    )
+    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-7)
+
+
+def test_clipping_before_torchs_own_step_and_at_any_thread_count():
+    """RMSprop's step (torch's, after the C call) is given the clipped gradients; and the
+    clipped step is the same at any number of threads."""
+    norms = []
+    step, opt = _step(_net(), "rmsprop", lr=1e-3)
+    step.clip(norm=0.05)
+
+    def seen(optimizer, *_):
+        grads = [p.grad.flatten() for p in optimizer.param_groups[0]["params"]]
+        norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+
+    opt.register_step_pre_hook(seen)
+    for i in range(3):
+        step(*_batch(32, seed=i))
+    assert norms == pytest.approx([0.05] * 3, rel=1e-4)
+
+    def run():
+        net = _net()
+        s, _ = _step(net, "adam", lr=1e-3)
+        s.clip(norm=0.05)
+        for i in range(3):
+            s(*_batch(50, seed=i))
+        return [p.detach().clone() for p in net.parameters()]
+
+    outs = for_thread_counts(run)
+    for other in outs[1:]:
+        assert all(torch.equal(p, q) for p, q in zip(outs[0], other, strict=True))

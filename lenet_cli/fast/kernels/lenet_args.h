@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define LENET_ABI 3
+#define LENET_ABI 4
 
 /* The sizes the kernels' fixed buffers hold (check_args refuses any other). */
 #define LENET_MAX_SIDE 64 /* image height and width: the first block copies an image into a
@@ -74,6 +74,12 @@ typedef struct {
        instead of gathered first; NULL: image n is x's n-th. */
     const int64_t *rows;
     int64_t images;
+    /* lenet_train_step only: gradient clipping, between the backward and the update (or before
+       the update torch makes after a LENET_GRADS_ONLY step), as torch.nn.utils computes it.
+       clip_value > 0: every gradient element clamped into [-clip_value, clip_value] (NaN stays
+       NaN); then clip_norm > 0: the ten gradients scaled together by
+       clip_norm / (norm + 1e-6) when that is below 1, norm being their global L2 norm. 0: off. */
+    double clip_norm, clip_value;
 } lenet_args;
 
 /* What the library reports, read by kernel.py at load time. */

@@ -986,9 +986,62 @@ static void param_sizes(const Net *z, int64_t numel[10]) {
     memcpy(numel, s, sizeof s);
 }
 
+/* Gradient clipping over the ten gradients (lenet_args.h: clip_value, clip_norm). The squared
+   norm is summed in double over fixed chunks of each gradient, eight running sums per chunk,
+   and the chunks' sums are added in order: the same norm at any number of threads. */
+#define CLIP_CHUNK 4096
+static int clip_grads(lenet_args *a, const Net *z) {
+    const int by_value = a->clip_value > 0, by_norm = a->clip_norm > 0;
+    if (!by_value && !by_norm) return LENET_OK;
+    int64_t numel[10], first[11];
+    param_sizes(z, numel);
+    first[0] = 0;
+    for (int i = 0; i < 10; i++)
+        first[i + 1] = first[i] + (numel[i] + CLIP_CHUNK - 1) / CLIP_CHUNK;
+    const int64_t chunks = first[10];
+    double *part = by_norm ? malloc(sizeof(double) * chunks) : NULL;
+    if (by_norm && part == NULL) return LENET_NO_MEMORY;
+    const float v = (float)a->clip_value;
+#pragma omp parallel for num_threads(z->threads) schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        int i = 0;
+        while (c >= first[i + 1]) i++;
+        float *restrict g = a->grads[i];
+        const int64_t lo = (c - first[i]) * CLIP_CHUNK;
+        const int64_t hi = lo + CLIP_CHUNK < numel[i] ? lo + CLIP_CHUNK : numel[i];
+        if (by_value)
+            for (int64_t e = lo; e < hi; e++) g[e] = g[e] > v ? v : (g[e] < -v ? -v : g[e]);
+        if (by_norm) {
+            double s[8] = {0};
+            int64_t e = lo;
+            for (; e + 8 <= hi; e += 8)
+                for (int k = 0; k < 8; k++) s[k] += (double)g[e + k] * g[e + k];
+            for (; e < hi; e++) s[0] += (double)g[e] * g[e];
+            part[c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        }
+    }
+    if (!by_norm) return LENET_OK;
+    double total = 0.0;
+    for (int64_t c = 0; c < chunks; c++) total += part[c];
+    free(part);
+    const double coef = a->clip_norm / (sqrt(total) + 1e-6);
+    if (!(coef < 1.0)) return LENET_OK; /* NaN too: the non-finite loss stops the run */
+    const float f = (float)coef;
+#pragma omp parallel num_threads(z->threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = 0; i < 10; i++) {
+            float *restrict g = a->grads[i];
+            for (int64_t e = numel[i] * t / nt; e < numel[i] * (t + 1) / nt; e++) g[e] *= f;
+        }
+    }
+    return LENET_OK;
+}
+
 /* One training step: lenet_forward into the kept buffers, the loss and dLoss/dscores,
-   lenet_backward into grads, then (unless LENET_GRADS_ONLY) the optimizer's update, split
-   across the threads element by element (so the result does not depend on their number). */
+   lenet_backward into grads, clipped (clip_grads), then (unless LENET_GRADS_ONLY) the
+   optimizer's update, split across the threads element by element (so the result does not
+   depend on their number). */
 int lenet_train_step(lenet_args *a) {
     const int bad = check_args(a);
     if (bad) return bad;
@@ -1013,6 +1066,7 @@ int lenet_train_step(lenet_args *a) {
         a->gscores = kept;
     }
     free(gs);
+    if (!code) code = clip_grads(a, &z);
     if (code || a->opt == LENET_GRADS_ONLY) return code;
     int64_t numel[10];
     param_sizes(&z, numel);
