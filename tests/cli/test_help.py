@@ -51,6 +51,7 @@ def test_every_command_is_checked():
 def test_help_fits_80_columns_without_bool_and_keeps_brackets(path, command):
     text = _help(path)
     assert "<bool>" not in text  # a switch takes no value
+    assert "…" not in text  # nothing cut off to fit
     too_wide = [line for line in text.splitlines() if len(line) > 80]
     assert not too_wide, too_wide
     # every [...] of a help text is shown as written (Rich markup would eat [onnx], [default: x])
