@@ -151,6 +151,16 @@ def check_precision(device: torch.device, precision: str) -> None:
         )
 
 
+def precision_note(device: torch.device, precision: str) -> str | None:
+    """What a person should know before training at ``precision`` on ``device``, or None."""
+    if precision == "bf16-mixed" and device.type == "cpu":
+        return (
+            "bf16-mixed on the CPU runs PyTorch's ops under autocast instead of the fused fp32 "
+            "step: usually several times slower than fp32 there, not faster (--precision fp32)"
+        )
+    return None
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
     """The forward pass's precision: ``fp32`` does nothing; the others run under torch.autocast.

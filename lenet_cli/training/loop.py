@@ -148,6 +148,9 @@ def train_epochs(
 def _set_up(cfg: TrainConfig, device: torch.device, emit) -> bool:
     """Checks and global settings before any data is loaded; whether the fused kernels run."""
     speed.check_precision(device, cfg.precision)
+    slower = speed.precision_note(device, cfg.precision)
+    if slower:
+        emit(event="notice", notice=slower)
     if cfg.tensorboard:
         require_tensorboard()  # a missing extra is said before anything runs
     fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
@@ -237,6 +240,7 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
             threads=threads,
             fused=run.fused,
             fused_step=mode,
+            label_smoothing=cfg.label_smoothing,
         )
         run.model.train()
         started = time.perf_counter()

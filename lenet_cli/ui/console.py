@@ -24,9 +24,13 @@ def out() -> Console:
 
 
 def err() -> Console:
+    """Console on stderr. While a live display (a progress bar) runs, Rich puts a proxy in
+    sys.stderr; the console that drew the display is kept, so that a message is printed above
+    the bar rather than glued to its end by a second console writing through the proxy."""
     global _err
-    if _err is None or _err.file is not sys.stderr:
-        _err = Console(file=sys.stderr, highlight=False)
+    stream = getattr(sys.stderr, "rich_proxied_file", sys.stderr)  # rich.file_proxy.FileProxy
+    if _err is None or _err.file is not stream:
+        _err = Console(file=stream, highlight=False)
     return _err
 
 

@@ -14,8 +14,11 @@ from lenet_cli.ui.data import download_note
 _DONE = ("complete", "pruned", "fail")
 
 
-def _value(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
+def _value(v: float | None, metric: str) -> str:
+    """A trial's metric for a person: an accuracy as a percentage, a loss as a number."""
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if metric.endswith("_acc") else f"{v:.4f}"
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -47,7 +50,7 @@ def trials_table(rows: list[dict[str, Any]], metric: str, title: str | None = No
         table.add_row(
             str(r["number"]),
             safe(state),
-            _value(r["value"]),
+            _value(r["value"], metric),
             str(r["epochs"]),
             *params,
             safe(r["dir"] or "-"),
@@ -85,7 +88,8 @@ class SweepProgress:
                 self._shown.add(r["number"])
                 note = f" ({r['note']})" if r.get("note") else ""
                 sys.stderr.write(
-                    f"trial {r['number']} {r['state']}{note}  {self.metric} {_value(r['value'])}"
+                    f"trial {r['number']} {r['state']}{note}  {self.metric} "
+                    f"{_value(r['value'], self.metric)}"
                     f"  epochs {r['epochs']}  {_params(r['params'])}  {r['dir'] or '-'}\n"
                 )
                 sys.stderr.flush()
@@ -123,7 +127,7 @@ def render_sweep(doc: dict[str, Any], table: bool) -> None:
         c.print("no trial has completed yet")
         return
     c.print(
-        f"best trial {best['number']}: {doc['metric']} {_value(best['value'])} "
+        f"best trial {best['number']}: {doc['metric']} {_value(best['value'], doc['metric'])} "
         f"({safe(_params(best['params']))}), run {safe(best['dir'] or '-')}",
         soft_wrap=True,
     )

@@ -30,21 +30,55 @@ def _loss(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+# The epoch table: a two-line header, then one line per epoch, each cell right-aligned to its
+# width; with a validation split a line is 78 columns (a wider figure pushes its own line only).
+_LOSS, _ACC = 6, 7  # "0.5150", "100.00%"
+_GROUP = 2 + _LOSS + 1 + _ACC  # a split's two cells and the space before them
+
+
+def _epoch_width(epochs: int) -> int:
+    return max(len("epoch"), 2 * len(str(epochs)) + 1)
+
+
+def _splits(val: bool) -> tuple[str, ...]:
+    return ("train", "val", "test") if val else ("train", "test")
+
+
+def epoch_header(epochs: int, val: bool, smoothing: float = 0.0) -> list[str]:
+    """The lines above the epoch table: the splits, the columns, what ``*`` means and, with
+    label smoothing, that the train loss includes it (so it stays well above 0)."""
+    w, splits = _epoch_width(epochs), _splits(val)
+    groups = "".join(f"  {' ' + s + ' ':-^{_GROUP - 2}}" for s in splits)
+    names = "".join(f"  {'loss':>{_LOSS}} {'acc':>{_ACC}}" for _ in splits)
+    lines = [
+        f"{'':>{w}}{groups}   * = best so far",
+        f"{'epoch':>{w}}{names} {'lr':>8} {'img/s':>7} {'s':>5}",
+    ]
+    if smoothing:
+        lines.insert(0, f"the train loss includes label smoothing {smoothing:g} (it stays above 0)")
+    return lines
+
+
 def epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
-    """One plain line per epoch (no control characters)."""
-    parts = [
-        f"epoch {row['epoch']}/{epochs}" + (" (partial)" if row.get("partial") else ""),
-        f"train loss {_loss(row['train_loss'])} acc {_pct(row['train_acc'])}",
-    ]
-    if row.get("val_acc") is not None:
-        parts.append(f"val loss {_loss(row['val_loss'])} acc {_pct(row['val_acc'])}")
-    parts += [
-        f"test loss {_loss(row['test_loss'])} acc {_pct(row['test_acc'])}",
-        f"lr {row['lr']:.3g}",
-        f"{row['images_per_s']:,.0f} img/s",
-        f"{row['seconds']:.1f} s" + (" *" if best else ""),
-    ]
-    return "  ".join(parts)
+    """One plain line per epoch under ``epoch_header`` (no control characters)."""
+    splits = _splits(row.get("val_acc") is not None)
+    cells = "".join(
+        f"  {_loss(row[f'{s}_loss']):>{_LOSS}} {_pct(row[f'{s}_acc']):>{_ACC}}" for s in splits
+    )
+    return (
+        f"{row['epoch']}/{epochs}".rjust(_epoch_width(epochs))
+        + cells
+        + f" {row['lr']:>8.3g} {row['images_per_s']:>7,.0f} {row['seconds']:>5.1f}"
+        + (" *" if best else "")
+    )
+
+
+def partial_note(row: dict[str, Any], steps_per_epoch: int | None) -> str:
+    """The line under an epoch that stopped part-way (--max-steps)."""
+    done = row["step"] - (row["epoch"] - 1) * steps_per_epoch if steps_per_epoch else 0
+    if 0 < done < (steps_per_epoch or 0):
+        return f"(epoch {row['epoch']} is partial: {done} of its {steps_per_epoch} steps)"
+    return f"(epoch {row['epoch']} is partial)"
 
 
 class TrainProgress:
@@ -56,6 +90,9 @@ class TrainProgress:
         self._progress: Any = None
         self.threads: int | None = None  # what --threads auto last chose
         self._task: Any = None
+        self.val = False  # a validation split: the epoch table has its columns
+        self.steps_per_epoch: int | None = None
+        self._header: list[str] = []  # printed above the first epoch's line
 
     def _plain(self, line: str) -> None:
         sys.stderr.write(line + "\n")
@@ -68,6 +105,7 @@ class TrainProgress:
         elif kind in ("download", "download_failed"):
             note(download_note(e))
         elif kind == "data" and self.mode != "none":
+            self.val = bool(e["val"])
             val = f", {e['val']:,} validation" if e["val"] else ""
             note(
                 f"data: {e['name']} ({e['source']}): {e['train']:,} training{val}, "
@@ -110,7 +148,7 @@ class TrainProgress:
         )
 
     def _start(self, e: dict[str, Any]) -> None:
-        self.epochs = e["epochs"]
+        self.epochs, self.steps_per_epoch = e["epochs"], e.get("steps_per_epoch")
         if self.mode != "none":
             at = f", resuming after step {e['step']}" if e["step"] else ""
             threads = f"{e['threads']} thread" + ("s" if e["threads"] != 1 else "")
@@ -121,6 +159,8 @@ class TrainProgress:
                 f"training on {e['device']} ({threads}), "
                 f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"
             )
+            # above the first epoch's line, after what epoch 1 says (--threads auto's choice)
+            self._header = epoch_header(self.epochs, self.val, e.get("label_smoothing") or 0.0)
         if self.mode == "rich":
             from rich.progress import (
                 BarColumn,
@@ -142,14 +182,19 @@ class TrainProgress:
             self._progress.start()
 
     def _epoch_end(self, e: dict[str, Any]) -> None:
-        line = epoch_line(e["row"], self.epochs, e["best"])
+        lines = [*self._header, epoch_line(e["row"], self.epochs, e["best"])]
+        self._header = []
+        if e["row"].get("partial"):
+            lines.append(partial_note(e["row"], self.steps_per_epoch))
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
                 self._task = None
-            self._progress.console.print(safe(line), soft_wrap=True)
+            for line in lines:
+                self._progress.console.print(safe(line), soft_wrap=True)
         elif self.mode == "plain":
-            self._plain(line)
+            for line in lines:
+                self._plain(line)
 
     def close(self) -> None:
         if self._progress is not None:
