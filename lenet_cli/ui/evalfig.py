@@ -53,35 +53,43 @@ def confusion_png(r: dict[str, Any], names: list[str], path: Path) -> Path:
     return png.save(fig, path)
 
 
+_UNDER_LINE = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}  # a label over the line
+
+
 def per_class_png(r: dict[str, Any], names: list[str], path: Path) -> Path:
     """Accuracy of each class as bars, the overall accuracy as a dashed line."""
+    return png.save(per_class_figure(r, names), path)
+
+
+def per_class_figure(r: dict[str, Any], names: list[str]):  # noqa: ANN201 (a matplotlib Figure)
+    """``per_class_png``'s figure."""
     plt = png.pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.8))
     acc = [100 * (c["accuracy"] or 0.0) for c in r["per_class"]]
+    # just below the worst class, so that differences of a few tenths show; room above 100 for
+    # the values written over the bars
+    low = max(0.0, min(acc) - max(0.5, 0.25 * (100 - min(acc))))
+    high = 100 + 0.08 * (100 - low)
     bars = ax.bar(range(10), acc, color="tab:blue")
     for bar, c in zip(bars, r["per_class"], strict=True):
         label = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}"
         x = bar.get_x() + bar.get_width() / 2
-        ax.text(x, bar.get_height() + 0.5, label, ha="center", va="bottom", fontsize=8)
+        y = bar.get_height() + 0.01 * (high - low)
+        ax.text(x, y, label, ha="center", va="bottom", fontsize=8, bbox=_UNDER_LINE)
     overall = 100 * r["accuracy"]
     ax.axhline(overall, color="tab:red", linestyle="--")
-    ax.text(
-        -0.45,
-        overall + 0.3,
-        f"all classes: {overall:.2f}%",
-        color="tab:red",
-        fontsize=8,
-        va="bottom",
-        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
-    )
+    # in the margin right of the bars, at the line's height: it covers no bar
+    ax.text(1.01, overall, f"all classes\n{overall:.2f}%", color="tab:red", fontsize=8,
+            va="center", ha="left", transform=ax.get_yaxis_transform(), clip_on=False)  # fmt: skip
     ticks = [f"{n}\n(n={c['count']:,})" for n, c in zip(names, r["per_class"], strict=True)]
     ax.set_xticks(range(10), ticks, fontsize=8)
-    ax.set_ylim(max(0, min(acc) - 10) if min(acc) > 20 else 0, 101)
+    ax.set_xlim(-0.6, 9.6)
+    ax.set_ylim(low, high)
     ax.set_xlabel("true class (number of images)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"accuracy per class: {_title(r)}", fontsize=10)
     fig.tight_layout()
-    return png.save(fig, path)
+    return fig
 
 
 def errors_png(r: dict[str, Any], names: list[str], path: Path, columns: int = 8) -> Path:
