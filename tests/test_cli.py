@@ -74,7 +74,7 @@ def test_step_json_shows_the_walkthrough():
     r = run("step", "--json", "--device", "cpu")
     assert r.exit_code == 0
     doc = json.loads(r.stdout)
-    assert doc["conv1_bias_grad_before"] == [0.0] * 6
+    assert doc["conv1_bias_grad_before"] is None  # what torch 2.x prints after zero_grad()
     assert any(v != 0 for v in doc["conv1_bias_grad_after"])
     assert doc["manual_vs_sgd_max_abs_diff"] <= 1e-7
 

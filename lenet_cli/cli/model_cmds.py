@@ -40,13 +40,24 @@ def _load(arch: str, checkpoint: Path | None, seed: int, device_spec: str):
 def inspect_params(
     arch: ArchOpt = "tutorial",
     checkpoint: CheckpointOpt = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="The fresh network of torch.manual_seed(N); net = Net(), with its values' "
+            "mean, std, min and max.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show the network, its parameter tensors with shapes and counts, and its shape trace."""
     from lenet_cli.teach.summary import model_facts
 
-    model, arch, _ = _load(arch, checkpoint, seed=0, device_spec="cpu")
-    facts = model_facts(model, arch, with_stats=checkpoint is not None)
+    if seed is not None and checkpoint is not None:
+        raise UsageError("--seed makes a fresh network; --checkpoint loads a trained one",
+                         hint="give one of them")  # fmt: skip
+    model, arch, _ = _load(arch, checkpoint, seed=seed or 0, device_spec="cpu")
+    facts = model_facts(model, arch, with_stats=checkpoint is not None or seed is not None)
     if json_out:
         ui.print_json(facts)
     else:
@@ -85,10 +96,15 @@ def forward(
 
         run_predict(image, checkpoint=checkpoint, device=device, json_out=json_out, preview=False)
         return
-    from lenet_cli.teach.walkthrough import forward_random
+    from lenet_cli.teach.walkthrough import forward_random, random_input, tutorial_start
 
-    model, arch, dev = _load(arch, checkpoint, seed, device)
-    result, text = forward_random(model, dev, batch_size=batch_size, seed=seed)
+    if checkpoint is None:  # the tutorial's draws: the network's weights, then the input
+        dev, _ = setup_device(device)
+        model, x = tutorial_start(arch, seed, batch_size)
+    else:
+        model, arch, dev = _load(arch, checkpoint, seed, device)
+        x = random_input(seed, batch_size)
+    result, text = forward_random(model, x, dev, seed)
     result.update(arch=arch, device=str(dev))
     if json_out:
         ui.print_json(result)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lenet_cli import ui
-from lenet_cli.cli.app import JsonOpt, SeedOpt, app, setup_device
+from lenet_cli.cli.app import ArchOpt, JsonOpt, SeedOpt, app, setup_device
 from lenet_cli.cli.viz_cmds import ForceOpt, OutOpt, png_target
 
 
@@ -26,27 +26,29 @@ def tutorial_cmd(
         typer.Option("--no-pause", help="Print every step at once (always so off a terminal)."),
     ] = False,
     seed: SeedOpt = 0,
+    arch: ArchOpt = "tutorial",
     out: OutOpt = None,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """The tutorial's steps 1-9 with their code and numbers, ending in one epoch of training."""
+    """The tutorial's steps 1-9 with their code and numbers (those of its own code after
+    torch.manual_seed(SEED)), ending in one epoch of training."""
     import sys
 
     from lenet_cli.teach.tutorial import load_text, tutorial_steps
 
     target = png_target(out, "activations.png", force)
     setup_device("cpu")  # the tutorial runs on the CPU, with the usual threads
-    total = len(load_text())
+    total = len(load_text(arch, seed))
     pause = not (no_pause or json_out) and _terminal(sys.stdin) and _terminal(sys.stdout)
     digits = [str(k) for k in range(10)]
     done = []
-    for step in tutorial_steps(seed):
+    for step in tutorial_steps(seed, arch):
         values = step["values"]
         digit = None  # step 9's test digit, whose activations are drawn
         if "activations" in values:
             source = f"{values['data']} test image #{values['index']}"
-            digit = {"arch": "tutorial", "label": values["label"], "source": source}
+            digit = {"arch": arch, "label": values["label"], "source": source}
         if digit is not None and target is not None:
             ui.activations_png(digit, values["activations"], digits, target)
             ui.note(f"wrote {target}")

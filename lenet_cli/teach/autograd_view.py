@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet_cli.model import INPUT_SHAPE
-from lenet_cli.teach.walkthrough import seeded_model
+from lenet_cli.teach.walkthrough import tutorial_start
 
 
 def _forward(net: nn.Module, x: torch.Tensor, arch: str) -> list[tuple[str, torch.Tensor]]:
@@ -52,12 +51,11 @@ def _forward(net: nn.Module, x: torch.Tensor, arch: str) -> list[tuple[str, torc
 
 
 def loss_graph(arch: str = "tutorial", seed: int = 0) -> dict[str, Any]:
-    """The graph of ``nn.MSELoss()(net(x), target)`` for a seeded net, input and target."""
-    net = seeded_model(arch, seed)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, *INPUT_SHAPE, generator=gen)
-    torch.randn(1, 10, generator=gen)  # `lenet step`'s random gradient: the same draws follow
-    target = torch.randn(10, generator=gen).view(1, -1)  # so the loss is step's
+    """The graph of ``nn.MSELoss()(net(x), target)`` for the tutorial's net, input and target
+    after ``torch.manual_seed(seed)`` (walkthrough.py: the tutorial's order of draws)."""
+    net, x = tutorial_start(arch, seed)
+    torch.randn(1, 10)  # step 4's random gradient: the tutorial draws it before the target
+    target = torch.randn(10).view(1, -1)  # so the loss is the tutorial's, and `lenet step`'s
     steps = _forward(net, x, arch)
     output = steps[-1][1]
     loss = nn.MSELoss()(output, target)

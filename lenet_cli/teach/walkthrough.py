@@ -1,6 +1,13 @@
 """The tutorial's steps as engines: a random forward pass, and the one-step walk-through.
 
 Plain functions that return JSON-ready dicts; the CLI renders them. Nothing here prints.
+
+The numbers are the ones the tutorial's own code prints in a fresh Python on the CPU after
+``torch.manual_seed(seed)``: everything random is drawn from torch's global generator in the
+tutorial's order, ``net = Net()`` (the layers' default init, conv1 first), then
+``input = torch.randn(1, 1, 32, 32)``, then ``out.backward(torch.randn(1, 10))``'s gradient,
+then ``target = torch.randn(10)``. Tensors are drawn on the CPU and moved to the device, so
+every device starts from the same numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +28,20 @@ def seeded_model(arch: str, seed: int) -> nn.Module:
     return build_model(arch)
 
 
+def tutorial_start(arch: str, seed: int, batch_size: int = 1) -> tuple[nn.Module, torch.Tensor]:
+    """``torch.manual_seed(seed); net = Net(); input = torch.randn(N, 1, 32, 32)``: the
+    tutorial's network and input, on the CPU."""
+    net = seeded_model(arch, seed)
+    return net, torch.randn(batch_size, *INPUT_SHAPE)
+
+
+def random_input(seed: int, batch_size: int = 1) -> torch.Tensor:
+    """``torch.manual_seed(seed); torch.randn(N, 1, 32, 32)``: an input for a trained network
+    (no fresh network draws its weights first)."""
+    torch.manual_seed(seed)
+    return torch.randn(batch_size, *INPUT_SHAPE)
+
+
 def outputs_to_rows(output: torch.Tensor) -> dict[str, Any]:
     """Scores, softmax probabilities and the predicted class of each row of an [N, 10] output."""
     scores = output.detach().float().cpu()
@@ -33,17 +54,14 @@ def outputs_to_rows(output: torch.Tensor) -> dict[str, Any]:
 
 
 def forward_random(
-    model: nn.Module, device: torch.device, batch_size: int = 1, seed: int = 0
+    model: nn.Module, x: torch.Tensor, device: torch.device, seed: int
 ) -> tuple[dict[str, Any], str]:
-    """Forward torch.randn(N, 1, 32, 32) drawn from ``seed``; returns the result and repr(out).
-
-    The input is drawn on the CPU so that the same seed gives the same input on every device.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, *INPUT_SHAPE, generator=generator).to(device)
+    """``out = net(input)`` for the random input ``x`` (``tutorial_start`` or ``random_input``
+    of ``seed``); returns the result and repr(out), as the tutorial's ``print(out)`` shows it."""
+    x = x.to(device)
     model = model.to(device)
     out = model(x)  # with autograd on, as in the tutorial, so repr shows grad_fn
-    result = {"batch_size": batch_size, "seed": seed, "input_shape": list(x.shape)}
+    result = {"batch_size": int(x.shape[0]), "seed": seed, "input_shape": list(x.shape)}
     result.update(outputs_to_rows(out))
     return result, repr(out.cpu())
 
@@ -51,21 +69,20 @@ def forward_random(
 def _seeded_inputs(
     arch: str, seed: int, loss: str, device: torch.device, target_kind: str
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The seeded model, input, random gradient and target of the walkthrough, on ``device``.
+    """The seeded model, input, random gradient and target of the walkthrough, on ``device``,
+    drawn in the tutorial's order (the module docstring).
 
     The target is MSE's random (or arange) row of 10, or one class for cross-entropy.
     """
-    net = seeded_model(arch, seed).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, *INPUT_SHAPE, generator=gen).to(device)
-    random_grad = torch.randn(1, 10, generator=gen).to(device)
+    net, x = tutorial_start(arch, seed)
+    random_grad = torch.randn(1, 10)
     if loss == "mse" and target_kind == "arange":
-        target = torch.arange(1, 11, dtype=torch.float32).view(1, -1).to(device)
+        target = torch.arange(1, 11, dtype=torch.float32).view(1, -1)
     elif loss == "mse":
-        target = torch.randn(10, generator=gen).view(1, -1).to(device)  # as in the tutorial
+        target = torch.randn(10).view(1, -1)  # as in the tutorial
     else:
-        target = torch.randint(0, 10, (1,), generator=gen).to(device)
-    return net, x, random_grad, target
+        target = torch.randint(0, 10, (1,))
+    return net.to(device), x.to(device), random_grad.to(device), target.to(device)
 
 
 def _update_two_ways(net, x, target, criterion, lr: float, zero_grad: bool) -> dict[str, float]:
@@ -79,7 +96,7 @@ def _update_two_ways(net, x, target, criterion, lr: float, zero_grad: bool) -> d
         for p, q in zip(copied.parameters(), net.parameters(), strict=True):
             p.grad = None if q.grad is None else q.grad.clone()
     if zero_grad:
-        manual.zero_grad(set_to_none=False)
+        manual.zero_grad()
     criterion(manual(x), target).backward()
     for f in manual.parameters():
         f.data.sub_(f.grad.data * lr)  # the tutorial's rule, as written there
@@ -121,17 +138,11 @@ def tutorial_step(
     steps: dict[str, Any] = {"arch": arch, "seed": seed, "lr": lr, "loss_name": loss}
     steps.update(target_kind=target_kind, zero_grad=zero_grad, target=target.cpu().tolist())
 
-    def maybe_zero(module: nn.Module) -> None:
-        if zero_grad:
-            module.zero_grad(set_to_none=False)
-
     # Step 3: forward.
     out = net(x)
     steps["output"] = out.detach().cpu().tolist()
     # Step 4: zero the gradients, backprop a random gradient.
-    # set_to_none=False keeps zero tensors, as torch did when the tutorial was written
-    # (today's default sets .grad to None, and the tutorial's "all zeros" line would print None).
-    net.zero_grad(set_to_none=False)  # always: the gradients start at zero
+    net.zero_grad()  # always: the gradients start empty
     out.backward(random_grad)
     steps["random_backward_conv1_bias_grad"] = net.conv1.bias.grad.cpu().tolist()
     # Step 5: the loss.
@@ -140,9 +151,13 @@ def tutorial_step(
     steps["output_shape"] = list(output.shape)
     steps["target_shape"] = list(target.shape)
     steps["loss_before"] = loss_value.item()
-    # Step 6: backprop the loss; conv1.bias.grad before (zeroed) and after.
-    maybe_zero(net)
-    steps["conv1_bias_grad_before"] = net.conv1.bias.grad.cpu().tolist()
+    # Step 6: backprop the loss; conv1.bias.grad before and after. torch >= 2.0's zero_grad()
+    # sets every .grad to None (set_to_none=True, its default), so "before" prints None where
+    # the tutorial's text, written for older torch, shows zeros.
+    if zero_grad:
+        net.zero_grad()
+    grad = net.conv1.bias.grad
+    steps["conv1_bias_grad_before"] = None if grad is None else grad.cpu().tolist()
     loss_value.backward(retain_graph=not zero_grad)
     steps["conv1_bias_grad_after"] = net.conv1.bias.grad.cpu().tolist()
     if not zero_grad:  # the same backward again: its gradient is added a second time

@@ -89,10 +89,16 @@ def render_step(s: dict[str, Any]) -> None:
     if "ln_10" in s:
         c.print(f"   (cross-entropy at initialisation is close to ln 10 = {s['ln_10']:.4f})")
     if s.get("zero_grad", True):
-        c.print("[bold]6. backprop[/]: conv1.bias.grad before loss.backward() (after zero_grad):")
+        c.print("[bold]6. backprop[/]: net.zero_grad(); conv1.bias.grad before loss.backward():")
     else:
         c.print("[bold]6. backprop[/] without zero_grad: conv1.bias.grad before, left from step 4:")
-    c.print(f"   {_vec(s['conv1_bias_grad_before'])}")
+    before = s["conv1_bias_grad_before"]
+    if before is None:
+        c.print("   None")
+        c.print("   (since torch 2.0, zero_grad() sets each .grad to None: set_to_none=True is")
+        c.print("   its default; the tutorial's text, written for older torch, shows zeros)")
+    else:
+        c.print(f"   {_vec(before)}")
     c.print("   conv1.bias.grad after loss.backward():")
     c.print(f"   {_vec(s['conv1_bias_grad_after'])}")
     if "conv1_bias_grad_after_second" in s:
