@@ -24,6 +24,7 @@ try:
     from lenet_cli.cli import (
         bench_cmds,  # noqa: F401  (registers `lenet bench`)
         export_cmds,  # noqa: F401  (registers `lenet export`)
+        lrfind_cmds,  # noqa: F401  (registers `lenet lr-find`)
         model_cmds,  # noqa: F401  (registers its commands)
         serve_cmds,  # noqa: F401  (registers `lenet serve`)
         sweep_cmds,  # noqa: F401  (registers `lenet sweep`)

@@ -31,6 +31,7 @@ OptimizerName = Literal["manual-sgd", "sgd", "adam", "adamw", "rmsprop", "adadel
 SchedulerName = Literal["none", "step", "cosine", "onecycle"]
 ProgressMode = Literal["auto", "rich", "plain", "none"]
 Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
+MonitorName = Literal["val_loss", "val_acc", "test_loss", "test_acc"]
 
 ARCHES: tuple[str, ...] = get_args(Arch)
 LOSSES: tuple[str, ...] = get_args(LossName)
@@ -39,6 +40,7 @@ OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+MONITORS: tuple[str, ...] = get_args(MonitorName)
 
 
 # The panels of `lenet train --help`, in the order shown. "Options" (Typer's own panel, first)
@@ -179,9 +181,52 @@ class TrainConfig:
     )
     early_stop: int | None = opt(
         None,
-        "Stop after N epochs without a better validation (else test) accuracy.",
+        "Stop after N epochs in a row without a better --early-stop-metric.",
         AT_LEAST_1,
         panel="Optimisation and schedule",
+    )
+    early_stop_metric: MonitorName | None = opt(
+        None,
+        "The metric that --early-stop, best.pt and --save-top-k follow. Default: val_acc with "
+        "--val-split, else test_acc (an optimistic pick).",
+        panel="Optimisation and schedule",
+    )
+    min_delta: float = opt(
+        0.0,
+        "An epoch improves when it beats the best by more than this (accuracy as a fraction).",
+        NON_NEGATIVE,
+        panel="Optimisation and schedule",
+    )
+    restore_best: bool = opt(
+        False,
+        "End with best.pt's weights: the summary's final model is the best epoch's (last.pt "
+        "stays the point to resume from).",
+        panel="Optimisation and schedule",
+    )
+    clip_grad_norm: float | None = opt(
+        None,
+        "Scale the gradients down so that their global L2 norm is at most X.",
+        POSITIVE,
+        panel="Optimisation and schedule",
+    )
+    clip_grad_value: float | None = opt(
+        None,
+        "Clamp every gradient element into [-X, X].",
+        POSITIVE,
+        panel="Optimisation and schedule",
+    )
+    ema: float | None = opt(
+        None,
+        "Keep an exponential moving average of the weights with this decay (e.g. 0.999), "
+        "updated after each step; the run evaluates it and saves it beside the raw weights.",
+        Range(lo=0, hi=1, lo_open=True, hi_open=True),
+        panel="Optimisation and schedule",
+    )
+    save_top_k: int | None = opt(
+        None,
+        "Also keep the best K epochs' checkpoints as epoch-NNN.pt (by --early-stop-metric).",
+        AT_LEAST_1,
+        panel="Run directory",
     )
     # speed
     precision: Precision = opt(
@@ -218,6 +263,13 @@ class TrainConfig:
     tensorboard: bool = opt(
         False,
         "Also write TensorBoard event files (pip install 'lenet-cli[tensorboard]').",
+        panel="Logging",
+    )
+    mlflow: str | None = opt(
+        None,
+        "Also log to MLflow: a tracking URI (sqlite:///mlflow.db, file:DIR, http://HOST:PORT) "
+        "or local for sqlite:///mlflow.db (pip install 'lenet-cli[mlflow]').",
+        PATH_TEXT,
         panel="Logging",
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from lenet_cli import __version__
+from lenet_cli.config.monitor import better
 
 
 def now() -> str:
@@ -73,6 +74,7 @@ class RunState:
         "epochs_since_best",
         "last_row",
         "schedule_start",
+        "top_k",
     )
 
     def __init__(self) -> None:
@@ -83,6 +85,8 @@ class RunState:
         self.epochs_since_best = 0
         self.last_row: dict[str, Any] | None = None
         self.schedule_start = 0  # the step where the lr schedule began (--restart-schedule)
+        # --save-top-k: the epochs whose checkpoints are kept, best first ({epoch, step, value})
+        self.top_k: list[dict[str, Any]] = []
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.FIELDS}
@@ -102,18 +106,23 @@ class RunState:
         self.batch_in_epoch = self.seen = self.correct = 0
         self.loss_sum = self.seconds = 0.0
 
-    def track_best(self, row: dict[str, Any], on: str) -> bool:
-        """Record ``row`` as the latest; True when its ``on`` accuracy is the best so far."""
+    def track_best(self, row: dict[str, Any], metric: str, min_delta: float = 0.0) -> bool:
+        """Record ``row`` as the latest; True when its ``metric`` (val_acc, test_loss...) beats
+        the best so far by more than ``min_delta`` (config/monitor.py)."""
         self.last_row = row
-        value = row[f"{on}_acc"]
-        if self.best is None or value > self.best["value"]:
+        value = row[metric]
+        best = self.best["value"] if self.best is not None else None
+        if better(value, best, metric, min_delta):
             self.best = {
-                "selected_on": on,
+                "selected_on": metric.partition("_")[0],
+                "metric": metric,
                 "value": value,
                 "epoch": row["epoch"],
                 "step": row["step"],
                 "test_loss": row["test_loss"],
                 "test_acc": row["test_acc"],
+                "val_loss": row["val_loss"],
+                "val_acc": row["val_acc"],
             }
             self.epochs_since_best = 0
             return True

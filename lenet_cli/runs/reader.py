@@ -12,6 +12,7 @@ from typing import Any
 
 from lenet_cli.errors import CheckpointError, UsageError
 from lenet_cli.runs.readback import ReadError, epoch_rows
+from lenet_cli.runs.rundir import EPOCH_FILE
 
 RUNS_ROOT = Path("runs")  # where `lenet train` writes by default (relative to the working dir)
 CHECKPOINTS = ("best.pt", "last.pt")
@@ -74,7 +75,11 @@ def run_file(path: str | Path) -> Path | None:
     is one that holds any of a run's files."""
     path = Path(path)
     for target in (path.parent.resolve() / path.name, path.resolve()):
-        own = target.name in (*RUN_FILES, LOCK) or target.name.startswith(EVENTS_PREFIX)
+        own = (
+            target.name in (*RUN_FILES, LOCK)
+            or target.name.startswith(EVENTS_PREFIX)
+            or EPOCH_FILE.fullmatch(target.name) is not None  # --save-top-k's checkpoints
+        )
         if own and any((target.parent / name).is_file() for name in RUN_FILES):
             return target
     return None

@@ -19,6 +19,7 @@ import errno
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +46,14 @@ COLUMNS: tuple[str, ...] = (
     "seconds",
     "time",
 )
+EPOCH_FILE = re.compile(r"epoch-(\d{3,})\.pt")  # --save-top-k's checkpoints
+
+
+def epoch_file(epoch: int) -> str:
+    """The name of epoch ``epoch``'s checkpoint kept by --save-top-k: epoch-007.pt."""
+    return f"epoch-{epoch:03d}.pt"
+
+
 # errors of a full, read-only or forbidden place: the user's to fix, not a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 
@@ -161,6 +170,19 @@ class RunDir:
         if name == "last.pt":
             self.kept = f"{self.path / name} (epoch {payload['epoch']}, step {payload['step']})"
         return self.path / name
+
+    def remove(self, name: str) -> None:
+        """Delete one of the run's files (a checkpoint --save-top-k no longer keeps)."""
+        if not self.writes:
+            return
+        try:
+            (self.path / name).unlink(missing_ok=True)
+        except OSError as e:
+            raise self._write_error(self.path / name, e) from None
+
+    def epoch_files(self) -> list[str]:
+        """The names of the epoch-NNN.pt checkpoints in the directory now."""
+        return sorted(p.name for p in self.path.glob("epoch-*.pt") if EPOCH_FILE.fullmatch(p.name))
 
     def write_config(self, config: TrainConfig) -> None:
         text = to_toml(

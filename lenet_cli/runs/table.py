@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lenet_cli.config import tomllib
+from lenet_cli.config.fields import MONITORS
+from lenet_cli.config.monitor import better
 from lenet_cli.errors import UsageError
 from lenet_cli.runs import lock
 from lenet_cli.runs.reader import read_metrics
+from lenet_cli.runs.rundir import EPOCH_FILE
 
 RUN_FILES = ("config.toml", "metrics.jsonl", "env.json", "last.pt", "best.pt")
 # --sort: the column, and whether larger values come first
@@ -95,12 +98,25 @@ def _status(config: dict[str, Any], rows: list[dict], saved: bool) -> str:
         return "finished"
     if max_steps is not None and last["step"] is not None and last["step"] >= max_steps:
         return "finished"  # a partial last row: max_steps ended the run mid-epoch
-    if patience is not None:
-        accs = [r["val_acc"] if r["val_acc"] is not None else r["test_acc"] for r in rows]
-        best = max(range(len(accs)), key=lambda i: -1.0 if accs[i] is None else accs[i])
-        if len(rows) - 1 - best >= patience:
-            return "finished"
+    if patience is not None and _since_best(config, rows) >= patience:
+        return "finished"
     return "interrupted"
+
+
+def _since_best(config: dict[str, Any], rows: list[dict]) -> int:
+    """Epochs since the last that improved on the metric the run followed (config/monitor.py)."""
+    metric = config.get("early_stop_metric")
+    if metric not in MONITORS:
+        metric = "val_acc" if any(r["val_acc"] is not None for r in rows) else "test_acc"
+    delta = config.get("min_delta")
+    delta = delta if isinstance(delta, (int, float)) and not isinstance(delta, bool) else 0.0
+    best, since = None, 0
+    for r in rows:
+        if r[metric] is not None and better(r[metric], best, metric, delta):
+            best, since = r[metric], 0
+        else:
+            since += 1
+    return since
 
 
 def _rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -143,7 +159,14 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         else (record["status"] if record else _status(config, rows, saved)),
         "reason": record.get("reason") or None if record else None,
         "started": env.get("time") if started else None,
+        "checkpoints": checkpoints(run_dir),
     }
+
+
+def checkpoints(run_dir: Path) -> list[str]:
+    """The checkpoints the run keeps: last.pt, best.pt and --save-top-k's epoch-NNN.pt."""
+    names = [p.name for p in run_dir.glob("*.pt") if p.is_file()]
+    return sorted(n for n in names if n in ("last.pt", "best.pt") or EPOCH_FILE.fullmatch(n))
 
 
 def is_run(path: Path) -> bool:

@@ -37,8 +37,9 @@ from lenet_cli.fast.threads import Choice, ThreadTuner, candidates
 from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.runs.metrics import env_info, now
 from lenet_cli.runs.rundir import RunDir
-from lenet_cli.training import distributed
+from lenet_cli.training import distributed, topk
 from lenet_cli.training.epoch import EpochSums, check_finite_eval
+from lenet_cli.training.mlflowlog import check_mlflow, mlflow_log
 from lenet_cli.training.plan import Plan
 from lenet_cli.training.run import Run, load_splits
 from lenet_cli.training.tblog import require_tensorboard, tensorboard_log
@@ -76,6 +77,8 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
             run.first_step_at = process_age()
         started = time.perf_counter()
         loss, hits, n = run.steps.step(batch)
+        if run.ema is not None:  # --ema: right after the update, the fused step's too
+            run.ema.update()
         if run.tuner is not None:  # CPU steps are synchronous: this is the step's own time
             run.tuner.record(time.perf_counter() - started, n)
         run.scheduler.step()
@@ -109,18 +112,27 @@ def log_step(run: Run, rd: RunDir, emit, loss: torch.Tensor | float) -> None:
 
 
 def end_epoch(run: Run, rd: RunDir, epoch_gen: torch.Tensor, partial: bool) -> tuple[dict, bool]:
-    """Evaluate, save the checkpoints and log the row of the epoch just trained."""
-    s, data = run.state, run.data
-    val = run.evaluate(data.val) if data.val is not None else None
-    row = s.row(partial, run.optimizer.param_groups[0]["lr"], val, run.evaluate(data.test))
-    check_finite_eval(row, s.epoch + 1, run.cfg.lr)  # finite weights, NaN outputs
+    """Evaluate, save the checkpoints and log the row of the epoch just trained.
+
+    With --ema the row's val and test metrics are the average's (what the run evaluates)."""
+    s, data, cfg = run.state, run.data, run.cfg
+    with run.evaluated_weights():
+        val = run.evaluate(data.val) if data.val is not None else None
+        test = run.evaluate(data.test)
+    row = s.row(partial, run.optimizer.param_groups[0]["lr"], val, test)
+    check_finite_eval(row, s.epoch + 1, cfg.lr)  # finite weights, NaN outputs
     if not partial:
         s.next_epoch()
-    improved = s.track_best(row, "val" if data.val is not None else "test")
+    improved = s.track_best(row, run.monitor, cfg.min_delta)
+    kept = topk.rank(s, row, run.monitor, cfg.save_top_k)
     payload = run.payload(epoch_gen if partial else run.generator.get_state())
+    if kept:  # before last.pt lists it (topk.py)
+        topk.save(rd, row["epoch"], payload)
     rd.save("last.pt", payload)
     if improved:
         rd.save("best.pt", payload)
+        run.keep_best(payload)
+    topk.prune(rd, s, cfg.save_top_k)
     rd.append(row)  # after the checkpoint: no row without one (a resume restores a lost row)
     return row, improved
 
@@ -153,6 +165,8 @@ def _set_up(cfg: TrainConfig, device: torch.device, emit) -> bool:
         emit(event="notice", notice=slower)
     if cfg.tensorboard:
         require_tensorboard()  # a missing extra is said before anything runs
+    if cfg.mlflow is not None:
+        check_mlflow(cfg.mlflow)  # and a tracking server that does not answer
     fused, fused_note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
     if fused_note:
         emit(event="fallback", notice=fused_note)
@@ -210,10 +224,19 @@ def train(
             rd.load_metrics(run.state.step, run.state.last_row)
         elif init is not None:  # in place: the fast path and the optimizer share these parameters
             run.model.load_state_dict(init[0])
-        board_cfg = dataclasses.replace(run.cfg, tensorboard=False) if quiet else run.cfg
-        with tensorboard_log(board_cfg, rd.path, run.state.step, data.test) as board:
-            emit = _emitter(on_event, board)
+        board_cfg = (
+            dataclasses.replace(run.cfg, tensorboard=False, mlflow=None) if quiet else run.cfg
+        )
+        with (
+            tensorboard_log(board_cfg, rd.path, run.state.step, data.test) as board,
+            mlflow_log(board_cfg, rd.path, _notice(on_event)) as flow,
+        ):
+            emit = _emitter(on_event, board, flow)
             return _session(run, rd, emit, threads, progress_interval, check_every)
+
+
+def _notice(on_event: Event | None) -> Callable[[str], None]:
+    return lambda text: on_event({"event": "notice", "notice": text}) if on_event else None
 
 
 def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
@@ -229,6 +252,9 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         rd.write_env({**env, "ranks": run.job.world} if run.job else env)
         for note in rd.notes:
             emit(event="notice", notice=note)
+        if run.ema is not None:
+            emit(event="notice", notice=f"--ema {cfg.ema}: the val and test metrics of each "
+                 "epoch, and best.pt's pick, are those of the weights' moving average")  # fmt: skip
         emit(
             event="start",
             run_dir=str(rd.path),
@@ -247,5 +273,31 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         for row, improved in train_epochs(run, rd, signals, emit, *loop):
             emit(event="epoch_end", row=row, best=improved)
         wall = time.perf_counter() - started
+        restored = _restore_best(run, rd, emit)
     summary = run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
+    summary["monitor"] = {
+        "metric": run.monitor,
+        "min_delta": cfg.min_delta,
+        "patience": cfg.early_stop,
+    }
+    if restored is not None:  # the final model is the best epoch's: its metrics are final's
+        summary["final"] = {k: restored.get(k) for k in summary["final"]}
+        summary["restored_best"] = restored["epoch"]
     return {**summary, "first_step_after_s": run.first_step_at}  # process start -> first step
+
+
+def _restore_best(run: Run, rd: RunDir, emit) -> dict[str, Any] | None:
+    """--restore-best: end with best.pt's weights (kept in memory when this session saved it,
+    else read from best.pt); the best epoch's record, or None."""
+    best = run.state.best
+    if not run.cfg.restore_best or best is None:
+        return None
+    weights = run.best_weights
+    if weights is None:  # the best epoch was in an earlier session of a resumed run
+        from lenet_cli.runs.checkpoint import load_checkpoint
+
+        weights = load_checkpoint(rd.path / "best.pt", map_location=run.device)
+    run.restore_best(weights)
+    emit(event="restored_best", epoch=best["epoch"], metric=best.get("metric"),
+         value=best["value"])  # fmt: skip
+    return best

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from lenet_cli.config import TrainConfig, flag_name, load_toml, resolve, to_toml, validate
+from lenet_cli.config.monitor import check_options, monitored
 from lenet_cli.errors import OutputExistsError, UsageError
 
-# What the weights, optimizer state, data order or logged metrics were built on.
+# What the weights, optimizer state, data order or logged metrics were built on. Besides
+# these, the metric the run follows (--early-stop-metric, as resolved) and whether --ema is on
+# are fixed (check_resume); every other option may change.
 FIXED_ON_RESUME = (
     "data",
     "val_split",
@@ -91,6 +94,7 @@ def plan_run(
             raise UsageError("--restart-schedule only applies with --resume")
         resolved = resolve(TrainConfig(), file_values, flags, file_name=str(config_file))
         cfg = resolved.config
+        check_options(cfg)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.out) / (cfg.name or f"{cfg.data}-{cfg.arch}-{stamp}")
         if run_dir.exists():  # before any data is loaded (RunDir checks again, atomically)
@@ -107,6 +111,7 @@ def plan_run(
     resolved = resolve(
         base, file_values, flags, file_name=str(config_file), defaults_name="checkpoint"
     )
+    check_options(resolved.config)
     check_resume(base, resolved.config, restart_schedule)
     st = os.stat(path)
     return Plan(
@@ -131,6 +136,20 @@ def check_resume(old: TrainConfig, new: TrainConfig, restart: bool) -> None:
             f"--resume cannot change {', '.join(fixed)}",
             hint="drop those options (a resumed run keeps them and its directory), "
             "or start a new run",
+        )
+    follows = (monitored(old), monitored(new))
+    if follows[0] != follows[1]:
+        raise UsageError(
+            f"--resume cannot change the metric the run follows ({follows[0]}, now {follows[1]})",
+            hint="best.pt and the early-stopping count were built on it; drop "
+            "--early-stop-metric, or start a new run",
+        )
+    if (old.ema is None) != (new.ema is None):
+        raise UsageError(
+            "--resume cannot turn --ema " + ("on" if old.ema is None else "off"),
+            hint="the rows and best.pt were evaluated on "
+            + ("the raw weights" if old.ema is None else "the average")
+            + "; its decay may change, or start a new run",
         )
     schedule = changed(SCHEDULE_KEYS)
     if schedule and not restart:

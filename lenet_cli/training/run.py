@@ -7,13 +7,16 @@ PyTorch's; the loop never asks which one runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from lenet_cli.config import TrainConfig
+from lenet_cli.config.monitor import monitored
 from lenet_cli.data import Dataset, load_dataset, split_validation
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
@@ -24,6 +27,7 @@ from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.runs.checkpoint import restore_rng, rng_states
 from lenet_cli.runs.metrics import RunState
 from lenet_cli.training import distributed, step
+from lenet_cli.training.ema import Ema
 from lenet_cli.use.evaluate import evaluate_tensors
 
 SPAN_SCHEDULES = ("cosine", "onecycle")  # their curve spans the run's total steps
@@ -115,7 +119,11 @@ class Run:
             job=job,
             # what trains: DistributedDataParallel around the model in a data-parallel job
             train_net=distributed.wrap(self.net, device) if job else None,
+            clip=step.Clip.of(cfg.clip_grad_norm, cfg.clip_grad_value),
         )
+        self.monitor = monitored(cfg)  # the metric of --early-stop, best.pt and --save-top-k
+        self.ema = Ema(self.model, cfg.ema) if cfg.ema is not None else None
+        self.best_weights: dict[str, Any] | None = None  # --restore-best: best.pt's, in memory
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
         self.state = RunState()
         self.scheduler = self._scheduler()
@@ -157,7 +165,13 @@ class Run:
             "step": self.state.step,
             "state": self.state.to_dict(),
             "rng": {**rng_states(), "data_generator": data_generator},
+            **self._ema_payload(),
         }
+
+    def _ema_payload(self) -> dict[str, Any]:
+        if self.ema is None:
+            return {}
+        return {"ema": self.ema.state_dict(), "ema_updates": self.ema.updates}
 
     def restore(self, payload: dict[str, Any], restart_schedule: bool = False) -> None:
         """Continue from a checkpoint written by ``payload``, with this run's config applied.
@@ -171,6 +185,8 @@ class Run:
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        if self.ema is not None and payload.get("ema") is not None:
+            self.ema.load_state_dict(payload["ema"], payload.get("ema_updates", 0))
         self.state = RunState.from_dict(payload["state"])
         self.generator.set_state(payload["rng"]["data_generator"])
         restore_rng(payload["rng"])
@@ -204,6 +220,29 @@ class Run:
         for g in groups:  # what LambdaLR would have set at this step with the new base
             g["lr"] = cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
 
+    @contextlib.contextmanager
+    def evaluated_weights(self) -> Iterator[None]:
+        """The weights the run evaluates after each epoch: the average with --ema, else the
+        raw weights."""
+        with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
+            yield
+
+    def keep_best(self, payload: dict[str, Any]) -> None:
+        """--restore-best: a copy of the best epoch's weights (and average), to end with."""
+        if self.cfg.restore_best:
+            keys = ("model", "ema", "ema_updates")
+            self.best_weights = {
+                k: {n: t.detach().clone() for n, t in v.items()} if isinstance(v, dict) else v
+                for k, v in payload.items()
+                if k in keys
+            }
+
+    def restore_best(self, best: dict[str, Any]) -> None:
+        """End with ``best``'s weights (a checkpoint's model, and its average with --ema)."""
+        self.model.load_state_dict(best["model"])
+        if self.ema is not None and best.get("ema") is not None:
+            self.ema.load_state_dict(best["ema"], best.get("ema_updates", 0))
+
     def evaluate(self, ds: Dataset) -> dict[str, Any]:
         """Loss and accuracy on ``ds`` (each rank of a job evaluates its share; summed)."""
         lo, hi = distributed.bounds(len(ds.labels), self.job)
@@ -219,10 +258,13 @@ class Run:
         return {**r, "count": int(count), "loss": loss / count, "accuracy": hits / count}
 
     def stop_reason(self) -> str | None:
-        """Why training is over, or None while it goes on."""
+        """Why training is over, or None while it goes on. The limits come first: a run that
+        trained every epoch ended by its epochs, whatever the early-stopping count says."""
         cfg, s = self.cfg, self.state
         if cfg.max_steps is not None and s.step >= cfg.max_steps:
             return "max_steps"
+        if s.epoch >= cfg.epochs:
+            return "epochs"
         if cfg.early_stop and s.epochs_since_best >= cfg.early_stop:
             return "early_stop"
-        return "epochs" if s.epoch >= cfg.epochs else None
+        return None

@@ -38,12 +38,14 @@ def train_step(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     weight: float = 1.0,
+    clip: Clip | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step. Returns (loss, correct count) as device tensors: no sync here.
 
     ``precision`` other than fp32 runs the forward pass under autocast; ``scaler`` (fp16 on CUDA)
     scales the loss. With fp32 and no scaler this is the plain zero_grad/backward/step.
     ``weight`` scales the gradient only: a data-parallel rank's share of the global batch.
+    ``clip`` clips the gradients between the backward and the update (after unscaling them).
     """
     optimizer.zero_grad(set_to_none=True)
     with speed.autocast(x.device, precision):
@@ -54,12 +56,37 @@ def train_step(
     scaled = loss if weight == 1.0 else loss * weight
     if scaler is not None and scaler.is_enabled():
         scaler.scale(scaled).backward()
+        if clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients; step() does not unscale again
+            clip(optimizer)
         scaler.step(optimizer)  # skips the step when a gradient is inf/nan, without a sync
         scaler.update()
     else:
         scaled.backward()
+        if clip is not None:
+            clip(optimizer)
         optimizer.step()
     return loss.detach(), (scores.detach().argmax(dim=1) == y).sum()
+
+
+class Clip:
+    """``--clip-grad-norm`` / ``--clip-grad-value``: what clips the gradients before the
+    update, torch's ``clip_grad_norm_`` (global L2 norm of all gradients) or ``clip_grad_value_``.
+    The fused step clips the same way in C (fast/fused_step.py)."""
+
+    def __init__(self, norm: float | None = None, value: float | None = None) -> None:
+        self.norm, self.value = norm, value
+
+    @classmethod
+    def of(cls, norm: float | None, value: float | None) -> Clip | None:
+        return None if norm is None and value is None else cls(norm, value)
+
+    def __call__(self, optimizer: torch.optim.Optimizer) -> None:
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if self.value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.value)
+        if self.norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.norm)  # no sync: the norm stays a tensor
 
 
 class TorchSteps:
@@ -79,10 +106,11 @@ class TorchSteps:
         precision: str = "fp32",
         scaler: torch.amp.GradScaler | None = None,
         job: distributed.Dist | None = None,
+        clip: Clip | None = None,
     ) -> None:
         self.net, self.optimizer, self.loss_fn = net, optimizer, loss_fn
         self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.precision, self.scaler, self.job = precision, scaler, job
+        self.precision, self.scaler, self.job, self.clip = precision, scaler, job, clip
 
     def batches(self, generator: torch.Generator) -> Iterable[Any]:
         order = batches(self.images, self.labels, self.batch_size, generator=generator)
@@ -99,6 +127,7 @@ class TorchSteps:
             precision=self.precision,
             scaler=self.scaler,
             weight=weight,
+            clip=self.clip,
         )
         return loss, hits, int(y.shape[0])
 
@@ -139,9 +168,11 @@ def choose(
     compiled: bool = False,
     job: distributed.Dist | None = None,
     train_net: nn.Module | None = None,
+    clip: Clip | None = None,
 ) -> TorchSteps | FusedSteps:
     """The fused step where it applies (fast/fused_step.py: ``why_not``), else ``train_step``
-    on ``train_net`` (the model DistributedDataParallel wraps in a job; ``net`` otherwise)."""
+    on ``train_net`` (the model DistributedDataParallel wraps in a job; ``net`` otherwise).
+    ``clip``: both clip in the same place, between the backward and the update."""
     scaled = scaler is not None and scaler.is_enabled()
     if not why_not(
         net,
@@ -152,7 +183,10 @@ def choose(
         compiled=compiled,
         data_parallel=job is not None,
     ):
-        return FusedSteps(FusedStep(net, optimizer, loss, smoothing), images, labels, batch_size)
+        fused = FusedStep(net, optimizer, loss, smoothing)
+        if clip is not None:
+            fused.clip(norm=clip.norm, value=clip.value)
+        return FusedSteps(fused, images, labels, batch_size)
     return TorchSteps(
         train_net or net,
         optimizer,
@@ -163,4 +197,5 @@ def choose(
         precision=precision,
         scaler=scaler,
         job=job,
+        clip=clip,
     )

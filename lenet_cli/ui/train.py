@@ -212,6 +212,7 @@ def render_train_summary(s: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     if best:
+        metric = best.get("metric") or f"{best['selected_on']}_acc"
         on = (
             "validation"
             if best["selected_on"] == "val"
@@ -219,12 +220,35 @@ def render_train_summary(s: dict[str, Any]) -> None:
         )
         c.print(
             f"best test accuracy {_pct(best['test_acc'])} at epoch {best['epoch']} "
-            f"(best.pt, picked on the {on})",
+            f"(best.pt, picked by {metric} {_metric(metric, best['value'])} on the {on})",
             soft_wrap=True,
         )
-    if s["stopped"] != "epochs":
-        c.print(f"stopped early: {s['stopped'].replace('_', ' ')}")
+    if s.get("restored_best") is not None:
+        c.print(f"final model: best.pt's weights of epoch {s['restored_best']} (--restore-best)")
+    why = stop_text(s)
+    if why:
+        c.print(why, soft_wrap=True)
     c.print(f"saved in {safe(s['run_dir'])}", soft_wrap=True)
+
+
+def _metric(name: str, value: float) -> str:
+    return _pct(value) if name.endswith("_acc") else _loss(value)
+
+
+def stop_text(s: dict[str, Any]) -> str:
+    """Why a run ended, when it did not simply train all its epochs ("" then)."""
+    reason, monitor = s["stopped"], s.get("monitor") or {}
+    if reason == "max_steps":
+        return f"stopped at step {s['steps']:,} (--max-steps)"
+    if reason == "early_stop":
+        best, delta = s.get("best") or {}, monitor.get("min_delta") or 0
+        by = f" by more than {delta:g}" if delta else ""
+        return (
+            f"stopped early after epoch {s['epochs']}: {monitor.get('metric')} did not improve"
+            f"{by} for {monitor.get('patience')} epochs (--early-stop); the best was epoch "
+            f"{best.get('epoch')}"
+        )
+    return "" if reason == "epochs" else f"stopped: {reason.replace('_', ' ')}"
 
 
 def render_config(rows: list[tuple[str, str]]) -> None:
