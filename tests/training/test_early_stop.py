@@ -34,8 +34,21 @@ def test_early_stop_stops_and_says_why(tmp_path):
     assert summary["best"]["epoch"] == 1 and summary["best"]["metric"] == "test_acc"
     assert [r["epoch"] for r in _rows(tmp_path / "r")] == [1, 2, 3]
     text = CliRunner().invoke(
-        app, ["train", *FAST, "--out", str(tmp_path), "--name", "t", "--epochs", "10",
-              "--early-stop", "2", "--min-delta", "0.5"],  # fmt: skip
+        app,
+        [
+            "train",
+            *FAST,
+            "--out",
+            str(tmp_path),
+            "--name",
+            "t",
+            "--epochs",
+            "10",
+            "--early-stop",
+            "2",
+            "--min-delta",
+            "0.5",
+        ],  # fmt: skip
     )
     assert "stopped early after epoch 3: test_acc did not improve by more than 0.5 for 2 " in (
         text.stdout
@@ -46,8 +59,21 @@ def test_a_run_that_trained_every_epoch_ended_by_its_epochs(tmp_path):
     """The epochs limit is checked first: the last two epochs did not improve, but all three
     ran, so it did not stop early and does not say so."""
     result = CliRunner().invoke(
-        app, ["train", *FAST, "--out", str(tmp_path), "--name", "r", "--epochs", "3",
-              "--early-stop", "2", "--min-delta", "0.5"],  # fmt: skip
+        app,
+        [
+            "train",
+            *FAST,
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+            "--epochs",
+            "3",
+            "--early-stop",
+            "2",
+            "--min-delta",
+            "0.5",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
     assert "stopped" not in result.stdout
@@ -81,8 +107,20 @@ def test_top_k_resumes_with_its_list_and_a_smaller_k_prunes(tmp_path):
     run = tmp_path / "r"
     assert len(list(run.glob("epoch-*.pt"))) == 3
     resumed = CliRunner().invoke(
-        app, ["train", "--resume", str(run), "--epochs", "5", "--save-top-k", "1",
-              "--scheduler", "none", "--restart-schedule", "--json"],  # fmt: skip
+        app,
+        [
+            "train",
+            "--resume",
+            str(run),
+            "--epochs",
+            "5",
+            "--save-top-k",
+            "1",
+            "--scheduler",
+            "none",
+            "--restart-schedule",
+            "--json",
+        ],  # fmt: skip
     )
     assert resumed.exit_code == 0, resumed.output
     best = load_checkpoint(run / "best.pt")
@@ -113,8 +151,18 @@ def test_restore_best_ends_with_the_best_epochs_weights(tmp_path):
     assert summary["restored_best"] == 1 and summary["stopped"] == "epochs"
     assert summary["final"]["test_loss"] == rows[0]["test_loss"] != rows[-1]["test_loss"]
     resumed = CliRunner().invoke(
-        app, ["train", "--resume", str(tmp_path / "r"), "--epochs", "4", "--scheduler", "none",
-              "--restart-schedule", "--json"],  # fmt: skip
+        app,
+        [
+            "train",
+            "--resume",
+            str(tmp_path / "r"),
+            "--epochs",
+            "4",
+            "--scheduler",
+            "none",
+            "--restart-schedule",
+            "--json",
+        ],  # fmt: skip
     )
     again = json.loads(resumed.stdout)
     assert again["restored_best"] == 1 and again["final"]["test_loss"] == rows[0]["test_loss"]
@@ -133,8 +181,12 @@ def test_restore_best_model_is_best_pts(tmp_path):
                            "epochs": 3, "min_delta": 0.5, "restore_best": True,
                            "out": str(tmp_path), "name": "r"})  # fmt: skip
     ended = {}
-    train(plan, device=torch.device("cpu"), threads=1,
-          on_event=lambda e: ended.update(e) if e.get("event") == "restored_best" else None)  # fmt: skip
+
+    def listen(e: dict) -> None:
+        if e.get("event") == "restored_best":
+            ended.update(e)
+
+    train(plan, device=torch.device("cpu"), threads=1, on_event=listen)
     assert ended["epoch"] == 1
     best = load_checkpoint(tmp_path / "r" / "best.pt")["model"]
     last = load_checkpoint(tmp_path / "r" / "last.pt")["model"]
@@ -152,9 +204,7 @@ def test_options_that_cannot_work(tmp_path):
 def test_resume_keeps_the_metric_and_may_change_the_rest(tmp_path):
     assert _train(tmp_path, "--name", "r", "--epochs", "1", "--val-split", "0.2").exit_code == 0
     run = str(tmp_path / "r")
-    changed = CliRunner().invoke(
-        app, ["train", "--resume", run, "--early-stop-metric", "test_acc"]
-    )
+    changed = CliRunner().invoke(app, ["train", "--resume", run, "--early-stop-metric", "test_acc"])
     assert changed.exit_code == 2 and "val_acc, now test_acc" in changed.output
     same = CliRunner().invoke(app, ["train", "--resume", run, "--early-stop-metric", "val_acc",
                                     "--epochs", "2", "--early-stop", "3", "--min-delta", "0.01",

@@ -103,8 +103,17 @@ def test_weights_ema_without_an_average_is_exit_6(tmp_path):
     assert evaluated.exit_code == 6 and "holds no averaged weights" in evaluated.output
     assert "best.pt" in evaluated.output
     exported = CliRunner().invoke(
-        app, ["export", str(run), "--format", "pt2", "--weights", "ema",
-              "--out", str(tmp_path / "m.pt2")],  # fmt: skip
+        app,
+        [
+            "export",
+            str(run),
+            "--format",
+            "pt2",
+            "--weights",
+            "ema",
+            "--out",
+            str(tmp_path / "m.pt2"),
+        ],  # fmt: skip
     )
     assert exported.exit_code == 6 and not (tmp_path / "m.pt2").exists()
     plain = tmp_path / "plain.pt"

@@ -35,8 +35,20 @@ def test_the_suggestion_is_the_steepest_descent_of_the_smoothed_curve():
 def test_lr_find_on_digits(tmp_path):
     png = tmp_path / "lr.png"
     result = CliRunner().invoke(
-        app, ["lr-find", *SAMPLE, "--start-lr", "1e-5", "--end-lr", "1", "--steps", "40",
-              "--out", str(png), "--json"],  # fmt: skip
+        app,
+        [
+            "lr-find",
+            *SAMPLE,
+            "--start-lr",
+            "1e-5",
+            "--end-lr",
+            "1",
+            "--steps",
+            "40",
+            "--out",
+            str(png),
+            "--json",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
@@ -56,8 +68,19 @@ def test_lr_find_on_digits(tmp_path):
 
 def test_a_diverging_loss_ends_the_test_as_a_result(tmp_path):
     result = CliRunner().invoke(
-        app, ["lr-find", *SAMPLE, "--optimizer", "sgd", "--start-lr", "1e-3", "--end-lr", "1e5",
-              "--steps", "60"],  # fmt: skip
+        app,
+        [
+            "lr-find",
+            *SAMPLE,
+            "--optimizer",
+            "sgd",
+            "--start-lr",
+            "1e-3",
+            "--end-lr",
+            "1e5",
+            "--steps",
+            "60",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
     assert "the loss diverged past lr" in result.stdout

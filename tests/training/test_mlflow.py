@@ -35,7 +35,8 @@ def test_params_epoch_metrics_and_artifacts_in_a_sqlite_store(tmp_path):
     assert run.data.params["arch"] == "tutorial" and run.data.params["epochs"] == "2"
     assert run.data.tags["lenet.resumed.epochs"] == "3"
     assert run.data.tags["lenet.run_dir"] == str((tmp_path / "r").resolve())
-    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
     history = client.get_metric_history(run.info.run_id, "test_acc")
     assert [(m.step, m.value) for m in history] == [(r["epoch"], r["test_acc"]) for r in rows]
     assert all(0 <= m.value <= 1 for m in history)  # fractions, as metrics.jsonl
