@@ -67,6 +67,24 @@ def _from_flag(key: str, value: Any) -> Any:
         ) from None
 
 
+# A run of lenet_cli.train on data or a model given in Python records them as these values of
+# data and arch (python, python:CLASS): no config can bring them back, so they are refused.
+GIVEN_DATA, GIVEN_ARCH_PREFIX = "python", "python:"
+
+
+def _given_in_python(key: str, value: Any, where: str) -> None:
+    if key == "data" and value == GIVEN_DATA:
+        what = "its data were given in Python"
+    elif key == "arch" and isinstance(value, str) and value.startswith(GIVEN_ARCH_PREFIX):
+        what = f"its model ({value.removeprefix(GIVEN_ARCH_PREFIX)}) was given in Python"
+    else:
+        return
+    raise ConfigError(
+        f"{where}: {key} = {value!r}: {what} (lenet_cli.train), and no config brings that back",
+        hint="train it again in Python, passing the same data= / model= (docs/api.md)",
+    )
+
+
 def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check keys and types of a partial config; keys may use dashes. Returns clean values.
 
@@ -82,6 +100,7 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown key {raw_key!r}", hint=hint)
         if where == "flag":
             value = _from_flag(key, value)
+        _given_in_python(key, value, where)
         value = _check_type(key, value, where)
         if where == "flag":
             check_value(flag_name(key), value, RULES[key])

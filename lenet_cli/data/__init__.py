@@ -6,6 +6,7 @@ goes to ``on_event`` / ``on_progress`` callbacks). Public API:
 - ``load_dataset(name, split, ...) -> Dataset``; ``split_validation``; ``batches``, ``batch_rows``
 - ``read_idx_images`` / ``read_idx_labels``: validated IDX reading
 - ``find_source`` / ``download`` / ``verify`` / ``import_source`` / ``list_sources``
+- ``arrays``: images and labels given in Python (``lenet_cli.train(data=...)``), checked
 """
 
 from lenet_cli.data.fetch import download

@@ -5,7 +5,8 @@
 - ``checkpoint.py`` and ``payload.py``: save and load checkpoints, and the content checks of every
   field (shapes, finite weights, counters, the optimizer's state);
 - ``metrics.py``: run counters and rows; ``reader.py``: run directories read back, class names;
-- ``table.py``: the table of runs (``lenet runs``).
+- ``table.py``: the table of runs (``lenet runs``);
+- ``given.py``: what a run of ``lenet_cli.train`` got from Python (data, a model), as recorded.
 
 May import: the top-level modules and data/. Nothing above.
 """

@@ -26,6 +26,7 @@ from lenet_cli.errors import CheckpointError, NonFiniteLossError
 from lenet_cli.files import MAGIC as _MAGIC
 from lenet_cli.files import SealError, atomic_write, read_sealed
 from lenet_cli.model import build_model
+from lenet_cli.runs.given import check_resumable, record_of, refuse_model
 from lenet_cli.runs.payload import PayloadError, check_payload, check_resume
 
 FORMAT = "lenet-cli-checkpoint"
@@ -110,12 +111,16 @@ def load_checkpoint(
     path: str | Path,
     map_location: str | torch.device = "cpu",
     prefer: tuple[str, ...] = ("best.pt", "last.pt"),
+    *,
+    model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """The payload of a checkpoint file or run directory, checked before it is used.
 
     In order: size limit and SHA-256 trailer (sealed.read_sealed: streamed, nothing parsed
     yet), a ``weights_only`` unpickling, format and version, then every field's type and range
     (payload.check_payload). Any failure is a CheckpointError naming the file and the field.
+    ``model``: the nn.Module given in Python that the weights are for (runs/given.py); without
+    one, a checkpoint of a model given in Python is refused.
     """
     path = resolve_path(path, prefer)
     try:
@@ -136,10 +141,19 @@ def load_checkpoint(
             f"this lenet reads version {VERSION}",
             hint="upgrade lenet-cli",
         )
+    record = record_of(payload, str(path))
+    if "model" in record and model is None:
+        raise refuse_model(str(path), record)
     try:
-        check_payload(payload, str(path))
+        check_payload(payload, str(path), model)
     except PayloadError as e:
-        raise _refuse(path, str(e)) from None
+        if model is None:
+            raise _refuse(path, str(e)) from None
+        trained = record.get("model") or payload.get("arch")
+        raise CheckpointError(  # the weights are fine; the instance given is another network
+            f"refusing checkpoint {path}: {e}",
+            hint=f"pass an instance of the network it trained ({trained})",
+        ) from None
     payload["path"] = str(path)
     return payload
 
@@ -147,10 +161,16 @@ def load_checkpoint(
 RESUME_KEYS = ("config", "model", "optimizer", "scheduler", "state", "rng")
 
 
-def load_for_resume(path: str | Path) -> dict[str, Any]:
-    """A checkpoint (a run directory's last.pt first) checked to hold what resuming needs."""
-    payload = load_checkpoint(path, prefer=("last.pt",))
+def load_for_resume(
+    path: str | Path, *, model: nn.Module | None = None, given: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A checkpoint (a run directory's last.pt first) checked to hold what resuming needs.
+
+    ``model`` and ``given``: what lenet_cli.train was handed in Python to resume with; they must
+    be the kinds of things the run was given when it started (runs/given.py)."""
+    payload = load_checkpoint(path, prefer=("last.pt",), model=model)
     where = payload["path"]
+    check_resumable(where, record_of(payload, where), given)
     missing = [k for k in RESUME_KEYS if k not in payload]
     if missing:
         raise CheckpointError(
@@ -168,21 +188,27 @@ def load_for_resume(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(
-    path: str | Path, device: torch.device, weights: str | None = None
+    path: str | Path,
+    device: torch.device,
+    weights: str | None = None,
+    model: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on ``device``, metadata: arch, mean, std, data, epoch, step...).
 
     ``weights``: "ema" (the average of ``--ema``), "raw", or None for the weights the run
-    evaluated (the average when it kept one); ``meta["weights"]`` says which were loaded."""
-    payload = load_checkpoint(path)
+    evaluated (the average when it kept one); ``meta["weights"]`` says which were loaded.
+    ``model``: an nn.Module given in Python to load the weights into (else the checkpoint's
+    arch is built)."""
+    payload = load_checkpoint(path, model=model)
     chosen = pick_weights(payload, weights)
-    model = build_model(payload["arch"])
+    model = build_model(payload["arch"]) if model is None else model
     model.load_state_dict(payload[chosen])  # names and shapes were checked: cannot fail
     model.to(device).eval()
     meta = {
         k: payload.get(k)
         for k in ("arch", "mean", "std", "data", "epoch", "step", "config", "metrics", "path")
     }
+    meta["given_in_python"] = record_of(payload, payload["path"])
     meta["weights"] = "ema" if chosen == "ema" else "raw"
     return model, meta
 

@@ -93,12 +93,16 @@ def _number(payload: Mapping, key: str, low: float, high: float, low_open: bool 
         raise PayloadError(f"{key} = {v!r} is not a number in {bound}")
 
 
-def check_model(state: Any, arch: str, name: str = "model") -> None:
+def check_model(
+    state: Any, arch: str, name: str = "model", expected: dict[str, Any] | None = None
+) -> None:
     """The state dict of ``arch``: the same names, shapes, floating dtypes, finite values.
-    ``name``: the payload's key that holds it (model, or ema: the average of --ema)."""
+    ``name``: the payload's key that holds it (model, or ema: the average of --ema).
+    ``expected``: the state dict to match instead of ``arch``'s (a model given in Python,
+    ``arch`` its class name)."""
     if not isinstance(state, dict):
         raise PayloadError(f"{name} is a {type(state).__name__}, not a state dict")
-    expected = build_model(arch).state_dict()
+    expected = build_model(arch).state_dict() if expected is None else expected
     missing = [k for k in expected if k not in state]
     extra = [str(k) for k in state if k not in expected]
     if missing or extra:
@@ -126,14 +130,20 @@ def check_model(state: Any, arch: str, name: str = "model") -> None:
             raise PayloadError(f"{name}.{key} {problem}")
 
 
-def check_payload(payload: dict[str, Any], where: str) -> None:
-    """The fields every use of a checkpoint reads (evaluate, predict, export, inspect)."""
+def check_payload(payload: dict[str, Any], where: str, model: Any = None) -> None:
+    """The fields every use of a checkpoint reads (evaluate, predict, export, inspect).
+
+    ``model``: an nn.Module given in Python to load the weights into (lenet_cli.load): they
+    must fit its state dict, whatever the checkpoint's arch."""
     arch = payload.get("arch")
-    if arch not in ARCHES:
+    expected, label = None, arch
+    if model is not None:
+        expected, label = model.state_dict(), type(model).__name__
+    elif arch not in ARCHES:
         raise PayloadError(f"arch = {arch!r} is not one of " + ", ".join(ARCHES))
-    check_model(payload.get("model"), arch)
+    check_model(payload.get("model"), label, expected=expected)
     if payload.get("ema") is not None:  # --ema's average, read like the model
-        check_model(payload["ema"], arch, "ema")
+        check_model(payload["ema"], label, "ema", expected)
     _number(payload, "mean", 0.0, 1.0)
     _number(payload, "std", 0.0, 1.0, low_open=True)  # images are divided by it
     # data, epoch and step are written by every `lenet train`; optional for other writers

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lenet_cli.config import TrainConfig, to_toml
+from lenet_cli.config.toml import GIVEN_ARCH_PREFIX, GIVEN_DATA
 from lenet_cli.errors import OutputExistsError, UsageError, WriteError
 from lenet_cli.files import atomic_write, json_safe
 from lenet_cli.interrupts import TrainingInterrupted
@@ -185,12 +186,14 @@ class RunDir:
         return sorted(p.name for p in self.path.glob("epoch-*.pt") if EPOCH_FILE.fullmatch(p.name))
 
     def write_config(self, config: TrainConfig) -> None:
-        text = to_toml(
-            config,
-            f"resolved config of the run in {self.path}\n"
-            "train again with: lenet train --config THIS-FILE",
-            skip=("name",),
-        )
+        again = "train again with: lenet train --config THIS-FILE"
+        if config.data == GIVEN_DATA or config.arch.startswith(GIVEN_ARCH_PREFIX):
+            again = (  # runs/given.py: `lenet train --config` refuses these values
+                "its data or model were given in Python: train again with "
+                "lenet_cli.train(data=..., model=..., OPTION=VALUE...)"
+            )
+        header = f"resolved config of the run in {self.path}\n{again}"
+        text = to_toml(config, header, skip=("name",))
         self.write("config.toml", text.encode("utf-8"))
 
     def write_env(self, info: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@
   file < flags, the run directory, resume rules);
 - ``tblog.py``: TensorBoard logging; ``distributed.py``: what a data-parallel rank does
   differently; ``bench.py``: ``lenet bench`` (each of its cells measured by
-  ``bench_cell.py``).
+  ``bench_cell.py``);
+- ``api.py``: ``lenet_cli.train`` from Python (keywords checked as flags, given data and model,
+  the process left as found); ``callbacks.py``: its callbacks, hooked to the loop's events.
 
 May import: the top-level modules, data/, fast/, runs/, use/ and teach/. Nothing above.
 """

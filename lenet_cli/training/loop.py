@@ -38,6 +38,7 @@ from lenet_cli.interrupts import Signals, raise_interrupted
 from lenet_cli.runs.metrics import env_info, now
 from lenet_cli.runs.rundir import RunDir
 from lenet_cli.training import distributed, topk
+from lenet_cli.training.callbacks import Callbacks
 from lenet_cli.training.epoch import EpochSums, check_finite_eval
 from lenet_cli.training.mlflowlog import check_mlflow, mlflow_log
 from lenet_cli.training.plan import Plan
@@ -85,6 +86,8 @@ def run_epoch(run: Run, rd: RunDir, signals: Signals, emit, progress_interval, c
         sums.add(loss, hits, n)
         s.step += 1
         s.batch_in_epoch = i + 1
+        if run.after_step is not None and run.after_step(s.step, loss):  # a callback's "stop"
+            break
         if cfg.log_every and s.step % cfg.log_every == 0:
             log_step(run, rd, emit, loss)
         if progress_interval is not None and sums.due(progress_interval):
@@ -199,10 +202,12 @@ def train(
     progress_interval: float | None = None,
     check_every: int = 200,
     job: distributed.Dist | None = None,
+    callbacks: Callbacks | None = None,
 ) -> dict[str, Any]:
     """Train as ``plan`` says (a new run, or one resumed); returns the run's summary.
 
-    ``job``: this process's rank in a data-parallel job (distributed.py), already joined."""
+    ``job``: this process's rank in a data-parallel job (distributed.py), already joined.
+    ``callbacks``: lenet_cli.train's (callbacks.py), attached to the run once it is built."""
     cfg, emit, resume = plan.config, _emitter(on_event), plan.resume
     fused = _set_up(cfg, device, emit)
     init = init_weights(cfg.init, cfg.arch) if cfg.init and resume is None else None
@@ -211,14 +216,17 @@ def train(
     quiet = job is not None and not job.main  # rank 0 writes the run directory
     # A new run's directory is made once its data are loaded (a failure leaves none behind);
     # a resumed run's is locked first, so that a second --resume of a live run stops at once.
-    data = load_splits(cfg, device, plan.data_explicit, emit) if resume is None else None
+    given = plan.given  # data and model handed to lenet_cli.train (runs/given.py), or None
+    data = load_splits(cfg, device, plan.data_explicit, emit, given) if resume is None else None
     with RunDir(plan.run_dir, new=resume is None, writes=not quiet) as rd:
         if resume is not None:
             plan.check_unchanged()
-            data = load_splits(cfg, device, plan.data_explicit, emit)
+            data = load_splits(cfg, device, plan.data_explicit, emit, given)
         # the default mnist that fell back to the sample is recorded as what it is
-        run = Run(dataclasses.replace(cfg, data=data.train.name), device, data, fused, job)
+        run = Run(dataclasses.replace(cfg, data=data.train.name), device, data, fused, job, given)
         run.tuner = thread_tuner(run.cfg, device, emit) if job is None else None  # ranks: fixed
+        if callbacks is not None:
+            callbacks.attach(run, rd.path)
         if resume is not None:
             run.restore(resume, plan.restart_schedule)
             rd.load_metrics(run.state.step, run.state.last_row)
@@ -249,6 +257,8 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         rd.write_config(cfg)
         mode = run.steps.mode  # the fused step: "update" or "gradients"; None for PyTorch's
         env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused, mode)
+        if run.given is not None:  # what lenet_cli.train was handed (runs/given.py)
+            env["given_in_python"] = run.given.record()
         rd.write_env({**env, "ranks": run.job.world} if run.job else env)
         for note in rd.notes:
             emit(event="notice", notice=note)
@@ -258,6 +268,7 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         emit(
             event="start",
             run_dir=str(rd.path),
+            arch=cfg.arch,
             epochs=cfg.epochs,
             steps_per_epoch=run.steps_per_epoch,
             start_epoch=s.epoch,
@@ -296,7 +307,8 @@ def _restore_best(run: Run, rd: RunDir, emit) -> dict[str, Any] | None:
     if weights is None:  # the best epoch was in an earlier session of a resumed run
         from lenet_cli.runs.checkpoint import load_checkpoint
 
-        weights = load_checkpoint(rd.path / "best.pt", map_location=run.device)
+        own = run.given.model if run.given is not None else None  # a model given in Python
+        weights = load_checkpoint(rd.path / "best.pt", map_location=run.device, model=own)
     run.restore_best(weights)
     emit(event="restored_best", epoch=best["epoch"], metric=best.get("metric"),
          value=best["value"])  # fmt: skip

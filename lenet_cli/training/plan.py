@@ -52,6 +52,7 @@ class Plan:
     sources: dict[str, str] = field(default_factory=dict)  # key -> "default" | file | "flag"
     restart_schedule: bool = False
     checkpoint_stat: tuple[int, int, int] | None = None  # to see it change before the lock
+    given: Any = None  # runs/given.py Given: data and model handed to lenet_cli.train
 
     @property
     def data_explicit(self) -> bool:
@@ -86,6 +87,9 @@ def plan_run(
     flags: dict[str, Any],
     resume: Path | None = None,
     restart_schedule: bool = False,
+    *,
+    model: Any = None,
+    given: frozenset[str] = frozenset(),
 ) -> Plan:
     """The plan of a new run, or of resuming ``resume`` (its rules checked)."""
     file_values = load_toml(config_file) if config_file is not None else None
@@ -105,7 +109,8 @@ def plan_run(
         return Plan(cfg, run_dir, None, resolved.sources)
     from lenet_cli.runs.checkpoint import load_for_resume  # torch: only when resuming
 
-    payload = load_for_resume(resume)
+    # ``model`` and ``given``: a run of lenet_cli.train(model=..., data=...) resumed in Python
+    payload = load_for_resume(resume, model=model, given=given)
     path = Path(payload["path"])
     base = TrainConfig(**validate(payload["config"], f"{path} (config)"))
     resolved = resolve(

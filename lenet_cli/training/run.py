@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from lenet_cli.losses import build_loss
 from lenet_cli.model import build_model
 from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.runs.checkpoint import restore_rng, rng_states
+from lenet_cli.runs.given import Given
 from lenet_cli.runs.metrics import RunState
 from lenet_cli.training import distributed, step
 from lenet_cli.training.ema import Ema
@@ -44,11 +45,17 @@ class Splits:
     test: Dataset
 
 
-def load_splits(cfg: TrainConfig, device: torch.device, explicit: bool, emit) -> Splits:
-    """The training, validation and test sets on ``device``, in the layout the model runs in."""
+def load_splits(
+    cfg: TrainConfig, device: torch.device, explicit: bool, emit, given: Given | None = None
+) -> Splits:
+    """The training, validation and test sets on ``device``, in the layout the model runs in
+    (``given``: the data sets handed to lenet_cli.train, else the config's)."""
     args = dict(data_dir=cfg.data_dir, device=device, seed=cfg.seed, on_event=lambda e: emit(**e))
-    train_ds = load_dataset(cfg.data, "train", explicit=explicit, **args)
-    test_ds = load_dataset(train_ds.name, "test", **args)  # from where the training split was
+    if given is not None and given.train is not None:
+        train_ds, test_ds = given.on(device)
+    else:
+        train_ds = load_dataset(cfg.data, "train", explicit=explicit, **args)
+        test_ds = load_dataset(train_ds.name, "test", **args)  # from where the training split was
     train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
     emit(
         event="data",
@@ -81,10 +88,13 @@ class Run:
         data: Splits,
         fused: bool,
         job: distributed.Dist | None = None,
+        given: Given | None = None,
     ) -> None:
         self.cfg, self.device, self.data, self.job = cfg, device, data, job
+        self.given = given  # data and model handed to lenet_cli.train (runs/given.py)
         torch.manual_seed(cfg.seed)  # the initial weights
-        self.model = build_model(cfg.arch)
+        own = given.model if given is not None else None
+        self.model = build_model(cfg.arch) if own is None else own
         # whether the C kernels run: wanted here, and a network they compute (not --arch classic)
         self.fused = fused and speed.fused_applies(self.model)
         self.net = speed.prepare_model(
@@ -130,6 +140,9 @@ class Run:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order, on the CPU
         self.tuner: ThreadTuner | None = None  # --threads auto (set by train)
         self.first_step_at: float | None = None  # seconds from process start (start-up cost)
+        # callbacks of lenet_cli.train (callbacks.py): called after each step when one wants it
+        self.after_step: Callable[[int, Any], bool] | None = None
+        self.stop_requested: str | None = None
 
     def total_steps(self, cfg: TrainConfig) -> int:
         total = cfg.epochs * self.steps_per_epoch
@@ -151,7 +164,7 @@ class Run:
     def payload(self, data_generator: torch.Tensor) -> dict[str, Any]:
         """The checkpoint; ``data_generator`` is the data order's state to resume from."""
         train = self.data.train
-        return {
+        payload = {
             "arch": self.cfg.arch,
             "config": self.cfg.to_dict(),
             "mean": train.mean,
@@ -167,6 +180,7 @@ class Run:
             "rng": {**rng_states(), "data_generator": data_generator},
             **self._ema_payload(),
         }
+        return payload if self.given is None else self.given.mark(payload)
 
     def _ema_payload(self) -> dict[str, Any]:
         if self.ema is None:
@@ -267,4 +281,4 @@ class Run:
             return "epochs"
         if cfg.early_stop and s.epochs_since_best >= cfg.early_stop:
             return "early_stop"
-        return None
+        return self.stop_requested  # a callback's "stop" (callbacks.py), else None

@@ -8,6 +8,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from lenet_cli.config.toml import GIVEN_ARCH_PREFIX
 from lenet_cli.ui.console import err, note, out, safe
 from lenet_cli.ui.data import download_note, render_digits
 
@@ -155,6 +156,9 @@ class TrainProgress:
             threads += ", fused kernels" if e.get("fused") else ""
             threads += {"update": ", one C call per step", "gradients": ", gradients in one C "
                         "call per step"}.get(e.get("fused_step") or "", "")  # fmt: skip
+            own = str(e.get("arch") or "")
+            if own.startswith(GIVEN_ARCH_PREFIX):  # lenet_cli.train(model=...): not the C step
+                threads += f", {own.removeprefix(GIVEN_ARCH_PREFIX)} given in Python: PyTorch's ops"
             note(
                 f"training on {e['device']} ({threads}), "
                 f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"

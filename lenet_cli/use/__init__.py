@@ -4,7 +4,8 @@
 - ``predict.py``: a picture prepared as MNIST's digits were, and the network's answer;
 - ``export.py``: safetensors, ``torch.export`` (.pt2) and ONNX, verified against the checkpoint;
 - ``weights.py``: one loader for a checkpoint, a run directory, a ``torch.save(state_dict)`` file
-  or a .safetensors file.
+  or a .safetensors file;
+- ``api.py``: ``lenet_cli.load``, ``evaluate``, ``predict``, ``export`` on models in memory.
 
 May import: the top-level modules, data/, fast/ and runs/. Nothing above.
 """

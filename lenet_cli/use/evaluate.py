@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lenet_cli.device import sum_dtype
+from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.model import NUM_CLASSES
@@ -100,6 +101,12 @@ def model_data(
     from lenet_cli.data import load_dataset
 
     config = meta.get("config") or {}
+    given = (meta.get("given_in_python") or {}).get("data")
+    if data is None and given is not None:  # no data set to default to (runs/given.py)
+        raise UsageError(
+            f"{meta['path']} was trained on data given in Python ({given})",
+            hint="name the data set to judge it on with --data",
+        )
     name = data or meta.get("data") or "mnist"
     if data is None and data_dir is None:
         data_dir = config.get("data_dir")

@@ -134,8 +134,13 @@ def infer_arch(state: dict[str, torch.Tensor], where: str) -> str:
     )
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state_dict, meta) of a plain state_dict or .safetensors file; meta says what was assumed."""
+def read_weights(
+    path: str | Path, model: nn.Module | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) of a plain state_dict or .safetensors file; meta says what was assumed.
+
+    ``model``: an nn.Module given in Python whose state dict the file must fit (no LeNet is
+    inferred then)."""
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_BYTES:  # before anything reads it: a 10 GB file is not read whole
@@ -152,14 +157,17 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             f"refusing {path}: {e}", hint="fix or drop that metadata key"
         ) from None
     named = said_by["arch"]
-    if named is not None:
+    expected, label = None, None
+    if model is not None:  # its names and shapes, checked below
+        arch, expected, label = None, model.state_dict(), type(model).__name__
+    elif named is not None:
         arch, problem = named, mismatch(state, named)
         if problem:
             raise CheckpointError(f"{path} says it holds {named!r}, but {problem}")
     else:
         arch = infer_arch(state, str(path))
     try:
-        check_model(state, arch)  # finite values (names and shapes were matched above)
+        check_model(state, label or arch, expected=expected)  # finite values, and names
     except PayloadError as e:
         raise CheckpointError(f"refusing {path}: {e}") from None
     if said_by["mean"] is not None:
@@ -168,7 +176,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     else:
         mean, std = MNIST_MEAN, MNIST_STD
         said = f"inputs normalised with MNIST's mean/std ({MNIST_MEAN}, {MNIST_STD}) by default"
-    how = "named in its metadata" if named else f"inferred from its {_KERNELS[arch]}"
+    if model is not None:
+        how = "into the model given"
+    else:
+        how = "named in its metadata" if named else f"inferred from its {_KERNELS[arch]}"
     meta = {
         "arch": arch,
         "mean": mean,
@@ -179,30 +190,34 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         "config": None,
         "metrics": None,
         "path": str(path),
-        "notice": f"{path} holds plain weights: read as {arch!r} ({how}); {said}",
+        "notice": f"{path} holds plain weights: read as {arch or label!r} ({how}); {said}",
     }
     return state, meta
 
 
 def load_model(
-    path: str | Path, device: torch.device, weights: str | None = None
+    path: str | Path,
+    device: torch.device,
+    weights: str | None = None,
+    model: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``checkpoint.load_model``, and also for plain state_dicts and .safetensors files.
 
     For those, ``meta["notice"]`` says what was inferred; the caller shows it. ``weights``:
     "ema", "raw" or None (checkpoint.load_model); plain weights are raw weights only.
+    ``model``: an nn.Module given in Python to load the weights into (lenet_cli.load).
     """
     path = resolve_path(path)
     if path.suffix != ".safetensors" and is_lenet_checkpoint(path):
-        return load_checkpoint_model(path, device, weights)
+        return load_checkpoint_model(path, device, weights, model)
     if weights == "ema":
         raise CheckpointError(
             f"{path} holds plain weights, no averaged weights of --ema",
             hint="use --weights raw, or a checkpoint of a run trained with --ema",
         )
-    state, meta = read_weights(path)
+    state, meta = read_weights(path, model)
     meta["weights"] = "raw"
-    model = build_model(meta["arch"])
+    model = build_model(meta["arch"]) if model is None else model
     model.load_state_dict(state)  # shapes were checked above
     return model.to(device).eval(), meta
 
