@@ -71,3 +71,14 @@ def test_fused_benchmark_reports_each_variant():
         assert row[f"{variant}_train_images_per_s"] > 0
     for variant in ("pytorch", "fused"):  # the step's inference is the fused model's
         assert row[f"{variant}_infer_images_per_s"] > 0
+
+
+def test_train_features_benchmark_reports_each_variant():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "train_features.py"), "--rounds", "1"]
+    cmd += ["--steps", "3", "--batch-size", "16", "--json"]
+    result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"none", "clip-norm", "clip-value", "ema"}
+    for row in rows.values():
+        assert row["us_per_step"] > 0 and row["vs_none"] > 0
+    assert rows["none"]["vs_none"] == 1.0
