@@ -114,7 +114,8 @@ class DistributedError(LenetError):
 
 
 class ServiceError(LenetError):
-    """A service lenet uses or provides failed (`lenet serve`: the port cannot be listened on)."""
+    """A service lenet uses or provides failed (`lenet serve`: the port cannot be listened on;
+    `lenet sweep`: its study storage is unreachable or was lost)."""
 
     exit_code = 16
 

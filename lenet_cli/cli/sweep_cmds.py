@@ -108,29 +108,45 @@ def sweep_cmd(
     flags: dict[str, Any],
 ) -> None:
     """Search hyper-parameters with Optuna; each trial is a `lenet train` run in OUT/STUDY."""
+    from lenet_cli.scale.study import storage_guard
+
     given = {k: v for k, v in flags.items() if v is not None}
-    if show:
-        return _show(storage, study, out, json_out)
     name = study or datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
-    sweep_dir = out / name
-    fresh = given or config is not None or space is not None
-    url, found, settings = _open_study(
-        storage, name, sweep_dir, trials, fresh, space, config, given
+    with storage_guard(storage, study, out):  # an unreachable or lost storage: exit 16
+        if show:
+            return _show(storage, study, out, json_out)
+        sweep_dir = out / name
+        fresh = given or config is not None or space is not None
+        url, found, settings = _open_study(
+            storage, name, sweep_dir, trials, fresh, space, config, given
+        )
+        _run(url, found, settings, sweep_dir, workers, json_out)
+
+
+def _where(storage: str | None, sweep_dir: Path) -> str:
+    """The study's storage as a message names it."""
+    from lenet_cli.scale import study as studies
+
+    return (
+        f"--storage {studies.shown(storage)}" if storage else str(sweep_dir / studies.SQLITE_NAME)
     )
-    _run(url, found, settings, sweep_dir, workers, json_out)
 
 
 def _show(storage: str | None, study: str | None, out: Path, json_out: bool) -> None:
-    """`--show`: print an existing study's trials and best, running nothing."""
+    """`--show`: print an existing study's trials and best, running and creating nothing."""
     from lenet_cli.scale import study as studies
 
     if study is None:
         raise UsageError("--show needs --study NAME")
-    _, store = _open(storage, out / study)
-    if storage is None and not (out / study / studies.SQLITE_NAME).is_file():
-        raise UsageError(f"no sweep {study!r} in {out}", hint="check --study and --out")
-    found, settings = studies.load(store, study)
-    _report(found, settings, out / study, None, json_out, table=True)
+    sweep_dir = out / study
+    if storage is None and not (sweep_dir / studies.SQLITE_NAME).is_file():
+        raise UsageError(
+            f"no study {study!r} in {out}: {sweep_dir / studies.SQLITE_NAME} does not exist",
+            hint="check --study and --out",
+        )
+    _, store = _open(storage, sweep_dir)
+    found, settings = studies.load(store, study, _where(storage, sweep_dir))
+    _report(found, settings, sweep_dir, None, json_out, table=True)
 
 
 def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
@@ -141,11 +157,9 @@ def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
     """
     from lenet_cli.scale import study as studies
 
-    url, store = storage, None
-    if storage is None:  # SQLite in the sweep directory: the study exists with its file
-        exists = (sweep_dir / studies.SQLITE_NAME).is_file()
-    else:
-        url, store = _open(storage, sweep_dir)
+    url, store, exists = storage, None, False
+    if storage is not None or (sweep_dir / studies.SQLITE_NAME).is_file():
+        url, store = _open(storage, sweep_dir)  # SQLite: only a file that is there is opened
         exists = name in studies.optuna().study.get_all_study_names(store)
     if exists:
         if fresh:
@@ -155,7 +169,7 @@ def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
             )
     else:
         settings = _settings(space, config, given, trials or 20)  # checked before any file
-        if sweep_dir.exists() and storage is None:
+        if storage is None and sweep_dir.exists() and store is None:
             raise OutputExistsError(
                 f"sweep directory {sweep_dir} already exists", hint="choose another --study"
             )
@@ -164,7 +178,7 @@ def _open_study(storage, name, sweep_dir, trials, fresh, space, config, given):
         url, store = _open(storage, sweep_dir)
     if not exists:
         return url, studies.create(store, name, settings), settings
-    found, settings = studies.load(store, name)
+    found, settings = studies.load(store, name, _where(storage, sweep_dir))
     if trials is not None:
         found.set_user_attr("trials", trials)
         settings["trials"] = trials
@@ -232,6 +246,7 @@ def sweep_worker_cmd(
     url = os.environ.get(STORAGE_ENV)
     if not url:
         raise UsageError(f"sweep-worker is started by `lenet sweep` (no {STORAGE_ENV})")
-    _, settings = studies.load(studies.open_storage(url), study)
-    device, n = setup_device(settings["config"]["device"], threads)
-    work(url, study, sweep_dir, device, n, relay=ui.worker_notice)
+    with studies.storage_guard(url, study, sweep_dir.parent):
+        _, settings = studies.load(studies.open_storage(url), study)
+        device, n = setup_device(settings["config"]["device"], threads)
+        work(url, study, sweep_dir, device, n, relay=ui.worker_notice)

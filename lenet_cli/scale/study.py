@@ -9,12 +9,22 @@ resumed sweep, needs nothing but the storage URL and the study name.
 from __future__ import annotations
 
 import os
+import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from lenet_cli.config import TrainConfig, to_toml, validate
-from lenet_cli.errors import ConfigError, MissingExtraError, UsageError
+from lenet_cli.errors import (
+    ConfigError,
+    LenetError,
+    MissingExtraError,
+    ServiceError,
+    UsageError,
+    WriteError,
+)
 from lenet_cli.files import atomic_write
 from lenet_cli.scale.space import Space, from_dict
 
@@ -41,12 +51,19 @@ def default_storage(sweep_dir: Path) -> str:
     return f"sqlite:///{sweep_dir.resolve() / SQLITE_NAME}"
 
 
+def shown(url: str) -> str:
+    """A storage URL as messages show it: without its password."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 def open_storage(url: str):
-    """An RDB storage for ``url``: SQLite waits for its lock (several workers write to it)."""
+    """An RDB storage for ``url``: SQLite waits for its lock (several workers write to it), a
+    database server that does not answer is given up on after CONNECT_TIMEOUT_S."""
     opt = optuna()
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     if url.startswith(("postgresql://", "postgres://")):  # psycopg 3, whatever SQLAlchemy's default
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     try:
         return opt.storages.RDBStorage(url, engine_kwargs=kwargs)
     except ImportError:  # the database driver (psycopg for postgresql://)
@@ -54,9 +71,57 @@ def open_storage(url: str):
             f"the storage {url.split(':', 1)[0]} needs a database driver that is not installed",
             hint="pip install 'lenet-cli[sweep]', which brings psycopg for PostgreSQL",
         ) from None
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors: a bad URL, no server...
-        text = " ".join(str(e).split())[:300]
-        raise UsageError(f"cannot open the study storage: {text}", hint="check --storage") from None
+    except Exception as e:
+        if storage_failure(e) is not None and type(e).__name__ != "ArgumentError":
+            raise  # the database did not answer: a service failure (storage_guard)
+        text = " ".join(str(e).split())[:300]  # a URL SQLAlchemy cannot parse, an unknown dialect
+        raise UsageError(
+            f"--storage {shown(url)} is not a storage URL: {text}",
+            hint="e.g. postgresql://USER@HOST/DB, or leave --storage out for SQLite",
+        ) from None
+
+
+CONNECT_TIMEOUT_S = 10
+_DATABASE_MODULES = ("sqlalchemy", "psycopg", "sqlite3")
+
+
+def storage_failure(e: BaseException) -> BaseException | None:
+    """The database's own error behind ``e`` (the driver's, else SQLAlchemy's, else Optuna's
+    StorageInternalError), or None when ``e`` is not a failure of the study storage."""
+    found, seen = None, set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        if kind.__module__.split(".")[0] in _DATABASE_MODULES or kind.__name__ == (
+            "StorageInternalError"
+        ):
+            found = getattr(current, "orig", None) or current  # SQLAlchemy keeps the driver's
+        current = current.__cause__ or current.__context__
+    return found
+
+
+@contextmanager
+def storage_guard(url: str | None, name: str | None, out: Path) -> Iterator[None]:
+    """A failure of the study storage (unreachable, lost mid-sweep) as a ServiceError (exit 16)
+    that names the storage and the database's own words, and how to resume."""
+    try:
+        yield
+    except LenetError:
+        raise
+    except Exception as e:
+        cause = storage_failure(e)
+        if cause is None:
+            raise
+        words = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
+        where = shown(url) if url else "SQLite in the sweep directory"
+        again = f"`lenet sweep --study {name} --out {out}`" if name else "the same `lenet sweep`"
+        same = " with the same --storage" if url and not url.startswith("sqlite") else ""
+        raise ServiceError(
+            f"the study storage {where} failed: {words[:300]}",
+            hint=f"once it answers again, rerun {again}{same}: the sweep resumes, and a "
+            "trial it stopped continues from its last.pt",
+        ) from None
 
 
 def make_pruner(space: Space):
@@ -88,18 +153,12 @@ def create(storage, name: str, settings: dict[str, Any]):
     return study
 
 
-def load(storage, name: str):
-    """(study, settings) of an existing study; the pruner comes from its stored space."""
+def load(storage, name: str, where: str = "this storage"):
+    """(study, settings) of an existing study; the pruner comes from its stored space.
+    ``where`` names the storage in the message of a missing study."""
     opt = optuna()
-    try:
-        summary = opt.study.get_all_study_names(storage)
-    except Exception as e:  # noqa: BLE001
-        raise UsageError(f"cannot read the study storage: {e}") from None
-    if name not in summary:
-        raise UsageError(
-            f"no study {name!r} in this storage",
-            hint="check --study (and --storage / --out); `lenet sweep --show` lists a study",
-        )
+    if name not in opt.study.get_all_study_names(storage):  # a failure: storage_guard's
+        raise UsageError(f"no study {name!r} in {where}", hint="check --study, --out, --storage")
     settings = opt.load_study(study_name=name, storage=storage).user_attrs
     if "space" not in settings or "config" not in settings:
         raise ConfigError(f"study {name!r} was not made by `lenet sweep` (no stored settings)")
@@ -200,6 +259,12 @@ def write_best(study, settings: dict[str, Any], sweep_dir: Path) -> Path | None:
         "train it with: lenet train --config best.toml"
     )
     path = sweep_dir / "best.toml"
-    with atomic_write(path) as f:
-        f.write(to_toml(cfg, header).encode("utf-8"))
+    try:
+        with atomic_write(path) as f:
+            f.write(to_toml(cfg, header).encode("utf-8"))
+    except OSError as e:
+        raise WriteError(
+            f"cannot write {path}: {e.strerror or e}",
+            hint="the trials are kept in the study; `lenet sweep --show` lists them",
+        ) from None
     return path

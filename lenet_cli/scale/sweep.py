@@ -107,9 +107,14 @@ def run_trial(
         if relay is not None and e.get("event") != "epoch_end":
             relay(e)
         if e.get("event") == "epoch_end":
-            report(e["row"])
-            if trial.should_prune():  # after this epoch's checkpoint and metrics are written
-                raise opt.TrialPruned(f"pruned after epoch {e['row']['epoch']}")
+            row = e["row"]
+            report(row)
+            # pruning stops a trial that would go on: after its final epoch it has completed
+            last = row["epoch"] >= cfg.epochs or (
+                cfg.max_steps is not None and row["step"] >= cfg.max_steps
+            )
+            if not last and trial.should_prune():  # after this epoch's checkpoint and metrics
+                raise opt.TrialPruned(f"pruned after epoch {row['epoch']}")
 
     if payload is not None and (run_dir / "metrics.jsonl").is_file():
         for row in read_metrics(run_dir):  # the epochs before the interrupt, for the pruner
@@ -173,12 +178,13 @@ def work(
             except NonFiniteLossError as e:  # a poor lr: a result of the search, not an error
                 trial.set_user_attr(studies.COUNTED_FAIL, e.message)
                 study.tell(trial, state=state.FAIL)
-            except (TrainingInterrupted, KeyboardInterrupt):
-                trial.set_user_attr("interrupted", "signal")
-                study.tell(trial, state=state.FAIL)
-                raise
             except BaseException as e:
-                trial.set_user_attr("error", str(e)[:300])
+                if studies.storage_failure(e) is not None:
+                    raise  # the storage cannot record it: the trial stays RUNNING, a rerun resumes
+                if isinstance(e, (TrainingInterrupted, KeyboardInterrupt)):
+                    trial.set_user_attr("interrupted", "signal")
+                else:
+                    trial.set_user_attr("error", str(e)[:300])
                 study.tell(trial, state=state.FAIL)
                 raise
             else:

@@ -188,8 +188,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Postgres:
+    """A throwaway PostgreSQL cluster: ``url``, and ``stop()`` / ``start()`` of its server."""
+
+    def __init__(self, initdb: str, pg_ctl: str, as_user: list[str], base: Path) -> None:
+        self.pg_ctl, self.as_user, self.base = pg_ctl, as_user, base
+        self.data, port = base / "data", _free_port()
+        self.options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
+        self.url = f"postgresql://lenet@127.0.0.1:{port}/postgres"
+        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "lenet", "--no-sync")
+
+    def _run(self, *cmd: str, check: bool = True) -> None:
+        subprocess.run([*self.as_user, *cmd], check=check, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        log = str(self.base / "log")
+        self._run(self.pg_ctl, "-D", str(self.data), "-o", self.options, "-l", log, "-w", "start")
+
+    def stop(self, check: bool = True) -> None:
+        self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop", check=check)
+
+
 @pytest.fixture
-def postgres_url():
+def postgres():
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (apt-get install postgresql)")
@@ -202,20 +223,18 @@ def postgres_url():
             pytest.skip("running as root and there is no `postgres` user to run the server as")
         os.chown(base, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
-
-    run(initdb, "-D", str(data), "-A", "trust", "-U", "lenet", "--no-sync")
-    options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
+    server = _Postgres(initdb, pg_ctl, as_user, base)
     try:
-        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start")
-        yield f"postgresql://lenet@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=120)  # fmt: skip
+        server.stop(check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    return postgres.url
 
 
 @pytest.mark.slow
@@ -251,3 +270,85 @@ def test_cli_import_leaves_optuna_and_torch_unimported():
     code = "import sys, lenet_cli.cli; sys.exit(3 if {'optuna', 'torch'} & set(sys.modules) else 0)"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+
+@pytest.mark.extra("sweep")
+def test_an_unreachable_storage_is_exit_16_naming_it(tmp_path):
+    (tmp_path / "s.toml").write_text(SPACE)
+    url = f"postgresql://lenet:secret@127.0.0.1:{_free_port()}/postgres"  # nothing listens
+    result = sweep("--storage", url, "--study", "u", "--space", "s.toml", *FIXED, cwd=tmp_path)
+    assert result.returncode == 16, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert url.replace(":secret@", ":***@") in line and "secret" not in line, line
+    assert "connect" in line.lower() and "--study u" in line and "resumes" in line, line
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_show_of_a_missing_study_creates_nothing(tmp_path):
+    (tmp_path / "sweeps").mkdir()
+    result = CliRunner().invoke(app, ["sweep", "--show", "--study", "n", "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "'n'" in line and "--storage" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweeps"]  # no n/, no study.db
+    nested = ["sweep", "--show", "--study", "n", "--out", str(tmp_path / "sweeps")]
+    assert CliRunner().invoke(app, nested).exit_code == 2
+    assert list((tmp_path / "sweeps").iterdir()) == []
+
+
+@pytest.mark.extra("sweep")
+def test_a_trial_is_not_pruned_after_its_final_epoch(tmp_path):
+    import optuna
+    import torch
+
+    from lenet_cli.config import TrainConfig
+    from lenet_cli.scale import sweep as engine
+    from lenet_cli.scale.space import from_dict
+
+    space = from_dict({"space": {"lr": {"type": "float", "low": 1e-3, "high": 2e-3}}}, "t")
+    fixed = TrainConfig(data="random", device="cpu", epochs=2, max_steps=None, batch_size=256)
+    settings = {
+        "config": fixed.to_dict(),
+        "data_explicit": True,
+        "space": space.to_dict(),
+        "metric": "test_acc",
+        "trials": 1,
+        "out": "runs",
+    }
+    pruner = optuna.pruners.ThresholdPruner(lower=1.0, n_warmup_steps=2)  # prunes from epoch 2
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    value = engine.run_trial(study.ask(), settings, tmp_path, torch.device("cpu"), 1)
+    rows = (tmp_path / "trial-000" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and value == max(json.loads(r)["test_acc"] for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.extra("sweep")
+def test_a_storage_lost_mid_sweep_is_exit_16_and_a_rerun_resumes(tmp_path, postgres):
+    (tmp_path / "s.toml").write_text(SPACE)
+    common = ["--storage", postgres.url, "--study", "lost"]
+    args = [*common, "--space", "s.toml", "--trials", "2", *FIXED, "--epochs", "12"]
+    cmd = [sys.executable, "-m", "lenet_cli", "sweep", *args, "--batch-size", "256"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sweeps" / "lost" / "trial-000" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    postgres.stop()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 16, stderr
+    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+    assert postgres.url in line and "--study lost" in line and "resumes" in line, line
+    assert "internal error" not in stderr and "max length" not in stderr
+    postgres.start()
+    again = sweep(*common, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "1 interrupted trial(s) queued again" in again.stderr
+    trials = json.loads(again.stdout)["trials"]
+    done = [t for t in trials if t["state"] == "complete"]
+    assert len(done) == 2 and done[0]["dir"] == "trial-000"  # continued in its own directory
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 13))  # continued, not restarted
