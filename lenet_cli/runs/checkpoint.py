@@ -84,6 +84,14 @@ def load_refusal(e: Exception) -> str:
     import pickle
 
     text = " ".join(str(e).split())
+    operand = re.search(r"Unsupported operand (\d+)", text)
+    if isinstance(e, pickle.UnpicklingError) and operand:
+        # torch's restricted unpickler stops at the first byte it does not read: a picture or
+        # random bytes land here, so this says what is known (not torch's format), not "code"
+        return (
+            f"it is not a torch.save file (byte {operand.group(1)} is not an instruction "
+            "torch.save writes)"
+        )
     if isinstance(e, pickle.UnpicklingError):
         asked = re.search(r"GLOBAL (\S+) was not an allowed global", text)
         detail = text.split("WeightsUnpickler error: ", 1)[-1].split(". ")[0]

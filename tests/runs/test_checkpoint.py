@@ -159,3 +159,22 @@ def test_resume_from_an_incomplete_or_mismatched_checkpoint_is_exit_6(tmp_path):
         assert len(lines) == 1 and name in lines[0]
         assert "cannot be resumed" in lines[0] or "refusing checkpoint" in lines[0]
         assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["png", "random"])
+def test_a_picture_or_random_bytes_as_checkpoint_is_not_called_code(tmp_path, kind):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from lenet_cli.cli import app
+
+    path = tmp_path / "weights.pt"
+    if kind == "png":  # `lenet predict --checkpoint digit.png digit.png`: arguments mixed up
+        Image.new("L", (28, 28), 255).save(path, format="PNG")
+    else:
+        path.write_bytes(bytes(range(154, 256)) * 10)
+    result = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(path), "--device", "cpu"])
+    assert result.exit_code == 6, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line and "not a torch.save file" in line, line
+    assert "run code" not in line and "weights_only" not in line, line
