@@ -8,6 +8,7 @@ SIGINT and SIGTERM stop the server: uvicorn finishes the requests in flight (at 
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import signal
 import socket
@@ -47,11 +48,12 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as e:
         sock.close()
-        hint = (
-            "another program listens there: pick another --port, or stop it"
-            if e.errno in (98, 48)  # EADDRINUSE on Linux, macOS
-            else "pick a --port above 1023, or another --host"
-        )
+        if e.errno in (errno.EADDRINUSE,):
+            hint = "another program listens there: pick another --port, or stop it"
+        elif e.errno == errno.EADDRNOTAVAIL:
+            hint = "the host is not an address of this machine: pass one of its addresses"
+        else:
+            hint = "pick a --port above 1023, or another --host"
         raise ServiceError(f"cannot listen on {where}: {e.strerror or e}", hint=hint) from None
     return sock
 

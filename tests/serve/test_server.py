@@ -186,3 +186,14 @@ def test_the_benchmark_reports_rate_and_latency(reading_run):
     result = json.loads(done.stdout)
     assert result["requests"] == 40 and result["failed"] == 0 and result["server_exit"] == 0
     assert result["requests_per_s"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_an_address_of_another_machine_is_exit_16_naming_the_host():
+    from lenet_cli.errors import ServiceError
+    from lenet_cli.serve.runner import listen
+
+    with pytest.raises(ServiceError) as caught:
+        listen("192.0.2.1", 0)  # TEST-NET-1: an address no interface here holds
+    text = f"{caught.value} ({caught.value.hint})"
+    assert caught.value.exit_code == 16 and "192.0.2.1" in text
+    assert "not an address of this machine" in text and "1023" not in text, text
