@@ -4,6 +4,8 @@ Standard library only (tomli on Python 3.10). ``fields.py`` declares each ``Trai
 type, default, help and rule once: ``lenet train``'s flags are generated from it, config files
 and checkpoints are checked against it, and the other commands check their numbers with the same
 rules (``rules.py``). ``toml.py`` resolves built-in defaults < ``--config FILE`` < flags.
+``monitor.py``: the metric a run follows (``--early-stop-metric``) and options that cannot work
+together.
 
 May import: errors.py only.
 """

@@ -5,7 +5,10 @@
   training step, chosen once: the fused step where it applies, else ``train_step``;
 - ``epoch.py``: running sums and NaN checks; ``plan.py``: what ``train`` is asked (defaults <
   file < flags, the run directory, resume rules);
-- ``tblog.py``: TensorBoard logging; ``distributed.py``: what a data-parallel rank does
+- ``ema.py``: ``--ema``, the weights' moving average; ``topk.py``: ``--save-top-k``'s
+  epoch-NNN.pt checkpoints; ``lrfind.py``: ``lenet lr-find``, the learning-rate range test;
+- ``tblog.py``: TensorBoard logging; ``mlflowlog.py``: ``--mlflow`` logging (both listeners on
+  the loop's events); ``distributed.py``: what a data-parallel rank does
   differently; ``bench.py``: ``lenet bench`` (each of its cells measured by
   ``bench_cell.py``);
 - ``api.py``: ``lenet_cli.train`` from Python (keywords checked as flags, given data and model,

@@ -21,6 +21,7 @@ that fails later stops the logging with a notice, and the training goes on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -76,6 +77,18 @@ def check_mlflow(value: str) -> str:
                 hint="start it (mlflow server --port PORT), or log to a file: --mlflow local",
             ) from None
     return uri
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow's INFO lines off stderr (lenet's messages are its own) while the block runs."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _param(value: Any) -> str:
@@ -168,7 +181,8 @@ def mlflow_log(cfg, run_dir: Path, notice: Callable[[str], None]) -> Iterator[Ml
         return
     uri = tracking_uri(cfg.mlflow)
     try:
-        log = MlflowLog(uri, run_dir, cfg.to_dict(), notice)
+        with _quiet():  # MLflow logs "Updating database tables" when it makes a store
+            log = MlflowLog(uri, run_dir, cfg.to_dict(), notice)
     except Exception as e:  # MlflowException, SQLAlchemy's, OSError: a store it cannot open
         if "MLFLOW_ALLOW_FILE_STORE" in str(e):  # MLflow 3 keeps file stores behind a switch
             raise UsageError(

@@ -70,7 +70,7 @@ def render_lr_find(r: dict[str, Any], width: int | None = None) -> None:
     """The smoothed and raw loss against log10(lr), then the summary (stdout)."""
     c = out()
     width = min(80, width or c.width)
-    xs = [math.log10(lr) for lr in r["lrs"]]
+    xs = [round(math.log10(lr), 9) + 0.0 for lr in r["lrs"]]  # log10(1.0) may be -5e-17
     top = top_of_chart(r) if r["smoothed"] else 0.0
     series = [
         (name, xs, [min(v, top) for v in ys])
