@@ -8,9 +8,10 @@ default).
 What, into the experiment "lenet", in one MLflow run named as lenet's run directory and tagged
 with its path (``lenet.run_dir``): the resolved config as params; each epoch's row of
 metrics.jsonl as metrics (fractions, as every program-facing output; step = the epoch); at the
-end config.toml and best.pt as artifacts and the run's status (FINISHED, KILLED for a signal,
-FAILED). ``--resume`` finds the MLflow run again by that tag and goes on in it; an option the
-resume changed is recorded as the tag ``lenet.resumed.KEY`` (MLflow's params never change).
+end config.toml and best.pt as artifacts (with a SQLite store, in mlruns/ beside its file) and
+the run's status (FINISHED, KILLED for a signal, FAILED). ``--resume`` finds the MLflow run
+again by that tag and goes on in it; an option the resume changed is recorded as the tag
+``lenet.resumed.KEY`` (MLflow's params never change).
 
 The client is MLflow's own (``MlflowClient``, no global state: two runs in one process each
 have theirs), imported here only, when asked for: it needs the extra ``lenet-cli[mlflow]``. A
@@ -91,6 +92,14 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _artifacts_beside(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: mlruns/ beside a SQLite store (MLflow's
+    default is ./mlruns in whatever the working directory is); None: the store's own default."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+
+
 def _param(value: Any) -> str:
     return str(value)[:6000]  # MLflow's longest param value
 
@@ -105,7 +114,10 @@ class MlflowLog:
         self.uri, self.run_dir, self.notice = uri, Path(run_dir), notice
         self.failed = False
         exp = self.client.get_experiment_by_name(EXPERIMENT)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(EXPERIMENT)
+        if exp is None:
+            exp_id = self.client.create_experiment(EXPERIMENT, _artifacts_beside(uri))
+        else:
+            exp_id = exp.experiment_id
         where = str(self.run_dir.resolve())
         found = self._find(exp_id, where)
         if found is None:

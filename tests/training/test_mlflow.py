@@ -19,8 +19,10 @@ def _train(out, *args: str):
 
 @pytest.mark.extra("mlflow")
 @pytest.mark.slow
-def test_params_epoch_metrics_and_artifacts_in_a_sqlite_store(tmp_path):
+def test_params_epoch_metrics_and_artifacts_in_a_sqlite_store(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path / "..")  # not where the store is: its artifacts stay beside it
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _train(tmp_path, "--name", "r", "--epochs", "2", "--scheduler", "none",
@@ -43,6 +45,9 @@ def test_params_epoch_metrics_and_artifacts_in_a_sqlite_store(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 3
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts == {"config.toml", "best.pt"}
+    kept = tmp_path / "mlruns" / run.info.run_id / "artifacts"
+    assert (kept / "best.pt").read_bytes() == (tmp_path / "r" / "best.pt").read_bytes()
+    assert not (tmp_path / ".." / "mlruns").exists()
 
 
 @pytest.mark.extra("mlflow")
