@@ -50,12 +50,16 @@ PANELS: tuple[str, ...] = (
     GENERAL,
     "Data",
     "Model",
+    "Augmentation and dropout",
     "Optimisation and schedule",
     "Run directory",
     "Speed",
     "Logging",
     "Scale-out",
 )
+
+
+AUGMENT = "Augmentation and dropout"
 
 
 def opt(
@@ -114,6 +118,40 @@ class TrainConfig:
         panel="Model",
     )
     label_smoothing: float = opt(0.0, "Label smoothing (either loss).", FRACTION, panel="Model")
+    # augmentation and dropout (training only; both may change on --resume)
+    augment: bool = opt(
+        False,
+        "Redraw every training batch at random by the --augment-* strengths (pens, sizes, "
+        "slants: digits as photos show them).",
+        panel=AUGMENT,
+    )
+    augment_shift: float = opt(2.0, "Shift up to this many pixels.", Range(0, 16), panel=AUGMENT)
+    augment_rotate: float = opt(
+        12.0, "Rotate up to this many degrees.", Range(0, 180), panel=AUGMENT
+    )
+    augment_scale: float = opt(
+        0.12, "Scale by 1 +- this fraction.", Range(0, 1, hi_open=True), panel=AUGMENT
+    )
+    augment_shear: float = opt(10.0, "Shear up to this many degrees.", Range(0, 60), panel=AUGMENT)
+    augment_stroke: float = opt(
+        0.5,
+        "Thicken or thin the strokes by up to this fraction of a 3x3 dilation or erosion.",
+        Range(0, 1),
+        panel=AUGMENT,
+    )
+    augment_elastic: float = opt(
+        20.0,
+        "Elastic distortion: alpha in pixels of Simard et al.'s smoothed random field (sigma 4).",
+        Range(0, 100),
+        panel=AUGMENT,
+    )
+    dropout: float = opt(
+        0.0,
+        "Dropout probability after fc1's and fc2's ReLU, in training only (PyTorch's ops: not "
+        "in the fused step).",
+        FRACTION,
+        panel=AUGMENT,
+    )
     # optimisation
     optimizer: OptimizerName = opt(
         "adamw",

@@ -5,9 +5,10 @@ launcher on this machine); ``from_env`` reads the variables torchrun sets. The d
 
 - Every rank holds the whole data set in memory and draws the same per-epoch permutation (same
   seed, same generator), so every rank knows each global batch; it trains on its contiguous
-  share of it (``shard``). ``--batch-size`` stays the *global* batch, and each rank's loss is
-  weighted by its share (``weight``), so DistributedDataParallel's gradient average is the mean
-  over the global batch: a 2-process run takes the steps of a 1-process run at the same batch,
+  share of it (``share``; with ``--augment`` the whole batch is augmented first, alike on every
+  rank). ``--batch-size`` stays the *global* batch, and each rank's loss is weighted by its
+  share (``weight``), so DistributedDataParallel's gradient average is the mean over the
+  global batch: a 2-process run takes the steps of a 1-process run at the same batch,
   up to float rounding.
 - Evaluation is sharded the same way and its sums all-reduced; epoch sums of the training loss
   and accuracy are all-reduced at the end of each epoch.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -140,21 +140,19 @@ def bounds(n: int, d: Dist | None) -> tuple[int, int]:
     return n * d.rank // d.world, n * (d.rank + 1) // d.world
 
 
-def shard(
-    order: Iterator[tuple[torch.Tensor, torch.Tensor]], d: Dist | None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-    """(x, y, loss weight) of this rank's share of each global batch.
+def share(
+    x: torch.Tensor, y: torch.Tensor, d: Dist | None
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(x, y, loss weight) of this rank's share of the global batch (x, y).
 
     The weight (share * ranks / batch) makes the ranks' averaged gradients the global batch's
     mean; a rank whose share is empty (a last batch smaller than the job) weighs 0.
     """
-    for x, y in order:
-        if d is None:
-            yield x, y, 1.0
-            continue
-        n = int(y.shape[0])
-        lo, hi = bounds(n, d)
-        yield x[lo:hi], y[lo:hi], (hi - lo) * d.world / n
+    if d is None:
+        return x, y, 1.0
+    n = int(y.shape[0])
+    lo, hi = bounds(n, d)
+    return x[lo:hi], y[lo:hi], (hi - lo) * d.world / n
 
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:

@@ -259,6 +259,8 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
         env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused, mode)
         if run.given is not None:  # what lenet_cli.train was handed (runs/given.py)
             env["given_in_python"] = run.given.record()
+        # where the fused kernels run but the fused step does not: why (--dropout: no dropout)
+        env["fused_step_why_not"] = why_not = run.steps.why_not_fused
         rd.write_env({**env, "ranks": run.job.world} if run.job else env)
         for note in rd.notes:
             emit(event="notice", notice=note)
@@ -278,6 +280,9 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
             fused=run.fused,
             fused_step=mode,
             label_smoothing=cfg.label_smoothing,
+            fused_step_why_not=why_not,
+            augment=cfg.augment,
+            dropout=cfg.dropout,
         )
         run.model.train()
         started = time.perf_counter()

@@ -27,7 +27,8 @@ from lenet_cli.optim import adopt_layouts, build_optimizer, build_scheduler
 from lenet_cli.runs.checkpoint import restore_rng, rng_states
 from lenet_cli.runs.given import Given
 from lenet_cli.runs.metrics import RunState
-from lenet_cli.training import distributed, step
+from lenet_cli.training import augment, distributed, step
+from lenet_cli.training.dropout import DropoutNet
 from lenet_cli.training.ema import Ema
 from lenet_cli.use.evaluate import evaluate_tensors
 
@@ -114,6 +115,9 @@ class Run:
             weight_decay=cfg.weight_decay,
             lean=not cfg.compile,  # torch.compile needs torch._dynamo anyway
         )
+        # --augment's draws, carried by the checkpoint (augment.py)
+        self.augment_generator = augment.generator_for(cfg.seed)
+        trainer = self._dropout_net()
         # the training step, chosen once: the fused step where it applies, else train_step
         self.steps = step.choose(
             self.net,
@@ -128,8 +132,10 @@ class Run:
             compiled=cfg.compile,
             job=job,
             # what trains: DistributedDataParallel around the model in a data-parallel job
-            train_net=distributed.wrap(self.net, device) if job else None,
+            train_net=distributed.wrap(trainer or self.net, device) if job else trainer,
             clip=step.Clip.of(cfg.clip_grad_norm, cfg.clip_grad_value),
+            augment=self._augment(),
+            dropout=trainer is not None,
         )
         self.monitor = monitored(cfg)  # the metric of --early-stop, best.pt and --save-top-k
         self.ema = Ema(self.model, cfg.ema) if cfg.ema is not None else None
@@ -143,6 +149,23 @@ class Run:
         # callbacks of lenet_cli.train (callbacks.py): called after each step when one wants it
         self.after_step: Callable[[int, Any], bool] | None = None
         self.stop_requested: str | None = None
+
+    def _augment(self) -> augment.Augment | None:
+        """--augment: each batch redrawn by the config's strengths, around the data's paper."""
+        if not self.cfg.augment:
+            return None
+        train = self.data.train
+        background = -train.mean / train.std  # a blank pixel, normalised
+        return augment.Augment(augment.Strengths.of(self.cfg), background, self.augment_generator)
+
+    def _dropout_net(self) -> DropoutNet | None:
+        """--dropout: the model's layers with dropout after fc1 and fc2 (PyTorch's ops)."""
+        if not self.cfg.dropout:
+            return None
+        net = DropoutNet(self.model, self.cfg.dropout)
+        if self.cfg.compile:
+            net.compile()
+        return net
 
     def total_steps(self, cfg: TrainConfig) -> int:
         total = cfg.epochs * self.steps_per_epoch
@@ -177,7 +200,11 @@ class Run:
             "epoch": self.state.epoch,
             "step": self.state.step,
             "state": self.state.to_dict(),
-            "rng": {**rng_states(), "data_generator": data_generator},
+            "rng": {
+                **rng_states(),
+                "data_generator": data_generator,
+                "augment_generator": self.augment_generator.get_state(),
+            },
             **self._ema_payload(),
         }
         return payload if self.given is None else self.given.mark(payload)
@@ -203,6 +230,8 @@ class Run:
             self.ema.load_state_dict(payload["ema"], payload.get("ema_updates", 0))
         self.state = RunState.from_dict(payload["state"])
         self.generator.set_state(payload["rng"]["data_generator"])
+        if "augment_generator" in payload["rng"]:  # else the draws of a new run's start
+            self.augment_generator.set_state(payload["rng"]["augment_generator"])
         restore_rng(payload["rng"])
         old, cfg = TrainConfig(**payload["config"]), self.cfg
         if restart_schedule:

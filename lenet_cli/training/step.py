@@ -10,7 +10,9 @@ one runs:
 optimizer's update in one C call), reading each batch's rows where they lie. ``TorchSteps`` is
 ``train_step`` (PyTorch's ops and autograd) on gathered batches, shared out between the ranks
 of a data-parallel job. ``choose`` takes the fused step wherever it applies; ``mode`` is what
-env.json's ``fused_step`` and the start line say: "update", "gradients" or None.
+env.json's ``fused_step`` and the start line say: "update", "gradients" or None, and
+``why_not_fused`` why not, where the fused kernels run (``--dropout``: the fused step has none).
+With ``--augment`` both augment each batch in ``step()``, never while a resume skips batches.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from torch import nn
 
 from lenet_cli.data import batch_rows, batches
 from lenet_cli.fast import speed
+from lenet_cli.fast.fused import FusedNet
 from lenet_cli.fast.fused_step import FusedStep, why_not
 from lenet_cli.losses import LossFn, build_loss
 from lenet_cli.training import distributed
+from lenet_cli.training.augment import Augment
 
 
 def train_step(
@@ -90,7 +94,11 @@ class Clip:
 
 
 class TorchSteps:
-    """``train_step`` on gathered batches (each rank of a job takes its share of each)."""
+    """``train_step`` on gathered batches (each rank of a job takes its share of each).
+
+    ``augment`` (augment.py) redraws each whole batch before the share is taken, so every rank
+    of a job draws alike; ``why_not_fused`` says why the fused step does not run (start line,
+    env.json), where the fused kernels do."""
 
     mode = None
 
@@ -107,17 +115,22 @@ class TorchSteps:
         scaler: torch.amp.GradScaler | None = None,
         job: distributed.Dist | None = None,
         clip: Clip | None = None,
+        augment: Augment | None = None,
+        why_not_fused: str | None = None,
     ) -> None:
         self.net, self.optimizer, self.loss_fn = net, optimizer, loss_fn
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.precision, self.scaler, self.job, self.clip = precision, scaler, job, clip
+        self.augment, self.why_not_fused = augment, why_not_fused
 
     def batches(self, generator: torch.Generator) -> Iterable[Any]:
-        order = batches(self.images, self.labels, self.batch_size, generator=generator)
-        return distributed.shard(order, self.job)
+        return batches(self.images, self.labels, self.batch_size, generator=generator)
 
-    def step(self, batch: tuple[torch.Tensor, torch.Tensor, float]) -> tuple[Any, Any, int]:
-        x, y, weight = batch
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[Any, Any, int]:
+        x, y = batch
+        if self.augment is not None:
+            x = self.augment(x)
+        x, y, weight = distributed.share(x, y, self.job)
         loss, hits = train_step(
             self.net,
             self.optimizer,
@@ -133,12 +146,21 @@ class TorchSteps:
 
 
 class FusedSteps:
-    """The fused step (one C call) on each batch's rows of the training set, read in place."""
+    """The fused step (one C call) on each batch's rows of the training set, read in place;
+    with ``augment``, on the batch gathered and augmented (augment.py)."""
+
+    why_not_fused = None
 
     def __init__(
-        self, fused: FusedStep, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+        self,
+        fused: FusedStep,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        augment: Augment | None = None,
     ) -> None:
         self.fused, self.images, self.labels, self.batch_size = fused, images, labels, batch_size
+        self.augment = augment
 
     @property
     def mode(self) -> str:
@@ -150,7 +172,11 @@ class FusedSteps:
         return batch_rows(len(self.labels), self.batch_size, generator=generator)
 
     def step(self, rows: torch.Tensor) -> tuple[float, int, int]:
-        loss, hits = self.fused.rows(self.images, self.labels, rows)
+        if self.augment is None:
+            loss, hits = self.fused.rows(self.images, self.labels, rows)
+        else:
+            x = self.augment(self.images.index_select(0, rows))
+            loss, hits = self.fused(x, self.labels.index_select(0, rows))
         return loss, hits, int(rows.shape[0])
 
 
@@ -169,12 +195,16 @@ def choose(
     job: distributed.Dist | None = None,
     train_net: nn.Module | None = None,
     clip: Clip | None = None,
+    augment: Augment | None = None,
+    dropout: bool = False,
 ) -> TorchSteps | FusedSteps:
     """The fused step where it applies (fast/fused_step.py: ``why_not``), else ``train_step``
-    on ``train_net`` (the model DistributedDataParallel wraps in a job; ``net`` otherwise).
-    ``clip``: both clip in the same place, between the backward and the update."""
+    on ``train_net`` (the model DistributedDataParallel wraps in a job, or dropout.py's
+    ``DropoutNet``; ``net`` otherwise). ``clip``: both clip in the same place, between the
+    backward and the update. ``augment``: both augment each batch before the step.
+    ``dropout``: the fused step has none, so ``train_step`` runs."""
     scaled = scaler is not None and scaler.is_enabled()
-    if not why_not(
+    reason = why_not(
         net,
         optimizer,
         loss,
@@ -182,11 +212,14 @@ def choose(
         scaled=scaled,
         compiled=compiled,
         data_parallel=job is not None,
-    ):
+    )
+    if reason is None and dropout:
+        reason = "the fused step has no dropout"
+    if reason is None:
         fused = FusedStep(net, optimizer, loss, smoothing)
         if clip is not None:
             fused.clip(norm=clip.norm, value=clip.value)
-        return FusedSteps(fused, images, labels, batch_size)
+        return FusedSteps(fused, images, labels, batch_size, augment)
     return TorchSteps(
         train_net or net,
         optimizer,
@@ -198,4 +231,7 @@ def choose(
         scaler=scaler,
         job=job,
         clip=clip,
+        augment=augment,
+        # said where the fused kernels run (with them off, fused_kernels false says it)
+        why_not_fused=reason if isinstance(net, FusedNet) else None,
     )

@@ -159,6 +159,12 @@ class TrainProgress:
             own = str(e.get("arch") or "")
             if own.startswith(GIVEN_ARCH_PREFIX):  # lenet_cli.train(model=...): not the C step
                 threads += f", {own.removeprefix(GIVEN_ARCH_PREFIX)} given in Python: PyTorch's ops"
+            if e.get("augment"):
+                threads += ", batches augmented"
+            if e.get("dropout"):
+                threads += f", dropout {e['dropout']:g}"
+            if e.get("fused_step_why_not"):  # the kernels run, the fused step does not
+                threads += f", PyTorch's training step: {e['fused_step_why_not']}"
             note(
                 f"training on {e['device']} ({threads}), "
                 f"{e['steps_per_epoch']} steps per epoch{at}; run dir {e['run_dir']}"

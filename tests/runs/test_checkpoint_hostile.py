@@ -119,6 +119,10 @@ RESUME_HOSTILE = {
         "optimizer.state.0.momentum_buffer holds NaN or Inf",
     ),
     "python-rng-junk": (lambda p: p["rng"].update(python=("x",)), "rng.python"),
+    "augment-rng-short": (
+        lambda p: p["rng"].update(augment_generator=torch.zeros(7, dtype=torch.uint8)),
+        "rng.augment_generator",
+    ),
     "config-bad-lr": (lambda p: p["config"].update(lr="fast"), "config: lr"),
     "config-unknown-key": (lambda p: p["config"].update(wat=1), "config: unknown key"),
     "state-loss-sum-str": (lambda p: p["state"].update(loss_sum="x"), "state.loss_sum"),
