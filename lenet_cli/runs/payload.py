@@ -215,6 +215,34 @@ def _check_entries(value: Any, where: str) -> None:
             raise PayloadError(f"{where}[{i}] is not an epoch's entry (epoch, step, value)")
 
 
+def _check_top_k_bounds(state: dict[str, Any]) -> None:
+    """--save-top-k's entries name distinct epochs this run reached: resuming removes every
+    epoch-NNN.pt the list does not name, so an entry for a later epoch would cost a kept file.
+    (The open epoch, ``state.epoch + 1``, may be listed by a run stopped mid-epoch.)"""
+    seen: set[int] = set()
+    for i, e in enumerate(state.get("top_k") or []):
+        if e["epoch"] > state["epoch"] + 1 or e["step"] > state["step"]:
+            raise PayloadError(
+                f"state.top_k[{i}] names epoch {e['epoch']} (step {e['step']}), beyond the "
+                f"checkpoint's own (epoch {state['epoch']}, step {state['step']})"
+            )
+        if e["epoch"] in seen:
+            raise PayloadError(f"state.top_k names epoch {e['epoch']} twice")
+        seen.add(e["epoch"])
+
+
+def _check_ema_matches(payload: dict[str, Any]) -> None:
+    """A run trained with --ema resumes its average, which the checkpoint must hold (and the
+    count of updates it has seen); one without --ema holds none."""
+    decay = payload["config"].get("ema")
+    if decay is not None and payload.get("ema") is None:
+        raise PayloadError(f"config.ema = {decay!r} but the checkpoint holds no 'ema' weights")
+    if decay is None and payload.get("ema") is not None:
+        raise PayloadError("the checkpoint holds 'ema' weights but config.ema is not set")
+    if payload.get("ema") is not None and "ema_updates" not in payload:
+        raise PayloadError("the checkpoint holds 'ema' weights but no ema_updates")
+
+
 # the flags lenet's optimizers are built with: off (a checkpoint with one on was not written by
 # `lenet train`, and torch's step would then read state the checkpoint may not hold)
 _FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "nesterov")
@@ -284,6 +312,8 @@ def check_resume(payload: dict[str, Any], where: str) -> None:
         raise PayloadError("optimizer.state does not match its param_groups")
     _check_optimizer(optimizer, [tuple(t.shape) for t in payload["model"].values()])
     _check_run_state(payload["state"])
+    _check_top_k_bounds(payload["state"])
+    _check_ema_matches(payload)
     rng = payload["rng"]
     size = torch.get_rng_state().numel()
     cpu = rng.get("torch")
