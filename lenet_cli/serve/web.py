@@ -139,6 +139,13 @@ def create_app(checkpoint: str | Path | None = None, *, service: Service | None 
         redoc_url=None,
     )
     app.state.service = service
+    _add_error_handlers(app)
+    _add_routes(app, service, pages)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal, routing error and bug answered as JSON ``{"error": ...}``."""
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
@@ -162,6 +169,10 @@ def create_app(checkpoint: str | Path | None = None, *, service: Service | None 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         return error(500, f"internal error: {type(exc).__name__} (please report it)")
+
+
+def _add_routes(app: FastAPI, service: Service, pages: dict[str, str]) -> None:
+    """The page, its static files, ``/healthz`` and ``/api/*``."""
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -200,5 +211,3 @@ def create_app(checkpoint: str | Path | None = None, *, service: Service | None 
     async def activations(request: Request) -> JSONResponse:
         data = await read_picture(request)
         return JSONResponse(await run_in_threadpool(service.activations, data))
-
-    return app
