@@ -32,7 +32,7 @@ import torch
 from lenet_cli.config import TrainConfig
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
-from lenet_cli.training.run import Run, load_splits
+from lenet_cli.training.run import Run, Splits, load_splits
 from lenet_cli.use.weights import init_weights
 
 BETA = 0.9  # the smoothing of the loss curve
@@ -111,6 +111,36 @@ def find_lr(
         if on_event is not None:
             on_event(event)
 
+    run, data = _build_run(cfg, device, data_explicit, emit)
+    emit(event="lr_find_start", steps=steps, start_lr=start_lr, end_lr=end_lr,
+         device=str(device), fused_step=run.steps.mode)  # fmt: skip
+    lrs, losses, stopped = _sweep(run, steps, start_lr, end_lr, emit)
+    smoothed = smooth(losses)
+    return {
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "steps_planned": steps,
+        "steps": len(losses),
+        "stopped": stopped,
+        "data": data.train.name,
+        "arch": cfg.arch,
+        "optimizer": cfg.optimizer,
+        "batch_size": cfg.batch_size,
+        "device": str(device),
+        "fused_step": run.steps.mode,
+        **suggest(lrs, smoothed),
+        "how": "steepest descent of the smoothed loss against log10(lr)",
+        "lrs": lrs,
+        "losses": losses,
+        "smoothed": smoothed,
+    }
+
+
+def _build_run(
+    cfg: TrainConfig, device: torch.device, data_explicit: bool, emit: Callable[..., None]
+) -> tuple[Run, Splits]:
+    """The run as ``lenet train`` would build it (data, model, optimizer, step), with
+    ``--init``'s weights loaded in place."""
     speed.check_precision(device, cfg.precision)
     fused, note = speed.fused_choice(device, cfg.fused, compile=cfg.compile)
     if note:
@@ -122,8 +152,14 @@ def find_lr(
         state, notice = init_weights(cfg.init, cfg.arch)
         run.model.load_state_dict(state)  # in place: the step and optimizer share them
         emit(event="fallback", notice=notice)
-    emit(event="lr_find_start", steps=steps, start_lr=start_lr, end_lr=end_lr,
-         device=str(device), fused_step=run.steps.mode)  # fmt: skip
+    return run, data
+
+
+def _sweep(
+    run: Run, steps: int, start_lr: float, end_lr: float, emit: Callable[..., None]
+) -> tuple[list[float], list[float], str]:
+    """One batch per rate, the rate rising, until ``steps`` or divergence; returns the rates,
+    the losses and why it stopped (``"steps"`` or ``"diverged"``)."""
     run.model.train()
     lrs: list[float] = []
     losses: list[float] = []
@@ -148,22 +184,4 @@ def find_lr(
                 break
             if len(losses) >= steps:
                 break
-    smoothed = smooth(losses)
-    return {
-        "start_lr": start_lr,
-        "end_lr": end_lr,
-        "steps_planned": steps,
-        "steps": len(losses),
-        "stopped": stopped,
-        "data": data.train.name,
-        "arch": cfg.arch,
-        "optimizer": cfg.optimizer,
-        "batch_size": cfg.batch_size,
-        "device": str(device),
-        "fused_step": run.steps.mode,
-        **suggest(lrs, smoothed),
-        "how": "steepest descent of the smoothed loss against log10(lr)",
-        "lrs": lrs,
-        "losses": losses,
-        "smoothed": smoothed,
-    }
+    return lrs, losses, stopped
