@@ -100,7 +100,9 @@ def plan_run(
         cfg = resolved.config
         check_options(cfg)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(cfg.out) / (cfg.name or f"{cfg.data}-{cfg.arch}-{stamp}")
+        run_dir = Path(cfg.out) / (
+            cfg.name or _free_name(Path(cfg.out), f"{cfg.data}-{cfg.arch}-{stamp}")
+        )
         if run_dir.exists():  # before any data is loaded (RunDir checks again, atomically)
             raise OutputExistsError(
                 f"run directory {run_dir} already exists",
@@ -127,6 +129,16 @@ def plan_run(
         restart_schedule,
         (st.st_ino, st.st_size, st.st_mtime_ns),
     )
+
+
+def _free_name(out: Path, name: str) -> str:
+    """A run named by the clock gets -2, -3... when another started in the same second (a
+    loop of short runs in Python); a name given with --name is never changed."""
+    chosen, n = name, 1
+    while (out / chosen).exists():
+        n += 1
+        chosen = f"{name}-{n}"
+    return chosen
 
 
 def check_resume(old: TrainConfig, new: TrainConfig, restart: bool) -> None:
