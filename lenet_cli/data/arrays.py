@@ -27,6 +27,12 @@ SIDES = (28, 28), (SIZE, SIZE)
 
 def _tensor(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
+        if value.is_meta or value.layout != torch.strided:
+            where = "on the meta device" if value.is_meta else f"of layout {value.layout}"
+            raise DataError(
+                f"{what} are a tensor {where}: expected a dense tensor holding the values",
+                hint="pass a NumPy array or a dense torch tensor with the data",
+            )
         return value.detach().cpu()
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         value = value.copy()  # torch warns of read-only arrays (np.frombuffer gives them)
