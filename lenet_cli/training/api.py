@@ -35,7 +35,7 @@ from lenet_cli.interrupts import TrainingInterrupted
 from lenet_cli.runs import given as given_
 from lenet_cli.runs.readback import ReadError, epoch_rows
 from lenet_cli.training.callbacks import REASON, Callbacks
-from lenet_cli.training.plan import Plan, plan_run
+from lenet_cli.training.plan import Plan, free_name, plan_run
 from lenet_cli.use.api import describe
 
 # keywords of lenet_cli.train besides TrainConfig's fields
@@ -223,9 +223,11 @@ def prepare(
             cfg = dataclasses.replace(cfg, arch=given_.arch_of(model))
         run_dir = plan.run_dir
         if plan.resume is None and plan.sources.get("name", "default") == "default":
-            stamp = run_dir.name[-len("YYYYmmdd-HHMMSS") :]
+            named = f"{plan.config.data}-{plan.config.arch}-"  # plan_run's name: NAME-STAMP[-N]
+            stamp = run_dir.name.removeprefix(named)[: len("YYYYmmdd-HHMMSS")]
             shown = given_.DATA if "data" in kinds else cfg.data
-            run_dir = run_dir.parent / f"{shown}-{cfg.arch.removeprefix('python:')}-{stamp}"
+            name = f"{shown}-{cfg.arch.removeprefix('python:')}-{stamp}"
+            run_dir = run_dir.parent / free_name(run_dir.parent, name)
         plan = dataclasses.replace(plan, config=cfg, run_dir=run_dir, given=given)
     return Prepared(plan, hooks, given)
 

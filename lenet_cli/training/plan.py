@@ -101,7 +101,7 @@ def plan_run(
         check_options(cfg)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.out) / (
-            cfg.name or _free_name(Path(cfg.out), f"{cfg.data}-{cfg.arch}-{stamp}")
+            cfg.name or free_name(Path(cfg.out), f"{cfg.data}-{cfg.arch}-{stamp}")
         )
         if run_dir.exists():  # before any data is loaded (RunDir checks again, atomically)
             raise OutputExistsError(
@@ -131,7 +131,7 @@ def plan_run(
     )
 
 
-def _free_name(out: Path, name: str) -> str:
+def free_name(out: Path, name: str) -> str:
     """A run named by the clock gets -2, -3... when another started in the same second (a
     loop of short runs in Python); a name given with --name is never changed."""
     chosen, n = name, 1

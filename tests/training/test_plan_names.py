@@ -23,3 +23,22 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, mon
     assert second.name == "random-tutorial-20300102-030405-2" and not second.exists()
     named = plan.plan_run(None, {**flags, "name": "mine"}).run_dir
     assert named == tmp_path / "mine"
+
+
+def test_python_runs_on_given_arrays_in_the_same_second_get_their_own_directories(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    import lenet_cli as lenet
+
+    monkeypatch.setattr(plan, "datetime", _FrozenClock)
+    x, y = torch.rand(40, 28, 28), torch.randint(0, 10, (40,))
+    dirs = [
+        lenet.train(data=(x, y), epochs=1, progress="none", out=tmp_path, max_steps=1).run_dir
+        for _ in range(2)
+    ]
+    assert [d.name for d in dirs] == [
+        "python-tutorial-20300102-030405",
+        "python-tutorial-20300102-030405-2",
+    ]
