@@ -67,8 +67,10 @@ def lr_find_cmd(
     *,
     flags: dict[str, Any],
 ) -> None:
-    """Find a learning rate: train briefly with an exponentially rising rate and watch the loss
-    (Smith 2015); stops when the loss diverges. Saves nothing but the --out picture."""
+    """Find a learning rate: train briefly with a rising rate and watch the loss (Smith 2015).
+
+    The rate rises exponentially, one batch per step; the test stops when the loss diverges.
+    Saves nothing but the --out picture."""
     for flag, value in (("--start-lr", start_lr), ("--end-lr", end_lr)):
         check_value(flag, value, POSITIVE)
     check_value("--steps", steps, Range(lo=5, hi=100_000))

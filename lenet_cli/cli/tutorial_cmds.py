@@ -31,8 +31,9 @@ def tutorial_cmd(
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """The tutorial's steps 1-9 with their code and numbers (those of its own code after
-    torch.manual_seed(SEED)), ending in one epoch of training."""
+    """The tutorial's steps 1-9 with their code and numbers, ending in one epoch of training.
+
+    The numbers are those of the tutorial's own code after torch.manual_seed(SEED)."""
     import sys
 
     from lenet_cli.teach.tutorial import load_text, tutorial_steps
