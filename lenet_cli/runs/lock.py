@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from lenet_cli.errors import RunLockedError
+from lenet_cli.errors import RunLockedError, UsageError
+from lenet_cli.runs.readback import open_regular
 
 LOCK = ".lock"
 
@@ -29,7 +31,12 @@ def take(run_dir: Path, open_file: Callable[[Path, int], int]) -> tuple[int | No
         return None, ""
     path = run_dir / LOCK
     while True:
-        fd = open_file(path, os.O_RDWR | os.O_CREAT)
+        fd = open_file(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO: its read below would wait forever
+            os.close(fd)
+            raise UsageError(
+                f"{path} is not a regular file", hint="remove it: lenet keeps the run's lock there"
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -53,12 +60,14 @@ def take(run_dir: Path, open_file: Callable[[Path, int], int]) -> tuple[int | No
 
 
 def in_use(run_dir: Path) -> bool:
-    """Whether a live process holds ``run_dir``'s lock now (it is training there)."""
+    """Whether a live process holds ``run_dir``'s lock now (it is training there). A lock that
+    is not a regular file (a FIFO would block the open) is a readback.ReadError."""
     try:
         import fcntl
-
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
-    except (ImportError, OSError):  # no flock here, or no lock file: nobody trains there
+    except ImportError:  # no flock here: nobody is seen training
+        return False
+    fd = open_regular(run_dir / LOCK)
+    if fd is None:  # no lock file: nobody trains there
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -30,7 +30,8 @@ from lenet_cli.config.toml import GIVEN_ARCH_PREFIX, GIVEN_DATA
 from lenet_cli.errors import OutputExistsError, UsageError, WriteError
 from lenet_cli.files import atomic_write, json_safe
 from lenet_cli.interrupts import TrainingInterrupted
-from lenet_cli.runs import lock
+from lenet_cli.runs import lock, readback
+from lenet_cli.runs.readback import ReadError
 
 COLUMNS: tuple[str, ...] = (
     "epoch",
@@ -200,14 +201,13 @@ class RunDir:
         """env.json: this session, after the earlier ones of a resumed run."""
         doc: dict[str, Any] = info
         try:
-            old = json.loads((self.path / "env.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            old = readback.read_json_object(self.path / "env.json")
+        except ReadError as e:
             old = None
-        except (OSError, ValueError):
-            old = None
-            self.notes.append(f"{self.path / 'env.json'} was unreadable; it is written anew")
-        if isinstance(old, dict):  # keep the first session, list the later ones
-            doc = {**old, "resumed": [*old.get("resumed", []), info]}
+            self.notes.append(f"{e}; env.json is written anew")
+        if old is not None:  # keep the first session, list the later ones
+            earlier = old.get("resumed") if isinstance(old.get("resumed"), list) else []
+            doc = {**old, "resumed": [*earlier, info]}
             doc.pop("ended", None)  # the previous session's end: running again now
         self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
 
@@ -224,12 +224,13 @@ class RunDir:
         self._ended("finished", "")
 
     def _ended(self, status: str, reason: str) -> None:
-        path = self.path / "env.json"
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = readback.read_json_object(self.path / "env.json")
+            if doc is None:
+                return
             doc["ended"] = {"status": status, "reason": reason[:300], "time": _now()}
             self.write("env.json", (json.dumps(json_safe(doc), indent=2) + "\n").encode("utf-8"))
-        except (OSError, ValueError, WriteError):
+        except (ReadError, WriteError):
             pass  # the end is a courtesy for `lenet runs`: never mask why training stopped
 
     def append_step(self, row: dict[str, Any]) -> None:
@@ -268,11 +269,15 @@ class RunDir:
         epoch, if lost (a crash between checkpoint and row), comes back from the checkpoint. Both
         files are then rewritten atomically from what remains.
         """
-        rows, bad = read_rows(self.path / "metrics.jsonl")
+        path = self.path / "metrics.jsonl"
+        try:
+            rows, bad = readback.metrics_rows(path) or ([], [])
+        except ReadError as e:  # not a regular file, or far too large: not ours to replace
+            raise UsageError(str(e), hint=f"move it away, then resume {self.path}") from None
         kept = [r for r in rows if r["step"] <= step]
         beyond = len(rows) - len(kept)
         if bad or beyond:
-            parts = [f"{bad} unreadable line(s)"] * bool(bad)
+            parts = [f"{len(bad)} unreadable line(s)"] * bool(bad)
             parts += [f"{beyond} row(s) beyond the checkpoint's step {step}"] * bool(beyond)
             self.notes.append(f"dropped {' and '.join(parts)} of {self.path / 'metrics.jsonl'}")
         epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
@@ -292,23 +297,3 @@ def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
     for r in rows:
         writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
     return table.getvalue()
-
-
-def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The valid rows of a metrics.jsonl (with int epoch and step), and how many lines were not."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return [], 0
-    rows, bad = [], 0
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-            ok = isinstance(row, dict) and all(type(row.get(k)) is int for k in ("epoch", "step"))
-        except ValueError:
-            ok = False
-        if ok:
-            rows.append(row)
-        elif line.strip():
-            bad += 1
-    return rows, bad

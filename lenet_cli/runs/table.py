@@ -15,20 +15,17 @@ killed, it is inferred from the files:
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lenet_cli.config import tomllib
 from lenet_cli.config.fields import MONITORS
 from lenet_cli.config.monitor import better
 from lenet_cli.errors import UsageError
-from lenet_cli.runs import lock
-from lenet_cli.runs.reader import read_metrics
+from lenet_cli.runs import lock, readback
+from lenet_cli.runs.readback import ReadError
+from lenet_cli.runs.reader import RUN_FILES
 from lenet_cli.runs.rundir import EPOCH_FILE
 
-RUN_FILES = ("config.toml", "metrics.jsonl", "env.json", "last.pt", "best.pt")
 # --sort: the column, and whether larger values come first
 SORT_KEYS = {
     "started": False,
@@ -43,45 +40,49 @@ SORT_KEYS = {
     "status": False,
 }
 _FIELD = {"best": "best_acc", "final": "final_acc", "wall": "wall_s", "speed": "images_per_s"}
-
-
-def _bad(path: Path, why: str) -> UsageError:
-    return UsageError(f"{path} {why}", hint="fix or remove the file (a run of `lenet train`)")
+_KEYS = ("name", "path", "data", "arch", "epochs", "epochs_planned", "best_acc", "final_acc")
+_KEYS += ("wall_s", "train_s", "images_per_s", "status", "reason", "started", "checkpoints")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """config.toml's keys as written (tables flattened); {} when there is none."""
-    path = run_dir / "config.toml"
-    if not path.is_file():
-        return {}
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise _bad(path, f"is not readable TOML: {e}") from None
+    """config.toml's keys as written (tables flattened, values JSON-safe); {} when there is
+    none. A file that cannot be read is a ReadError."""
+    doc = readback.read_toml(run_dir / "config.toml")
     flat: dict[str, Any] = {}
-    for key, value in doc.items():
+    for key, value in (doc or {}).items():
         flat.update(value if isinstance(value, dict) else {key: value})
     return flat
 
 
 def read_env(run_dir: Path) -> dict[str, Any]:
+    """env.json, its sessions checked: ``resumed`` a list of objects, ``ended`` an object."""
     path = run_dir / "env.json"
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise _bad(path, f"is not readable JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise _bad(path, "is not a JSON object")
+    doc = readback.read_json_object(path) or {}
+    resumed = doc.get("resumed", [])
+    if not isinstance(resumed, list) or not all(isinstance(s, dict) for s in resumed):
+        raise ReadError(f"{path}: resumed is not a list of sessions")
+    if doc.get("ended") is not None and not isinstance(doc["ended"], dict):
+        raise ReadError(f"{path}: ended is not an object")
     return doc
 
 
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
+def wall_seconds(env: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
+    """The time the run's sessions took, added up: each from its start (env.json) to its last
+    metrics row before the next session's start, the last one to its recorded end. The idle
+    time between a run's stop and its resume is not in it. None when nothing says."""
+    starts = [readback.timestamp(s.get("time")) for s in [env, *env.get("resumed", [])]]
+    starts = sorted(t for t in starts if t is not None)
+    times = [t for t in (readback.timestamp(r.get("time")) for r in rows) if t is not None]
+    end = readback.timestamp((env.get("ended") or {}).get("time"))
+    if not starts or not (times or end):
         return None
+    total = 0.0
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else None
+        inside = [t for t in times if t >= start and (stop is None or t < stop)]
+        inside += [end] if stop is None and end is not None else []
+        total += max([(t - start).total_seconds() for t in inside] + [0.0])
+    return total
 
 
 def _int(config: dict[str, Any], key: str) -> int | None:
@@ -120,28 +121,32 @@ def _since_best(config: dict[str, Any], rows: list[dict]) -> int:
 
 
 def _rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The epoch rows; none when metrics.jsonl is absent or empty (nothing logged yet)."""
-    path = run_dir / "metrics.jsonl"
-    try:
-        empty = not path.is_file() or not path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise _bad(path, f"cannot be read: {e}") from None
-    return [] if empty else read_metrics(run_dir)
+    """The epoch rows, checked; none when metrics.jsonl is absent or empty (nothing logged)."""
+    return readback.epoch_rows(run_dir / "metrics.jsonl") or []
 
 
 def summarise(run_dir: Path) -> dict[str, Any]:
-    """One row of `lenet runs`: what the run is, how far it got, how well and how fast."""
+    """One row of `lenet runs`: what the run is, how far it got, how well and how fast. A run
+    whose files cannot be read is a row of status "unreadable", the reason naming the file."""
+    try:
+        return _summary(run_dir)
+    except ReadError as e:
+        row: dict[str, Any] = dict.fromkeys(_KEYS)
+        return {**row, "name": run_dir.name, "path": str(run_dir), "epochs": 0,
+                "status": "unreadable", "reason": str(e), "checkpoints": []}  # fmt: skip
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
     config, env = read_config(run_dir), read_env(run_dir)
     rows = _rows(run_dir)
     saved = any((run_dir / name).is_file() for name in ("last.pt", "best.pt"))
     accs = [r["test_acc"] for r in rows if r["test_acc"] is not None]
     seconds = sum(r["seconds"] or 0.0 for r in rows)
     images = sum((r["seconds"] or 0.0) * (r["images_per_s"] or 0.0) for r in rows)
-    started = _time(env.get("time"))
-    record = env.get("ended") if isinstance(env.get("ended"), dict) else None
+    started = readback.timestamp(env.get("time"))
+    record = env.get("ended")
     if record and record.get("status") not in ("finished", "interrupted", "failed"):
         record = None
-    last_time = _time(rows[-1].get("time")) if rows else None
     return {
         "name": run_dir.name,
         "path": str(run_dir),
@@ -151,13 +156,13 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         "epochs_planned": _int(config, "epochs"),
         "best_acc": max(accs) if accs else None,
         "final_acc": accs[-1] if accs else None,
-        "wall_s": (last_time - started).total_seconds() if started and last_time else None,
+        "wall_s": wall_seconds(env, rows),
         "train_s": seconds if rows else None,
         "images_per_s": images / seconds if seconds > 0 else None,
         "status": "running"
         if lock.in_use(run_dir)
         else (record["status"] if record else _status(config, rows, saved)),
-        "reason": record.get("reason") or None if record else None,
+        "reason": str(record.get("reason") or "") or None if record else None,
         "started": env.get("time") if started else None,
         "checkpoints": checkpoints(run_dir),
     }
@@ -199,9 +204,18 @@ def find_run(name: str | Path, root: Path) -> Path:
     )
 
 
+# options that change what a run prints, not what it computes or writes: listed apart
+DISPLAY_KEYS = ("progress",)
+
+
 def diff_runs(a: Path, b: Path) -> dict[str, Any]:
-    """The config keys that differ between two runs, and their results side by side."""
-    config_a, config_b = read_config(a), read_config(b)
+    """The config keys that differ between two runs (display settings apart), and their
+    results side by side. A file of either run that cannot be read is a UsageError."""
+    try:
+        config_a, config_b = read_config(a), read_config(b)
+        rows_a, rows_b = _rows(a), _rows(b)
+    except ReadError as e:
+        raise UsageError(str(e), hint="fix or remove that file") from None
     keys = [k for k in config_a if k in config_b] + [k for k in config_b if k not in config_a]
     keys += [k for k in config_a if k not in config_b]
     changed = [
@@ -211,8 +225,13 @@ def diff_runs(a: Path, b: Path) -> dict[str, Any]:
     ]
     sa, sb = summarise(a), summarise(b)
     shown = ("status", "epochs", "final_acc", "best_acc", "wall_s", "train_s", "images_per_s")
-    rows_a, rows_b = _rows(a), _rows(b)
     final_loss = [rows[-1]["test_loss"] if rows else None for rows in (rows_a, rows_b)]
     results = [{"key": k, "a": sa[k], "b": sb[k]} for k in shown]
     results.insert(3, {"key": "final_loss", "a": final_loss[0], "b": final_loss[1]})
-    return {"a": str(a), "b": str(b), "config": changed, "results": results}
+    return {
+        "a": str(a),
+        "b": str(b),
+        "config": [c for c in changed if c["key"] not in DISPLAY_KEYS],
+        "display": [c for c in changed if c["key"] in DISPLAY_KEYS],
+        "results": results,
+    }

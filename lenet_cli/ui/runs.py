@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lenet_cli.ui.console import out, safe
+from lenet_cli.ui.console import note, out, safe
 
 
 def _pct(v: Any) -> str:
@@ -60,11 +60,17 @@ def render_runs(runs: list[dict[str, Any]], root: str) -> None:
     if not c.is_terminal:
         c = Console(file=c.file, highlight=False, width=1000, no_color=True)
     c.print(table)
+    for r in runs:  # why a run could not be read: on stderr, one line each
+        if r["status"] == "unreadable":
+            note(f"{r['name']} is unreadable: {r['reason']}")
 
 
 def render_runs_diff(d: dict[str, Any]) -> None:
     c = out()
-    for title, rows in (("config keys that differ", d["config"]), ("results", d["results"])):
+    sections = [("config keys that differ", d["config"])]
+    if d.get("display"):  # what the runs printed, not what they computed
+        sections.append(("display settings that differ", d["display"]))
+    for title, rows in (*sections, ("results", d["results"])):
         table = Table(title=title, title_justify="left")
         table.add_column("key")
         table.add_column(safe(d["a"]), justify="right")

@@ -203,3 +203,29 @@ def test_sigterm_while_data_load_leaves_nothing_that_blocks_the_next_run(tmp_pat
     assert killed.returncode == -15, killed.stderr
     assert not (tmp_path / "s").exists()
     assert _train(tmp_path, "--name", "s", "--epochs", "1").exit_code == 0
+
+
+@pytest.mark.parametrize("name", [".lock", "metrics.jsonl"])
+def test_a_fifo_in_the_run_is_refused_on_resume_without_blocking(run_dir, name):
+    from conftest import REPO
+
+    (run_dir / name).unlink(missing_ok=True)
+    os.mkfifo(run_dir / name)
+    before = (run_dir / "last.pt").read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "lenet_cli", "train", "--resume", str(run_dir), "--epochs", "3"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert name in line and "regular file" in line, line
+    assert (run_dir / "last.pt").read_bytes() == before
+
+
+def test_a_fifo_named_env_json_is_replaced_on_resume(run_dir):
+    (run_dir / "env.json").unlink()
+    os.mkfifo(run_dir / "env.json")
+    result = _resume(run_dir, "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    assert "FIFO" in result.stderr and "written anew" in result.stderr
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["ended"]["status"] == "finished"
