@@ -11,8 +11,9 @@
   the loop's events); ``distributed.py``: what a data-parallel rank does
   differently; ``bench.py``: ``lenet bench`` (each of its cells measured by
   ``bench_cell.py``);
-- ``api.py``: ``lenet_cli.train`` from Python (keywords checked as flags, given data and model,
-  the process left as found); ``callbacks.py``: its callbacks, hooked to the loop's events.
+- ``api.py``: ``lenet_cli.train`` from Python (given data and model, the process left as
+  found); ``keywords.py``: its keywords checked as flags, ``model=`` tried on a batch;
+  ``callbacks.py``: its callbacks, hooked to the loop's events.
 
 May import: the top-level modules, data/, fast/, runs/, use/ and teach/. Nothing above.
 """
