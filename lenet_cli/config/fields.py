@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 from lenet_cli.config.rules import (
     AT_LEAST_1,
+    EPOCHS,
     FRACTION,
     NON_NEGATIVE,
     PATH_TEXT,
@@ -188,7 +189,7 @@ class TrainConfig:
     epochs: int = opt(
         15,
         "Epochs in all (with --resume: the new total).",
-        AT_LEAST_1,
+        EPOCHS,
         panel="Optimisation and schedule",
     )
     max_steps: int | None = opt(

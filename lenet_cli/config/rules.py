@@ -16,6 +16,9 @@ FLOAT32_MAX = 3.4028234663852886e38  # torch keeps lr & co. as float32 in its ke
 SEED_MAX = 2**63 - 1  # TOML integers are signed 64-bit; torch.manual_seed takes this range
 NAME_MAX = 100  # characters of a run directory name (file systems allow 255 bytes)
 EPOCHS_MAX = 1_000_000  # epochs of one run: far beyond any use, and its step counts fit int64
+# a count's largest value: every whole number up to it is a float too, so a sweep sampling a
+# range up to it (on a log scale too) gets a whole number that fits 64 bits
+COUNT_MAX = 2**53
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class Range:
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
+    cap: bool = False  # hi is only a limit far beyond use (a count's): messages name lo alone
 
     def problem(self, v: Any) -> str | None:
         if v is None:
@@ -34,13 +38,18 @@ class Range:
             return "must be a finite number (at most 3.4e38, float32's largest)"
         below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
         above = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+        if below and self.cap:  # a count below 1: its far upper bound would only distract
+            return self.lower()
         return self.text() if below or above else None
+
+    def lower(self) -> str:
+        if self.lo == 0 and self.lo_open:
+            return "must be positive"
+        return f"must be {'above' if self.lo_open else 'at least'} {self.lo}"
 
     def text(self) -> str:
         if self.hi is None:
-            if self.lo == 0 and self.lo_open:
-                return "must be positive"
-            return f"must be {'above' if self.lo_open else 'at least'} {self.lo}"
+            return self.lower()
         left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
         return f"must be in {left}{self.lo}, {self.hi}{right}"
 
@@ -56,7 +65,8 @@ class Rule:
         return None if v is None or self.test(v) else self.message
 
 
-AT_LEAST_1 = Range(lo=1)
+AT_LEAST_1 = Range(lo=1, hi=COUNT_MAX, cap=True)
+EPOCHS = Range(lo=1, hi=EPOCHS_MAX, cap=True)
 POSITIVE = Range(lo=0, lo_open=True)
 NON_NEGATIVE = Range(lo=0)
 FRACTION = Range(lo=0, hi=1, hi_open=True)
