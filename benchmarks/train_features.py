@@ -47,7 +47,8 @@ def one(variant: str, steps: int, batch_size: int, threads: int) -> dict:
 
     from lenet_cli.config import TrainConfig
     from lenet_cli.fast import speed
-    from lenet_cli.training.run import Run, load_splits
+    from lenet_cli.training.run import Run
+    from lenet_cli.training.splits import load_splits
 
     torch.set_num_threads(threads)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -1,8 +1,11 @@
 """Training: the loop and what runs beside it.
 
 - ``loop.py``: ``train`` (the run built, then each epoch yielded by ``train_epochs``);
-- ``run.py``: a ``Run`` (everything a checkpoint carries) and its data splits; ``step.py``: the
-  training step, chosen once: the fused step where it applies, else ``train_step``;
+  ``session.py``: a session's record around the loop (config.toml, env.json, the start event,
+  --restore-best, the summary);
+- ``run.py``: a ``Run`` (everything a checkpoint carries); ``splits.py``: its data splits on
+  the device; ``step.py``: the training step, chosen once: the fused step where it applies, else
+  ``train_step``;
 - ``epoch.py``: running sums and NaN checks; ``plan.py``: what ``train`` is asked (defaults <
   file < flags, the run directory, resume rules);
 - ``ema.py``: ``--ema``, the weights' moving average; ``topk.py``: ``--save-top-k``'s

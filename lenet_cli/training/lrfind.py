@@ -32,7 +32,8 @@ import torch
 from lenet_cli.config import TrainConfig
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
-from lenet_cli.training.run import Run, Splits, load_splits
+from lenet_cli.training.run import Run
+from lenet_cli.training.splits import Splits, load_splits
 from lenet_cli.use.weights import init_weights
 
 BETA = 0.9  # the smoothing of the loss curve

@@ -1,5 +1,5 @@
-"""A training run as it is built and checkpointed: its data splits, model, optimizer, schedule,
-training step and counters (``Run``: ``payload()`` / ``restore()``).
+"""A training run as it is built and checkpointed: its model, optimizer, schedule, training step
+and counters (``Run``: ``payload()`` / ``restore()``), over the data splits of splits.py.
 
 The training step is chosen here, once (step.py): the fused step where it applies, else
 PyTorch's; the loop never asks which one runs.
@@ -8,7 +8,6 @@ PyTorch's; the loop never asks which one runs.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import torch
 
 from lenet_cli.config import TrainConfig
 from lenet_cli.config.monitor import monitored
-from lenet_cli.data import Dataset, load_dataset, split_validation
+from lenet_cli.data import Dataset
 from lenet_cli.errors import UsageError
 from lenet_cli.fast import speed
 from lenet_cli.fast.threads import ThreadTuner
@@ -30,49 +29,10 @@ from lenet_cli.runs.metrics import RunState
 from lenet_cli.training import augment, distributed, step
 from lenet_cli.training.dropout import DropoutNet
 from lenet_cli.training.ema import Ema
+from lenet_cli.training.splits import Splits, layout_of
 from lenet_cli.use.evaluate import evaluate_tensors
 
 SPAN_SCHEDULES = ("cosine", "onecycle")  # their curve spans the run's total steps
-
-
-def _layout(cfg: TrainConfig, device: torch.device) -> bool:
-    return speed.channels_last_default(device) if cfg.channels_last is None else cfg.channels_last
-
-
-@dataclasses.dataclass
-class Splits:
-    train: Dataset
-    val: Dataset | None
-    test: Dataset
-
-
-def load_splits(
-    cfg: TrainConfig, device: torch.device, explicit: bool, emit, given: Given | None = None
-) -> Splits:
-    """The training, validation and test sets on ``device``, in the layout the model runs in
-    (``given``: the data sets handed to lenet_cli.train, else the config's)."""
-    args = dict(data_dir=cfg.data_dir, device=device, seed=cfg.seed, on_event=lambda e: emit(**e))
-    if given is not None and given.train is not None:
-        train_ds, test_ds = given.on(device)
-    else:
-        train_ds = load_dataset(cfg.data, "train", explicit=explicit, **args)
-        test_ds = load_dataset(train_ds.name, "test", **args)  # from where the training split was
-    train_ds, val_ds = split_validation(train_ds, cfg.val_split, seed=cfg.seed)
-    emit(
-        event="data",
-        name=train_ds.name,
-        source=train_ds.source,
-        notice=train_ds.notice,
-        train=len(train_ds),
-        val=len(val_ds) if val_ds else 0,
-        test=len(test_ds),
-    )
-    speed.configure_backends(device)
-    layout = _layout(cfg, device)
-    for ds in (train_ds, val_ds, test_ds):
-        if ds is not None:  # stored once in the fast layout; batches keep it
-            ds.images = speed.prepare_inputs(ds.images, layout)
-    return Splits(train_ds, val_ds, test_ds)
 
 
 class Run:
@@ -101,7 +61,7 @@ class Run:
         self.net = speed.prepare_model(
             self.model,
             device,
-            channels_last=_layout(cfg, device),
+            channels_last=layout_of(cfg, device),
             compile=cfg.compile,
             fused=self.fused,
         )
@@ -117,26 +77,7 @@ class Run:
         )
         # --augment's draws, carried by the checkpoint (augment.py)
         self.augment_generator = augment.generator_for(cfg.seed)
-        trainer = self._dropout_net()
-        # the training step, chosen once: the fused step where it applies, else train_step
-        self.steps = step.choose(
-            self.net,
-            self.optimizer,
-            cfg.loss,
-            cfg.label_smoothing,
-            data.train.images,
-            data.train.labels,
-            cfg.batch_size,
-            precision=cfg.precision,
-            scaler=self.scaler,
-            compiled=cfg.compile,
-            job=job,
-            # what trains: DistributedDataParallel around the model in a data-parallel job
-            train_net=distributed.wrap(trainer or self.net, device) if job else trainer,
-            clip=step.Clip.of(cfg.clip_grad_norm, cfg.clip_grad_value),
-            augment=self._augment(),
-            dropout=trainer is not None,
-        )
+        self.steps = self._choose_steps(data.train, job)
         self.monitor = monitored(cfg)  # the metric of --early-stop, best.pt and --save-top-k
         self.ema = Ema(self.model, cfg.ema) if cfg.ema is not None else None
         self.best_weights: dict[str, Any] | None = None  # --restore-best: best.pt's, in memory
@@ -149,6 +90,31 @@ class Run:
         # callbacks of lenet_cli.train (callbacks.py): called after each step when one wants it
         self.after_step: Callable[[int, Any], bool] | None = None
         self.stop_requested: str | None = None
+
+    def _choose_steps(
+        self, train: Dataset, job: distributed.Dist | None
+    ) -> step.TorchSteps | step.FusedSteps:
+        """The training step, chosen once: the fused step where it applies, else train_step
+        (through --dropout's net when asked)."""
+        cfg, trainer = self.cfg, self._dropout_net()
+        return step.choose(
+            self.net,
+            self.optimizer,
+            cfg.loss,
+            cfg.label_smoothing,
+            train.images,
+            train.labels,
+            cfg.batch_size,
+            precision=cfg.precision,
+            scaler=self.scaler,
+            compiled=cfg.compile,
+            job=job,
+            # what trains: DistributedDataParallel around the model in a data-parallel job
+            train_net=distributed.wrap(trainer or self.net, self.device) if job else trainer,
+            clip=step.Clip.of(cfg.clip_grad_norm, cfg.clip_grad_value),
+            augment=self._augment(),
+            dropout=trainer is not None,
+        )
 
     def _augment(self) -> augment.Augment | None:
         """--augment: each batch redrawn by the config's strengths, around the data's paper."""
