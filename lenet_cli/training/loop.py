@@ -35,14 +35,15 @@ from lenet_cli.fast import speed
 from lenet_cli.fast.cpu import process_age
 from lenet_cli.fast.threads import Choice, ThreadTuner, candidates
 from lenet_cli.interrupts import Signals, raise_interrupted
-from lenet_cli.runs.metrics import env_info, now
+from lenet_cli.runs.metrics import now
 from lenet_cli.runs.rundir import RunDir
-from lenet_cli.training import distributed, topk
+from lenet_cli.training import distributed, session, topk
 from lenet_cli.training.callbacks import Callbacks
 from lenet_cli.training.epoch import EpochSums, check_finite_eval
 from lenet_cli.training.mlflowlog import check_mlflow, mlflow_log
 from lenet_cli.training.plan import Plan
-from lenet_cli.training.run import Run, load_splits
+from lenet_cli.training.run import Run
+from lenet_cli.training.splits import load_splits
 from lenet_cli.training.tblog import require_tensorboard, tensorboard_log
 from lenet_cli.use.weights import init_weights
 
@@ -253,68 +254,11 @@ def _session(run: Run, rd: RunDir, emit, threads: int, *loop) -> dict[str, Any]:
     # handlers) and before "training on" is said (a signal after it saves last.pt)
     with rd.recording_end(), Signals() as signals:  # the end: in env.json, for `lenet runs`
         signals.escalate = run.job is None
-        cfg, s = run.cfg, run.state
-        rd.write_config(cfg)
-        mode = run.steps.mode  # the fused step: "update" or "gradients"; None for PyTorch's
-        env = env_info(run.device, threads, cfg.seed, cfg.deterministic, run.fused, mode)
-        if run.given is not None:  # what lenet_cli.train was handed (runs/given.py)
-            env["given_in_python"] = run.given.record()
-        # where the fused kernels run but the fused step does not: why (--dropout: no dropout)
-        env["fused_step_why_not"] = why_not = run.steps.why_not_fused
-        rd.write_env({**env, "ranks": run.job.world} if run.job else env)
-        for note in rd.notes:
-            emit(event="notice", notice=note)
-        if run.ema is not None:
-            emit(event="notice", notice=f"--ema {cfg.ema}: the val and test metrics of each "
-                 "epoch, and best.pt's pick, are those of the weights' moving average")  # fmt: skip
-        emit(
-            event="start",
-            run_dir=str(rd.path),
-            arch=cfg.arch,
-            epochs=cfg.epochs,
-            steps_per_epoch=run.steps_per_epoch,
-            start_epoch=s.epoch,
-            step=s.step,
-            device=str(run.device),
-            threads=threads,
-            fused=run.fused,
-            fused_step=mode,
-            label_smoothing=cfg.label_smoothing,
-            fused_step_why_not=why_not,
-            augment=cfg.augment,
-            dropout=cfg.dropout,
-        )
+        session.record_start(run, rd, emit, threads)
         run.model.train()
         started = time.perf_counter()
         for row, improved in train_epochs(run, rd, signals, emit, *loop):
             emit(event="epoch_end", row=row, best=improved)
         wall = time.perf_counter() - started
-        restored = _restore_best(run, rd, emit)
-    summary = run.state.summary(rd.path, cfg.data, cfg.arch, run.stop_reason(), wall)
-    summary["monitor"] = {
-        "metric": run.monitor,
-        "min_delta": cfg.min_delta,
-        "patience": cfg.early_stop,
-    }
-    if restored is not None:  # the final model is the best epoch's: its metrics are final's
-        summary["final"] = {k: restored.get(k) for k in summary["final"]}
-        summary["restored_best"] = restored["epoch"]
-    return {**summary, "first_step_after_s": run.first_step_at}  # process start -> first step
-
-
-def _restore_best(run: Run, rd: RunDir, emit) -> dict[str, Any] | None:
-    """--restore-best: end with best.pt's weights (kept in memory when this session saved it,
-    else read from best.pt); the best epoch's record, or None."""
-    best = run.state.best
-    if not run.cfg.restore_best or best is None:
-        return None
-    weights = run.best_weights
-    if weights is None:  # the best epoch was in an earlier session of a resumed run
-        from lenet_cli.runs.checkpoint import load_checkpoint
-
-        own = run.given.model if run.given is not None else None  # a model given in Python
-        weights = load_checkpoint(rd.path / "best.pt", map_location=run.device, model=own)
-    run.restore_best(weights)
-    emit(event="restored_best", epoch=best["epoch"], metric=best.get("metric"),
-         value=best["value"])  # fmt: skip
-    return best
+        restored = session.restore_best(run, rd, emit)
+    return session.summary(run, rd, wall, restored)
