@@ -27,7 +27,8 @@ from lenet_cli.files import MAGIC as _MAGIC
 from lenet_cli.files import SealError, atomic_write, read_sealed
 from lenet_cli.model import build_model
 from lenet_cli.runs.given import check_resumable, record_of, refuse_model
-from lenet_cli.runs.payload import PayloadError, check_payload, check_resume
+from lenet_cli.runs.payload import PayloadError, check_payload
+from lenet_cli.runs.resume import check_resume
 
 FORMAT = "lenet-cli-checkpoint"
 VERSION = 1
