@@ -1,4 +1,5 @@
-"""Files written whole or not at all, and files sealed with a checksum (stdlib only).
+"""Files written whole or not at all, files sealed with a checksum, and files opened only when
+they are regular files (stdlib only).
 
 Atomic writes: checkpoints, downloads, imported data files, PNGs and the decoded-tensor cache go
 through ``atomic_write``: a temp file in the same directory, fsync, rename over the target, fsync
@@ -12,13 +13,18 @@ Reading one back is done in a fixed order, before anything parses the content: t
 checked against a limit (from ``stat``, so a 10 GB file costs nothing), the trailer is read from
 the end, then the body is read in blocks while it is hashed. Only bytes that match their hash
 reach ``torch.load``.
+
+Reading: ``open_regular`` opens a path only if it is a regular file, without waiting (a FIFO or a
+device under a file's name is refused at once); sealed files and runs/readback.py go through it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +78,46 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+_KINDS = {
+    stat.S_ISDIR: "a directory",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+}
+
+
+class FileKindError(ValueError):
+    """A path that is not a regular file, as a phrase: "is a FIFO, not a regular file"."""
+
+
+def _not_regular(mode: int) -> FileKindError:
+    kind = next((name for test, name in _KINDS.items() if test(mode)), "not a regular file")
+    return FileKindError(f"is {kind}, not a regular file")
+
+
+def open_regular(path: str | Path, flags: int = os.O_RDONLY) -> int | None:
+    """A descriptor of the regular file ``path``, or None when there is none (OSError for the
+    rest). Anything else is a FileKindError, found without waiting: the kind is checked before
+    the open and again on what was opened (O_NONBLOCK: a FIFO swapped in between does not
+    block the open)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(mode):
+        raise _not_regular(mode)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(mode)
+    return fd
+
+
 MAGIC = b"\nLENET-SHA256:"
 TRAILER_LEN = len(MAGIC) + 64 + 1
 _BLOCK = 1 << 20
@@ -88,7 +134,13 @@ def seal(data: bytes) -> bytes:
 
 def read_sealed(path: str | Path, limit: int) -> bytes:
     """The body of a sealed file, checked; raises SealError (a phrase) or OSError."""
-    with open(path, "rb") as f:
+    try:
+        fd = open_regular(path)
+    except FileKindError as e:
+        raise SealError(str(e)) from None
+    if fd is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
             raise SealError(f"is {size:,} bytes, more than the {limit:,}-byte limit")

@@ -19,60 +19,33 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
+from lenet_cli import files
 from lenet_cli.config import tomllib
 from lenet_cli.config.rules import EPOCHS_MAX
+from lenet_cli.files import FileKindError
 
 INT_MAX = 2**63 - 1  # torch's counters, and TOML's integers, are signed 64-bit
 TEXT_LIMIT = 16 << 20  # env.json, config.toml, a lock: far larger is not lenet's
 METRICS_LIMIT = 512 << 20  # metrics.jsonl with --log-every 1 over a long run
-_KINDS = {
-    stat.S_ISDIR: "a directory",
-    stat.S_ISFIFO: "a FIFO",
-    stat.S_ISSOCK: "a socket",
-    stat.S_ISCHR: "a character device",
-    stat.S_ISBLK: "a block device",
-}
 
 
 class ReadError(Exception):
     """What is wrong with a file read back, as one phrase naming it."""
 
 
-def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS.items() if test(mode)), "not a regular file")
-
-
 def open_regular(path: str | Path, flags: int = os.O_RDONLY) -> int | None:
-    """A descriptor of the regular file ``path``, or None when there is none.
-
-    Anything else is refused without waiting: the kind is checked before the open, and again
-    on what was opened (O_NONBLOCK: a FIFO swapped in between does not block the open)."""
-    path = Path(path)
+    """A descriptor of the regular file ``path``, or None when there is none; anything else (a
+    FIFO, a device, a directory) is a ReadError, found without waiting (files.open_regular)."""
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None
+        return files.open_regular(path, flags)
+    except FileKindError as e:
+        raise ReadError(f"{path} {e}") from None
     except OSError as e:
         raise ReadError(f"{path} cannot be read: {e.strerror or e}") from None
-    if not stat.S_ISREG(mode):
-        raise ReadError(f"{path} is {_kind(mode)}, not a regular file")
-    extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags | extra)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise ReadError(f"{path} cannot be read: {e.strerror or e}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise ReadError(f"{path} is {_kind(mode)}, not a regular file")
-    return fd
 
 
 def read_bytes(path: str | Path, limit: int = TEXT_LIMIT) -> bytes | None:
