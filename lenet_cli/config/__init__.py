@@ -1,6 +1,7 @@
 """The training config, and the choices and rules that flags and config files share.
 
-Standard library only (tomli on Python 3.10). ``fields.py`` declares each ``TrainConfig`` field's
+Standard library only (tomli on Python 3.10). ``choices.py`` holds the choices an option may
+take and the panels of `lenet train --help`; ``fields.py`` declares each ``TrainConfig`` field's
 type, default, help and rule once: ``lenet train``'s flags are generated from it, config files
 and checkpoints are checked against it, and the other commands check their numbers with the same
 rules (``rules.py``). ``toml.py`` resolves built-in defaults < ``--config FILE`` < flags.
@@ -10,18 +11,15 @@ together.
 May import: errors.py only.
 """
 
-from lenet_cli.config.fields import (
+from lenet_cli.config.choices import (
     ARCHES,
     DATA_NAMES,
-    FIELDS,
     GENERAL,
-    HINTS,
     LOSSES,
     OPTIMIZERS,
     PANELS,
     PRECISIONS,
     PROGRESS_MODES,
-    RULES,
     SCHEDULERS,
     Arch,
     DataName,
@@ -30,10 +28,9 @@ from lenet_cli.config.fields import (
     Precision,
     ProgressMode,
     SchedulerName,
-    TrainConfig,
-    flag_name,
     opt,
 )
+from lenet_cli.config.fields import FIELDS, HINTS, RULES, TrainConfig, flag_name
 from lenet_cli.config.rules import (
     AT_LEAST_1,
     FLOAT32_MAX,

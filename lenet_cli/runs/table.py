@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lenet_cli.config.fields import MONITORS
+from lenet_cli.config.choices import MONITORS
 from lenet_cli.config.monitor import better
 from lenet_cli.errors import UsageError
 from lenet_cli.runs import lock, readback
