@@ -100,6 +100,23 @@ def _artifacts_beside(uri: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
 
 
+def _open_sqlite(uri: str) -> None:
+    """A SQLite store's file opened and read once before MLflow opens it: MLflow retries an
+    engine it cannot create for about 100 s, logging a warning each time, so a file that cannot
+    be opened (a read-only or missing folder) or is not a database is said at once."""
+    import sqlite3
+
+    path = uri.removeprefix("sqlite:///").partition("?")[0] if uri.startswith("sqlite:///") else ""
+    if path in ("", ":memory:"):
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as MLflow does
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except (OSError, sqlite3.Error) as e:
+        raise RuntimeError(f"({type(e).__name__}) {e}") from None
+
+
 def _param(value: Any) -> str:
     return str(value)[:6000]  # MLflow's longest param value
 
@@ -193,6 +210,7 @@ def mlflow_log(cfg, run_dir: Path, notice: Callable[[str], None]) -> Iterator[Ml
         return
     uri = tracking_uri(cfg.mlflow)
     try:
+        _open_sqlite(uri)
         with _quiet():  # MLflow logs "Updating database tables" when it makes a store
             log = MlflowLog(uri, run_dir, cfg.to_dict(), notice)
     except Exception as e:  # MlflowException, SQLAlchemy's, OSError: a store it cannot open
