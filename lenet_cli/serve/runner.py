@@ -93,6 +93,9 @@ def run(app: Any, sock: socket.socket) -> int | None:
     config = uvicorn.Config(
         app,
         log_level="warning",  # the CLI says what matters; uvicorn's INFO lines would repeat it
+        # uvicorn's own logging set-up writes to sys.stdout, and fails when it is closed (a
+        # service started with >&-); without it its warnings reach stderr through logging
+        log_config=None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=GRACE_S,

@@ -197,3 +197,21 @@ def test_an_address_of_another_machine_is_exit_16_naming_the_host():
     text = f"{caught.value} ({caught.value.hint})"
     assert caught.value.exit_code == 16 and "192.0.2.1" in text
     assert "not an address of this machine" in text and "1023" not in text, text
+
+
+def test_it_serves_with_stdin_and_stdout_closed(reading_run):
+    cmd = [sys.executable, "-m", "lenet_cli", "serve", "--port", "0"]
+    wrapped = ["bash", "-c", 'exec <&- >&-; exec "$@"', "serve", *cmd]
+    proc = subprocess.Popen([*wrapped, "--checkpoint", str(reading_run)], stderr=subprocess.PIPE)
+    try:
+        first = proc.stderr.readline().decode()
+        found = re.search(r"(http://\S+/)", first)
+        assert found, first + proc.stderr.read().decode()
+        assert ask(found.group(1), "GET", "/healthz", content_type="")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        rest = proc.stderr.read().decode()
+        assert "stopped by SIGTERM" in rest and "error" not in rest, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
