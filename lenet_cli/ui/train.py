@@ -224,7 +224,7 @@ def render_train_summary(s: dict[str, Any]) -> None:
     if best:
         metric = best.get("metric") or f"{best['selected_on']}_acc"
         on = (
-            "validation"
+            "validation set"
             if best["selected_on"] == "val"
             else "test set, so optimistic: use --val-split for an honest pick"
         )

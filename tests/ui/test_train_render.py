@@ -114,3 +114,22 @@ def test_the_threads_note_lands_on_its_own_line(tmp_path):
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # colours and cursor moves out
     at = shown.index("threads auto: 1")
     assert shown[at - 1] in "\r\n", repr(shown[max(0, at - 60) : at + 20])
+
+
+@pytest.mark.parametrize(
+    ("selected_on", "said"),
+    [
+        ("val", "picked by val_loss 0.0622 on the validation set)"),
+        ("test", "picked by test_acc 98.52% on the test set, so optimistic"),
+    ],
+)
+def test_summary_says_where_best_pt_was_picked(capsys, selected_on, said):
+    from lenet_cli.ui.train import render_train_summary
+
+    metric, value = ("val_loss", 0.0622) if selected_on == "val" else ("test_acc", 0.9852)
+    summary = {"final": {"test_acc": 0.9762, "test_loss": 0.07}, "epochs": 7, "steps": 553,
+               "seconds": 5.0, "images_per_s": 7000.0, "stopped": "epochs", "run_dir": "runs/a",
+               "best": {"epoch": 7, "test_acc": 0.9762, "selected_on": selected_on,
+                        "metric": metric, "value": value}}  # fmt: skip
+    render_train_summary(summary)
+    assert said in capsys.readouterr().out
