@@ -57,7 +57,9 @@ def epoch_file(epoch: int) -> str:
 
 
 # errors of a full, read-only or forbidden place: the user's to fix, not a bug
-WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
+WRITE_ERRNOS = {
+    errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO, errno.EISDIR
+}  # fmt: skip
 
 
 def _now() -> str:
@@ -145,10 +147,12 @@ class RunDir:
     def _write_error(self, path: Path, e: OSError) -> Exception:
         if e.errno not in WRITE_ERRNOS:
             return e
+        fix = (
+            "move that folder away" if e.errno == errno.EISDIR else "free space or fix permissions"
+        )
         return WriteError(
             f"cannot write {path}: {e.strerror}",
-            hint=f"kept: {self.kept}; free space or fix permissions, then "
-            f"`lenet train --resume {self.path}`"
+            hint=f"kept: {self.kept}; {fix}, then `lenet train --resume {self.path}`"
             if (self.path / "last.pt").exists()
             else f"kept: {self.kept}; free space or choose a writable --out",
         )

@@ -70,3 +70,16 @@ def test_the_untouched_run_resumes_and_keeps_its_best_two(kept_run, tmp_path):
     result = _run("train", "--resume", run, "--epochs", 3)
     assert result.exit_code == 0, result.output
     assert len(list(run.glob("epoch-*.pt"))) == 2
+
+
+def test_a_folder_where_a_kept_epoch_goes_is_exit_11_naming_it(kept_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(kept_run, run)
+    (run / "epoch-003.pt").mkdir()
+    result = _run("train", "--resume", run, "--epochs", 3, "--save-top-k", 3)
+    assert result.exit_code == 11, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error")]
+    assert "epoch-003.pt: Is a directory" in line and "move that folder away" in line, line
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2  # kept as it was
