@@ -124,6 +124,8 @@ def read_json_object(path: str | Path, limit: int = TEXT_LIMIT) -> dict[str, Any
         doc = loads(text)
     except ValueError as e:
         raise ReadError(f"{path} is not valid JSON: {_why(e)}") from None
+    except RecursionError:
+        raise ReadError(f"{path} is nested too deep") from None
     if not isinstance(doc, dict):
         raise ReadError(f"{path} holds a JSON {type(doc).__name__}, not an object")
     return doc
@@ -149,6 +151,8 @@ def read_toml(path: str | Path, limit: int = TEXT_LIMIT) -> dict[str, Any] | Non
         return json_safe_toml(tomllib.loads(text))
     except tomllib.TOMLDecodeError as e:
         raise ReadError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ReadError(f"{path} is nested too deep") from None
 
 
 # -- values -----------------------------------------------------------------------------------

@@ -72,12 +72,14 @@ def open_storage(url: str):
             hint="pip install 'lenet-cli[sweep]', which brings psycopg for PostgreSQL",
         ) from None
     except Exception as e:
-        if storage_failure(e) is not None and type(e).__name__ != "ArgumentError":
+        served = not url.startswith("sqlite")  # a SQLite file that cannot be opened: a bad path
+        bad_url = any(c.__name__ == "ArgumentError" for c in type(e).__mro__)  # or no dialect
+        if served and not bad_url and storage_failure(e) is not None:
             raise  # the database did not answer: a service failure (storage_guard)
         text = " ".join(str(e).split())[:300]  # a URL SQLAlchemy cannot parse, an unknown dialect
         raise UsageError(
-            f"--storage {shown(url)} is not a storage URL: {text}",
-            hint="e.g. postgresql://USER@HOST/DB, or leave --storage out for SQLite",
+            f"cannot open the study storage {shown(url)}: {text}",
+            hint="check --storage: e.g. postgresql://USER@HOST/DB, or leave it out for SQLite",
         ) from None
 
 

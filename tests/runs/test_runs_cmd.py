@@ -84,6 +84,8 @@ def _table(root) -> dict:
         (lambda run: (run / "env.json").write_text("[1, 2]"), "env.json"),
         (lambda run: (run / "env.json").write_text('{"time": Infinity}'), "Infinity"),
         (lambda run: (run / "env.json").write_text('{"resumed": 3}'), "resumed"),
+        (lambda run: (run / "env.json").write_text("[" * 100_000), "env.json"),
+        (lambda run: (run / "config.toml").write_text("x = " + "[" * 100_000), "config.toml"),
     ],
 )  # fmt: skip
 def test_a_broken_run_costs_its_own_row(runs_dir, damage, named):

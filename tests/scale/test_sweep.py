@@ -292,6 +292,16 @@ def test_an_unreachable_storage_is_exit_16_naming_it(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.extra("sweep")
+@pytest.mark.parametrize("url", ["bogus://x", "sqlite:///{tmp}/no/such/dir/study.db"])
+def test_a_storage_url_that_cannot_work_is_exit_2(tmp_path, url):
+    (tmp_path / "s.toml").write_text(SPACE)
+    args = ["sweep", "--storage", url.format(tmp=tmp_path), "--study", "b", "--space"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "s.toml"), *FIXED])
+    assert result.exit_code == 2, result.output
+    assert "--storage" in result.stderr and "internal error" not in result.stderr
+
+
 def test_show_of_a_missing_study_creates_nothing(tmp_path):
     (tmp_path / "sweeps").mkdir()
     result = CliRunner().invoke(app, ["sweep", "--show", "--study", "n", "--out", str(tmp_path)])

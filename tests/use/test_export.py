@@ -149,7 +149,16 @@ def test_verify_refuses_an_artifact_that_differs(sample_run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["last.pt", "best.pt", "config.toml", "env.json", "metrics.jsonl", "metrics.csv"]
+    "name",
+    [
+        "last.pt",
+        "best.pt",
+        "epoch-003.pt",
+        "config.toml",
+        "env.json",
+        "metrics.jsonl",
+        "metrics.csv",
+    ],
 )
 def test_export_never_overwrites_a_runs_own_files(tmp_path, name):
     """--force or not, directly or through a symlinked directory or file: exit 10, untouched."""
@@ -164,6 +173,7 @@ def test_export_never_overwrites_a_runs_own_files(tmp_path, name):
     payload = checkpoint_payload()
     save_checkpoint(run / "last.pt", payload)
     save_checkpoint(run / "best.pt", payload)
+    save_checkpoint(run / "epoch-003.pt", payload)  # --save-top-k's
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     (tmp_path / "link").symlink_to(run, target_is_directory=True)
     (tmp_path / "file-link.pt2").symlink_to(run / name)
