@@ -220,3 +220,21 @@ def test_augment_and_dropout_may_change_on_resume(tmp_path):
     config = (tmp_path / "r" / "config.toml").read_text()
     assert "augment = false" in config and "dropout = 0.2" in config
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_augment_and_dropout_on_cuda(tmp_path):
+    """The draws come from the CPU generator, so a batch on the GPU is augmented as on the
+    CPU (to float rounding); a run with both trains and resumes there."""
+    x = _digits()
+    cpu = Augment(Strengths(), BG, augment.generator_for(0))(x)
+    gpu = Augment(Strengths(), BG, augment.generator_for(0))(x.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+    args = ["train", "--data", "random", "--device", "cuda", "--batch-size", "256",
+            "--scheduler", "step", "--augment", "--dropout", "0.2",
+            "--out", str(tmp_path)]  # fmt: skip
+    first = CliRunner().invoke(app, [*args, "--name", "g", "--epochs", "1"])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "g"), "--epochs", "2"])
+    assert resumed.exit_code == 0, resumed.output
