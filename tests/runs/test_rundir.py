@@ -190,7 +190,7 @@ def test_sigterm_while_data_load_leaves_nothing_that_blocks_the_next_run(tmp_pat
     # the data loader receives SIGTERM, as a user's `kill` would while MNIST is decoded
     code = (
         "import os, signal, sys\n"
-        "import lenet_cli.training.run as t\n"
+        "import lenet_cli.training.splits as t\n"
         "def load(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "t.load_dataset = load\n"
