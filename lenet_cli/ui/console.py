@@ -58,3 +58,13 @@ def error_line(message: str) -> None:
 
 def fmt_int(n: int) -> str:
     return f"{n:,}"
+
+
+def fmt_pct(v: float | None) -> str:
+    """A fraction as a percentage with two decimals; "-" for none."""
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def fmt_loss(v: float | None) -> str:
+    """A loss with four decimals; "-" for none."""
+    return "-" if v is None else f"{v:.4f}"

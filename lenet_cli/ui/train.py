@@ -1,4 +1,5 @@
-"""Rendering of train, evaluate and predict: progress, epoch lines, summaries, tables."""
+"""Rendering of train, evaluate and predict: progress, summaries, tables (the epoch table
+itself is epochs.py's)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from rich import box
 from rich.table import Table
 
 from lenet_cli.config.toml import GIVEN_ARCH_PREFIX
-from lenet_cli.ui.console import err, note, out, safe
+from lenet_cli.ui.console import err, fmt_loss, fmt_pct, note, out, safe
 from lenet_cli.ui.data import download_note, render_digits
+from lenet_cli.ui.epochs import epoch_header, epoch_line, partial_note
 
 
 def progress_mode(requested: str) -> str:
@@ -21,65 +23,6 @@ def progress_mode(requested: str) -> str:
         return requested
     dumb = os.environ.get("TERM", "") == "dumb" or bool(os.environ.get("CI"))
     return "rich" if sys.stderr.isatty() and not dumb else "plain"
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
-
-
-def _loss(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-# The epoch table: a two-line header, then one line per epoch, each cell right-aligned to its
-# width; with a validation split a line is 78 columns (a wider figure pushes its own line only).
-_LOSS, _ACC = 6, 7  # "0.5150", "100.00%"
-_GROUP = 2 + _LOSS + 1 + _ACC  # a split's two cells and the space before them
-
-
-def _epoch_width(epochs: int) -> int:
-    return max(len("epoch"), 2 * len(str(epochs)) + 1)
-
-
-def _splits(val: bool) -> tuple[str, ...]:
-    return ("train", "val", "test") if val else ("train", "test")
-
-
-def epoch_header(epochs: int, val: bool, smoothing: float = 0.0) -> list[str]:
-    """The lines above the epoch table: the splits, the columns, what ``*`` means and, with
-    label smoothing, that the train loss includes it (so it stays well above 0)."""
-    w, splits = _epoch_width(epochs), _splits(val)
-    groups = "".join(f"  {' ' + s + ' ':-^{_GROUP - 2}}" for s in splits)
-    names = "".join(f"  {'loss':>{_LOSS}} {'acc':>{_ACC}}" for _ in splits)
-    lines = [
-        f"{'':>{w}}{groups}   * = best so far",
-        f"{'epoch':>{w}}{names} {'lr':>8} {'img/s':>7} {'s':>5}",
-    ]
-    if smoothing:
-        lines.insert(0, f"the train loss includes label smoothing {smoothing:g} (it stays above 0)")
-    return lines
-
-
-def epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
-    """One plain line per epoch under ``epoch_header`` (no control characters)."""
-    splits = _splits(row.get("val_acc") is not None)
-    cells = "".join(
-        f"  {_loss(row[f'{s}_loss']):>{_LOSS}} {_pct(row[f'{s}_acc']):>{_ACC}}" for s in splits
-    )
-    return (
-        f"{row['epoch']}/{epochs}".rjust(_epoch_width(epochs))
-        + cells
-        + f" {row['lr']:>8.3g} {row['images_per_s']:>7,.0f} {row['seconds']:>5.1f}"
-        + (" *" if best else "")
-    )
-
-
-def partial_note(row: dict[str, Any], steps_per_epoch: int | None) -> str:
-    """The line under an epoch that stopped part-way (--max-steps)."""
-    done = row["step"] - (row["epoch"] - 1) * steps_per_epoch if steps_per_epoch else 0
-    if 0 < done < (steps_per_epoch or 0):
-        return f"(epoch {row['epoch']} is partial: {done} of its {steps_per_epoch} steps)"
-    return f"(epoch {row['epoch']} is partial)"
 
 
 class TrainProgress:
@@ -216,8 +159,8 @@ def render_train_summary(s: dict[str, Any]) -> None:
     c = out()
     final, best = s["final"], s.get("best")
     c.print(
-        f"final test accuracy {_pct(final.get('test_acc'))} "
-        f"(loss {_loss(final.get('test_loss'))}) after {s['epochs']} epochs, "
+        f"final test accuracy {fmt_pct(final.get('test_acc'))} "
+        f"(loss {fmt_loss(final.get('test_loss'))}) after {s['epochs']} epochs, "
         f"{s['steps']:,} steps, {s['seconds']:.1f} s, {s['images_per_s']:,.0f} img/s",
         soft_wrap=True,
     )
@@ -229,7 +172,7 @@ def render_train_summary(s: dict[str, Any]) -> None:
             else "test set, so optimistic: use --val-split for an honest pick"
         )
         c.print(
-            f"best test accuracy {_pct(best['test_acc'])} at epoch {best['epoch']} "
+            f"best test accuracy {fmt_pct(best['test_acc'])} at epoch {best['epoch']} "
             f"(best.pt, picked by {metric} {_metric(metric, best['value'])} on the {on})",
             soft_wrap=True,
         )
@@ -242,7 +185,7 @@ def render_train_summary(s: dict[str, Any]) -> None:
 
 
 def _metric(name: str, value: float) -> str:
-    return _pct(value) if name.endswith("_acc") else _loss(value)
+    return fmt_pct(value) if name.endswith("_acc") else fmt_loss(value)
 
 
 def stop_text(s: dict[str, Any]) -> str:
@@ -272,7 +215,7 @@ def render_evaluation(r: dict[str, Any]) -> None:
     c = out()
     c.print(
         f"{safe(r['checkpoint'])} on {r['data']} {r['split']} ({r['count']:,} images): "
-        f"loss {_loss(r['loss'])} ({r['loss_name']}), accuracy {_pct(r['accuracy'])}",
+        f"loss {fmt_loss(r['loss'])} ({r['loss_name']}), accuracy {fmt_pct(r['accuracy'])}",
         soft_wrap=True,
     )
     table = Table(
