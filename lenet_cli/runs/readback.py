@@ -172,7 +172,7 @@ def timestamp(value: Any) -> datetime | None:
 def whole(value: Any, name: str, low: int = 0, high: int = INT_MAX) -> int:
     """``value`` as a whole number in [low, high] (ValueError naming ``name`` otherwise)."""
     if type(value) is not int or not low <= value <= high:
-        raise ValueError(f"{name} = {_show(value)} is not a whole number in [{low:,}, {high:,}]")
+        raise ValueError(f"{name} = {shown(value)} is not a whole number in [{low:,}, {high:,}]")
     return value
 
 
@@ -181,14 +181,15 @@ def real(value: Any, name: str, low: float = -math.inf, high: float = math.inf) 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} = {_show(value)} is not a number")
+        raise ValueError(f"{name} = {shown(value)} is not a number")
     number = float(value)
     if not (math.isfinite(number) and low <= number <= high):
-        raise ValueError(f"{name} = {_show(value)} is not a number in [{low:g}, {high:g}]")
+        raise ValueError(f"{name} = {shown(value)} is not a number in [{low:g}, {high:g}]")
     return number
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut to 40 characters."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -216,7 +217,7 @@ def metrics_row(raw: Any) -> dict[str, Any]:
         raise ValueError(f"a JSON {type(raw).__name__}, not an object")
     kind = raw.get("kind", "epoch")
     if kind not in ("epoch", "step"):
-        raise ValueError(f"kind = {_show(kind)} is neither epoch nor step")
+        raise ValueError(f"kind = {shown(kind)} is neither epoch nor step")
     row = dict(raw)
     row["epoch"] = whole(raw.get("epoch"), "epoch", 1, EPOCHS_MAX)
     row["step"] = whole(raw.get("step"), "step")
@@ -226,10 +227,10 @@ def metrics_row(raw: Any) -> dict[str, Any]:
     if kind == "epoch":
         partial = raw.get("partial", False)
         if not isinstance(partial, bool):
-            raise ValueError(f"partial = {_show(partial)} is not true or false")
+            raise ValueError(f"partial = {shown(partial)} is not true or false")
         row["partial"] = partial
     if raw.get("time") is not None and not isinstance(raw["time"], str):
-        raise ValueError(f"time = {_show(raw['time'])} is not text")
+        raise ValueError(f"time = {shown(raw['time'])} is not text")
     row["time"] = raw.get("time")
     return row
 
@@ -262,42 +263,3 @@ def epoch_rows(path: str | Path) -> list[dict[str, Any]] | None:
     if bad:
         raise ReadError(f"{path} {bad[0]}: not a metrics row of `lenet train`")
     return [r for r in rows if r.get("kind", "epoch") == "epoch"]
-
-
-# -- the metadata of a .safetensors weights file -----------------------------------------------
-
-
-def weights_metadata(header: Any, ours: str) -> dict[str, Any]:
-    """A .safetensors file's metadata checked as a checkpoint's fields are: ``arch`` (when the
-    file says it was written by lenet: ``format`` = ``ours``), ``data``, ``mean`` and ``std``
-    (both or neither). Returns them (None where absent); raises ValueError naming the field."""
-    from lenet_cli.config import ARCHES, DATA_NAMES
-
-    if not isinstance(header, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in header.items()
-    ):
-        raise ValueError("its metadata is not a table of text")
-    arch = header.get("arch") if header.get("format") == ours else None
-    if arch is not None and arch not in ARCHES:
-        raise ValueError(f"its metadata says arch = {_show(arch)}, not one of {', '.join(ARCHES)}")
-    data = header.get("data") or None
-    if data is not None and data not in DATA_NAMES:
-        raise ValueError(
-            f"its metadata says data = {_show(data)}, not one of {', '.join(DATA_NAMES)}"
-        )
-    given = [k for k in ("mean", "std") if k in header]
-    if len(given) == 1:
-        missing = "std" if given == ["mean"] else "mean"
-        raise ValueError(f"its metadata gives {given[0]} but no {missing}")
-    mean = std = None
-    if given:
-        try:
-            mean, std = float(header["mean"]), float(header["std"])
-        except ValueError:
-            raise ValueError(
-                f"its metadata says mean = {_show(header['mean'])}, std = {_show(header['std'])}:"
-                " not numbers"
-            ) from None
-        if not (0 <= mean <= 1 and 0 < std <= 1):  # also False for NaN
-            raise ValueError(f"its metadata says mean {mean}, std {std}: not in [0, 1] and (0, 1]")
-    return {"arch": arch, "data": data, "mean": mean, "std": std}

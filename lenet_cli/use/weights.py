@@ -22,7 +22,7 @@ from lenet_cli.model import build_model
 from lenet_cli.runs.checkpoint import MAX_BYTES, load_refusal, resolve_path
 from lenet_cli.runs.checkpoint import load_model as load_checkpoint_model
 from lenet_cli.runs.payload import PayloadError, check_model
-from lenet_cli.runs.readback import weights_metadata
+from lenet_cli.runs.weightsmeta import weights_metadata
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the pytorch/examples values for MNIST
 _KERNELS = {"tutorial": "3x3 kernels", "lenet5": "5x5 kernels"}
