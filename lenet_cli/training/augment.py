@@ -31,29 +31,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from lenet_cli.config import TrainConfig
 
 ELASTIC_SIGMA = 4.0  # pixels: the smoothing of Simard et al.'s MNIST experiments
 ELASTIC_RANK = 8  # leading directions of the smoothing kept (99.99% of the field's variance)
 SEED_OFFSET = 1  # the generator's seed is the run's + 1 (the data order uses the run's own)
 
 
+_DEFAULT = TrainConfig()  # the strengths' defaults are the config's (config/fields.py)
+
+
 @dataclass(frozen=True)
 class Strengths:
     """The largest change of each kind (0 turns a kind off); config fields ``augment_*``."""
 
-    shift: float = 2.0  # pixels, in x and in y
-    rotate: float = 12.0  # degrees, either way
-    scale: float = 0.12  # the size times 1 +- scale
-    shear: float = 10.0  # degrees
-    stroke: float = 0.5  # fraction of a 3x3 dilation (thicker) or erosion (thinner)
-    elastic: float = 20.0  # alpha of the displacement field, pixels
+    shift: float = _DEFAULT.augment_shift  # pixels, in x and in y
+    rotate: float = _DEFAULT.augment_rotate  # degrees, either way
+    scale: float = _DEFAULT.augment_scale  # the size times 1 +- scale
+    shear: float = _DEFAULT.augment_shear  # degrees
+    stroke: float = _DEFAULT.augment_stroke  # fraction of a 3x3 dilation or erosion
+    elastic: float = _DEFAULT.augment_elastic  # alpha of the displacement field, pixels
 
     @classmethod
-    def of(cls, cfg: Any) -> Strengths:
+    def of(cls, cfg: TrainConfig) -> Strengths:
         """The strengths a TrainConfig sets."""
         return cls(
             shift=cfg.augment_shift,
