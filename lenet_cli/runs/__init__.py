@@ -1,7 +1,8 @@
 """Run directories: what a run writes, and reading it back.
 
 - ``rundir.py``: the run directory's one writer (config.toml, env.json, metrics.jsonl,
-  checkpoints); ``lock.py``: its lock, held while a process trains there;
+  checkpoints); ``lock.py``: its lock, held while a process trains there; ``metricsfile.py``:
+  the metrics files' columns, CSV text and the rows a resume keeps;
 - ``checkpoint.py`` and ``payload.py``: save and load checkpoints, and the content checks of every
   field (shapes, finite weights, counters); ``resume.py``: the checks of what resuming reads
   besides the model (the whole config, the optimizer's state, run state, RNG states);

@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
-import io
 import json
 import os
 import re
@@ -31,23 +29,9 @@ from lenet_cli.errors import OutputExistsError, UsageError, WriteError
 from lenet_cli.files import atomic_write, json_safe
 from lenet_cli.interrupts import TrainingInterrupted
 from lenet_cli.runs import lock, readback
+from lenet_cli.runs.metricsfile import csv_text, epoch_row, rows_on_resume
 from lenet_cli.runs.readback import ReadError
 
-COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "step",
-    "partial",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "images_per_s",
-    "seconds",
-    "time",
-)
 EPOCH_FILE = re.compile(r"epoch-(\d{3,})\.pt")  # --save-top-k's checkpoints
 
 
@@ -243,10 +227,10 @@ class RunDir:
 
     def append(self, row: dict[str, Any]) -> None:
         """Add an epoch's row to metrics.jsonl and metrics.csv."""
-        row = json_safe({k: row.get(k) for k in COLUMNS})
+        row = epoch_row(row)
         self.append_line("metrics.jsonl", json.dumps(row) + "\n")
         csv_path = self.path / "metrics.csv"
-        self.append_line("metrics.csv", _csv_text([row], header=not csv_path.exists()))
+        self.append_line("metrics.csv", csv_text([row], header=not csv_path.exists()))
 
     def append_line(self, name: str, text: str) -> None:
         """Append ``text`` in one write and fsync it. A crash can tear only this last line,
@@ -278,26 +262,8 @@ class RunDir:
             rows, bad = readback.metrics_rows(path) or ([], [])
         except ReadError as e:  # not a regular file, or far too large: not ours to replace
             raise UsageError(str(e), hint=f"move it away, then resume {self.path}") from None
-        kept = [r for r in rows if r["step"] <= step]
-        beyond = len(rows) - len(kept)
-        if bad or beyond:
-            parts = [f"{len(bad)} unreadable line(s)"] * bool(bad)
-            parts += [f"{beyond} row(s) beyond the checkpoint's step {step}"] * bool(beyond)
-            self.notes.append(f"dropped {' and '.join(parts)} of {self.path / 'metrics.jsonl'}")
-        epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
-        if last_row is not None and not any(r["step"] == last_row["step"] for r in epochs):
-            kept.append(json_safe({k: last_row.get(k) for k in COLUMNS}))
-            self.notes.append(f"restored the metrics row of epoch {last_row['epoch']}")
+        kept, notes = rows_on_resume(rows, bad, step, last_row, path)
+        self.notes += notes
         epochs = [r for r in kept if r.get("kind", "epoch") == "epoch"]
         self.write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
-        self.write("metrics.csv", _csv_text(epochs, header=True).encode("utf-8"))
-
-
-def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
-    if header:
-        writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
-    return table.getvalue()
+        self.write("metrics.csv", csv_text(epochs, header=True).encode("utf-8"))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lenet_cli.errors import UsageError
-from lenet_cli.runs.rundir import COLUMNS
+from lenet_cli.runs.metricsfile import COLUMNS
 
 HOOKS = ("on_train_start", "on_step_end", "on_epoch_end", "on_train_end")
 STOP = "stop"

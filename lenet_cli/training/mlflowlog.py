@@ -32,7 +32,7 @@ from typing import Any
 
 from lenet_cli.errors import MissingExtraError, ServiceError, UsageError
 from lenet_cli.interrupts import TrainingInterrupted
-from lenet_cli.runs.rundir import COLUMNS
+from lenet_cli.runs.metricsfile import COLUMNS
 
 LOCAL = "sqlite:///mlflow.db"
 EXPERIMENT = "lenet"

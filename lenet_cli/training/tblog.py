@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from lenet_cli.errors import MissingExtraError
-from lenet_cli.runs.rundir import COLUMNS
+from lenet_cli.runs.metricsfile import COLUMNS
 
-# the numbers of an epoch row (rundir.COLUMNS) that are worth a chart
+# the numbers of an epoch row (metricsfile.COLUMNS) that are worth a chart
 _EPOCH_SCALARS = tuple(
     c for c in COLUMNS if c not in ("epoch", "step", "partial", "seconds", "time")
 )
