@@ -244,9 +244,10 @@ def render_evaluation(r: dict[str, Any]) -> None:
 def render_prediction(results: list[dict[str, Any]], preview: bool) -> None:
     c = out()
     for r in results:
-        c.print(
+        c.print(  # one line whatever the width: a long path is not broken at its spaces
             f"{safe(r['file'])}: [bold]{r['predicted']}[/] "
-            f"(probability {r['probabilities'][r['predicted']]:.3f})"
+            f"(probability {r['probabilities'][r['predicted']]:.3f})",
+            soft_wrap=True,
         )
         c.print("  digit " + " ".join(f"{k:>5}" for k in range(10)))
         c.print("  prob. " + " ".join(f"{p:.3f}" for p in r["probabilities"]))
