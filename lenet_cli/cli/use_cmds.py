@@ -120,6 +120,8 @@ def run_predict(
     json_out: bool,
     preview: bool,
     weights: str | None = None,
+    preview_out: Path | None = None,
+    force: bool = False,
 ) -> None:
     """Predict the digit in each image (also `lenet forward --image`)."""
     if checkpoint is None:
@@ -127,6 +129,7 @@ def run_predict(
             "predict needs --checkpoint (a trained model)",
             hint="train one with `lenet train`, then pass --checkpoint runs/NAME",
         )
+    targets = _preview_targets(images, preview_out, force) if preview_out else []
     dev, _ = setup_device(device)
     from lenet_cli.use.predict import predict_images
     from lenet_cli.use.weights import load_model
@@ -134,10 +137,21 @@ def run_predict(
     model, meta = load_model(checkpoint, dev, weights)
     if meta.get("notice"):
         ui.note(meta["notice"])
-    results, failures = predict_images(list(images), model, meta, dev)
+    drawn = bool(targets) or (preview and not json_out)
+    results, failures = predict_images(list(images), model, meta, dev, with_steps=drawn)
+    if targets:
+        failed = {f["file"] for f in failures}  # results keep the order of the others
+        answered = [t for p, t in zip(images, targets, strict=True) if str(p) not in failed]
+        written = [ui.steps_png(r, t) for r, t in zip(results, answered, strict=True)]
+        for r, path in zip(results, written, strict=True):
+            r["preview_png"] = str(path)
+        if written and not json_out:
+            ui.saved_note(written)
+    ui.render_warnings(results)
     if json_out:
-        if not preview:
-            for r in results:
+        for r in results:
+            r.pop("steps", None)
+            if not preview:
                 r.pop("input")
         doc = {
             "checkpoint": meta["path"],
@@ -147,7 +161,10 @@ def run_predict(
         }
         ui.print_json({**doc, "failed": failures} if failures else doc)
     else:
-        ui.render_prediction(results, preview)
+        for r in results:
+            ui.render_prediction([r], False)
+            if preview:
+                ui.render_steps(r)
     if failures:  # the good images were answered above; exit 8 says not all were
         for f in failures[:-1]:
             ui.error_line(f["error"])
@@ -155,6 +172,30 @@ def run_predict(
             failures[-1]["error"]
             + (f" ({len(failures)} of {len(images)} images failed)" if len(images) > 1 else "")
         )
+
+
+def _preview_targets(images: list[Path], out: Path, force: bool) -> list[Path]:
+    """Each image's steps PNG (--preview-out): a file for one image, a folder for several.
+    Checked before anything is read: an existing PNG is kept unless --force, and an input
+    image is never a target."""
+    if len(images) > 1 and out.exists() and not out.is_dir():
+        raise UsageError(
+            f"--preview-out {out} is a file, and there are {len(images)} images",
+            hint="for several images, pass a folder: each gets STEM-steps.png in it",
+        )
+    targets = ui.preview_targets([str(p) for p in images], out)
+    inputs = {p.resolve() for p in images}
+    for t in targets:
+        if t.resolve() in inputs:
+            raise UsageError(f"--preview-out {t} is one of the images", hint="pass another path")
+        if t.exists() and not force:
+            raise OutputExistsError(
+                f"{t} already exists", hint="use --force to overwrite, or another --preview-out"
+            )
+        if t.exists() and not t.is_file():
+            raise UsageError(f"--preview-out {t} is not a file", hint="pass another path")
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    return targets
 
 
 @app.command("predict")
@@ -169,14 +210,28 @@ def predict_cmd(
     preview: Annotated[
         bool,
         typer.Option(
-            "--preview", help="Draw the 32x32 input the network saw (with --json: include it)."
+            "--preview",
+            help="Draw each step of the preparation, ending with the 32x32 input the network "
+            "saw (with --json: include that input).",
         ),
+    ] = False,
+    preview_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--preview-out",
+            help="Save the steps as PNG: this file for one image, STEM-steps.png in this "
+            "folder for several.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite PNGs already at --preview-out.")
     ] = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
 ) -> None:
-    """Predict the digit in pictures, prepared as MNIST's digits were."""
+    """Predict the digit in pictures: the paper removed and the digit's ink found as a
+    scanner would, then prepared as MNIST's digits were."""
     run_predict(
         images,
         checkpoint=checkpoint,
@@ -184,4 +239,6 @@ def predict_cmd(
         json_out=json_out,
         preview=preview,
         weights=weights,
+        preview_out=preview_out,
+        force=force,
     )

@@ -16,6 +16,13 @@ from lenet_cli.ui.model import render_forward, render_model_facts, render_step
 from lenet_cli.ui.netfig import activations_png
 from lenet_cli.ui.netview import render_activations
 from lenet_cli.ui.plot import plot_png, render_plot
+from lenet_cli.ui.prediction import (
+    preview_targets,
+    render_steps,
+    render_warnings,
+    saved_note,
+    steps_png,
+)
 from lenet_cli.ui.runs import render_runs, render_runs_diff
 from lenet_cli.ui.sweep import SweepProgress, render_sweep, worker_notice
 from lenet_cli.ui.train import (
@@ -52,6 +59,11 @@ __all__ = [
     "render_prediction",
     "render_bench",
     "render_plot",
+    "render_steps",
+    "render_warnings",
+    "steps_png",
+    "preview_targets",
+    "saved_note",
     "plot_png",
     "render_export",
     "render_runs",

@@ -40,6 +40,7 @@ MEASURE = 128  # the digit's longer side when its stroke width is measured and c
 # MNIST's stroke width over the digit's longer side, as ``stroke_ratio`` measures it on the
 # training digits: 10th, 50th and 90th percentiles (``benchmarks/photolike.py --calibrate``).
 MNIST_STROKE = (0.065, 0.11, 0.20)
+EVEN = 0.12  # light is even when the brightest parts of 3x3 blocks differ by less than this
 SPECK = 0.03  # a mark with less ink than this share of the largest is a speck
 SIMILAR = 0.4  # another mark with this share of the digit's ink is "of similar size"
 
@@ -136,25 +137,37 @@ def _light_ink(grey: np.ndarray) -> bool:
     cut = max(4 * _noise(g), 0.04)
     votes = []
     for size in (max(3, min(h, w) // 24), max(5, min(h, w) // 8)):
-        darker = float(np.clip(ndimage.grey_closing(g, size=size) - g - cut, 0, None).sum())
-        lighter = float(np.clip(g - ndimage.grey_opening(g, size=size) - cut, 0, None).sum())
+        closed = ndimage.grey_closing(g, size=size, mode="nearest")
+        opened = ndimage.grey_opening(g, size=size, mode="nearest")
+        darker = float(np.clip(closed - g - cut, 0, None).sum())
+        lighter = float(np.clip(g - opened - cut, 0, None).sum())
         votes.append(lighter > darker)
     return all(votes)  # ink on paper unless both scales say otherwise
 
 
-def _blocks(img: np.ndarray, across: int, q: float) -> np.ndarray:
-    """The q-th percentile of each block, about ``across`` blocks along the shorter side."""
+def _blocks(img: np.ndarray, side: int, q: float) -> np.ndarray:
+    """The q-th percentile of each ``side`` x ``side`` block (the last ones padded)."""
     h, w = img.shape
-    side = max(2, min(h, w) // across)
     gh, gw = -(-h // side), -(-w // side)
-    padded = np.pad(img, ((0, gh * side - h), (0, gw * side - w)), mode="reflect")
+    padded = np.pad(img, ((0, gh * side - h), (0, gw * side - w)), mode="edge")
     cells = padded.reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
     return np.percentile(cells, q, axis=2).astype(np.float32)
 
 
-def _upsample(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(grid.astype(np.float32), mode="F")
-    return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR))
+def _upsample(grid: np.ndarray, shape: tuple[int, int], side: int) -> np.ndarray:
+    """Bilinear values at each pixel of a grid of ``side``-pixel blocks' values (as at the
+    blocks' centres), the outermost continued to the border."""
+
+    def along(g: np.ndarray, n: int, axis: int) -> np.ndarray:
+        at = np.clip((np.arange(n) + 0.5) / side - 0.5, 0, g.shape[axis] - 1)
+        i = np.minimum(at.astype(int), g.shape[axis] - 2) if g.shape[axis] > 1 else at.astype(int)
+        t = (at - i).astype(np.float32)
+        lo = np.take(g, i, axis=axis)
+        hi = np.take(g, np.minimum(i + 1, g.shape[axis] - 1), axis=axis)
+        t = t[:, None] if axis == 0 else t[None, :]
+        return lo * (1 - t) + hi * t
+
+    return along(along(grid, shape[0], 0), shape[1], 1)
 
 
 # --- 3-5: paper, channel, threshold --------------------------------------------------------------
@@ -164,14 +177,34 @@ def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
     """(darkness [H, W]: 0 paper, 1 black ink, negative where lighter than the paper; its
     pixel noise; the stroke width).
 
-    A first, coarse paper estimate (blocks' 80th percentile, closed over 3 blocks) finds the
-    ink roughly and its stroke width (marks along the border, a desk or a shadow, left out);
-    the paper is then the closing of the page by a square four stroke widths and a bit wide,
-    which fills every stroke and follows the light."""
+    The paper is the closing of the page (a running maximum, then minimum) by a square wider
+    than the strokes: it fills the ink and follows the light (its edges are continued
+    outwards, so the border is not taken for a valley to fill). A first pass with a square a
+    twelfth of the picture wide finds the ink roughly and its stroke width (what belongs to
+    the frame left out); the second uses a square four stroke widths and a bit wide. Where the
+    light is even (the brightest parts of 3x3 blocks agree), the paper is never darker than
+    that even level, which keeps strokes wider than the square (a marker, a tight crop)
+    whole."""
     h, w = page.shape[:2]
-    first = [_upsample(ndimage.grey_closing(_blocks(page[..., c], 10, 80), size=3), (h, w))
-             for c in range(page.shape[2])]  # fmt: skip
-    rough = np.mean([_darkness(page[..., c], b) for c, b in enumerate(first)], axis=0)
+    channels = [page[..., c] for c in range(page.shape[2])]
+    levels = [_blocks(c, max(2, min(h, w) // 3), 98) for c in channels]
+    even = all(v.max() - v.min() <= EVEN * v.max() for v in levels)
+
+    def paper(size: int) -> list[np.ndarray]:
+        side = max(1, size // 6)  # worked on blocks: faster, and deaf to salt and pepper
+        out = []
+        for c, v in zip(channels, levels, strict=True):
+            grid = _blocks(c, side, 75) if side > 1 else ndimage.gaussian_filter(c, 1.0)
+            cells = max(3, -(-size // side))
+            closed = ndimage.grey_closing(_continued(grid, cells), size=cells)
+            closed = ndimage.gaussian_filter(closed, max(0.5, size / side / 8))
+            closed = closed[cells:-cells, cells:-cells]
+            closed = _upsample(closed, (h, w), side) if side > 1 else closed
+            out.append(np.maximum(closed, float(np.median(v))) if even else closed)
+        return out
+
+    first = max(7, min(h, w) // 12)
+    rough = np.mean([_darkness(c, p) for c, p in zip(channels, paper(first), strict=True)], 0)
     stroke = 3.0
     smooth0 = _smooth(rough, _noise(rough), stroke)
     floor0 = _floor(smooth0)
@@ -179,17 +212,9 @@ def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
     seen = np.zeros(rough.shape, bool)
     if level0 is not None:
         seen = smooth0 > max(0.5 * level0, floor0)
-        inner = _inner_marks(seen, stroke)
-        stroke = stroke_width(inner) or stroke
+        stroke = stroke_width(_inner_marks(seen, stroke)) or stroke
     size = int(np.clip(4 * stroke + 3, 7, max(7, min(h, w) // 2)))
-    paper = [
-        ndimage.gaussian_filter(
-            ndimage.grey_closing(ndimage.gaussian_filter(page[..., c], 1.0), size=(size, size)),
-            max(1.0, size / 8),
-        )
-        for c in range(page.shape[2])
-    ]
-    dark = [_darkness(page[..., c], p) for c, p in enumerate(paper)]
+    dark = [_darkness(c, p) for c, p in zip(channels, paper(size), strict=True)]
     if len(dark) > 1 and seen.any() and not seen.all():  # keep the channels the ink shows in
         contrast = [float(d[seen].mean() - d[~seen].mean()) for d in dark]
         best = max(contrast)
@@ -199,23 +224,54 @@ def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def _inner_marks(mask: np.ndarray, stroke: float) -> np.ndarray:
-    """The mask less its parts that run along the picture's border (a desk, a shadow's edge,
-    the sheet's edge) or across the whole picture as a thin line (a ruled line): a digit cut
-    by the border meets it over a stroke or two."""
+    """The mask less what belongs to the picture's frame (``_frame``); all of it when nothing
+    else is left."""
+    inner = mask & ~_frame(mask, stroke)
+    return inner if inner.any() else mask
+
+
+def _frame(mask: np.ndarray, stroke: float) -> np.ndarray:
+    """The ink of ``mask`` that belongs to the picture's frame, not to a digit: slivers along
+    the border (a desk's corner, the dark band a rotation leaves: most of their ink lies close to
+    the border, or much of it where they meet the border over a long stretch) and thin lines
+    from one border to another (the sheet's edge, a shadow's rim, a ruled line). A digit
+    cropped tightly touches the border too, but most of its ink lies inside and it is more
+    than one line of ink."""
     parts, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return mask
     h, w = mask.shape
+    band = max(2 * stroke, 0.06 * min(h, w))
+    ys, xs = np.ogrid[0:h, 0:w]
+    near = np.minimum(np.minimum(ys, h - 1 - ys), np.minimum(xs, w - 1 - xs)) < band
+    areas = np.bincount(parts.ravel(), minlength=n + 1)
+    close = np.bincount(parts[near], minlength=n + 1)
+    sides = [set(parts[0].tolist()), set(parts[-1].tolist()),
+             set(parts[:, 0].tolist()), set(parts[:, -1].tolist())]  # fmt: skip
     ring = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])
     contact = np.bincount(ring, minlength=n + 1)
-    along = contact > max(3 * stroke, 0.1 * min(h, w))
-    areas = np.bincount(parts.ravel(), minlength=n + 1)
-    across_w = np.isin(np.arange(n + 1), np.intersect1d(parts[:, 0], parts[:, -1]))
-    across_h = np.isin(np.arange(n + 1), np.intersect1d(parts[0], parts[-1]))
-    along |= across_w & (areas <= 1.5 * stroke * w)
-    along |= across_h & (areas <= 1.5 * stroke * h)
-    along[0] = False
-    return mask & ~along[parts]
+    frame = np.zeros(n + 1, bool)
+    for k, box in enumerate(ndimage.find_objects(parts), start=1):
+        touching = sum(k in side for side in sides)
+        if touching == 0:
+            continue
+        diagonal = float(np.hypot(box[0].stop - box[0].start, box[1].stop - box[1].start))
+        along = contact[k] > max(3 * stroke, 0.1 * min(h, w))
+        sliver = close[k] >= (0.4 if along else 0.6) * areas[k] and areas[k] > 2 * stroke * band
+        line = touching >= 2 and areas[k] <= 1.5 * max(stroke, 1.0) * diagonal
+        frame[k] = sliver or line
+    return mask & frame[parts]
+
+
+def _continued(grid: np.ndarray, n: int) -> np.ndarray:
+    """``grid`` padded by ``n`` on every side with its slope continued (an odd reflection
+    about the edge), within its own range: light that falls off towards the border keeps
+    falling, so a closing does not lift the paper there."""
+    n0 = min(n, grid.shape[0] - 1)
+    n1 = min(n, grid.shape[1] - 1)
+    out = np.pad(grid, ((n0, n0), (n1, n1)), mode="reflect", reflect_type="odd")
+    out = np.pad(out, ((n - n0, n - n0), (n - n1, n - n1)), mode="edge")
+    return np.clip(out, grid.min(), grid.max())
 
 
 def _darkness(channel: np.ndarray, paper: np.ndarray) -> np.ndarray:
@@ -240,23 +296,43 @@ def _sigma(noise: float, stroke: float) -> float:
 
 
 def _floor(smooth: np.ndarray) -> float:
-    """What paper alone reaches: five times the spread of the smoothed darkness over the
-    whole picture, which is mostly paper (its noise, JPEG's blocks, grain, what the paper
-    estimate missed), above its median; at least 0.06."""
-    middle = float(np.median(smooth))
-    spread = 1.4826 * float(np.median(np.abs(smooth - middle)))
-    return max(middle + 5 * spread, 0.06)
+    """What paper alone reaches: the paper's darkness plus five times its spread (its noise,
+    JPEG's blocks, grain, what the paper estimate missed), at least 0.06. The paper's darkness
+    is the histogram's peak below 0.5 (paper covers more of a picture than any one shade of
+    ink, even in a tight crop), its spread is measured on the lighter side of the peak, where
+    no ink is."""
+    values = smooth[smooth < 0.5]
+    if values.size < 16:
+        return 0.06
+    counts, edges = np.histogram(values, bins=200, range=(-0.5, 0.5))
+    counts = ndimage.uniform_filter1d(counts.astype(np.float64), 3)
+    peak = float(edges[np.argmax(counts)] + 0.0025)
+    lighter = peak - values[values <= peak]
+    spread = 1.4826 * float(np.median(lighter)) if lighter.size else 0.0
+    return max(peak + 5 * spread, 0.06)
 
 
 def _ink_level(smooth: np.ndarray, floor: float, stroke: float) -> float | None:
-    """How dark the ink is: the 90th percentile of the marks that stand out of the paper
-    (the larger ones: not specks of noise, nor what runs along the border), None if
-    nothing does."""
+    """How dark the ink is: the 90th percentile of the larger marks that stand out of the
+    paper, leaving out what belongs to the frame (a desk, a shadow's rim), None if nothing
+    stands out. Marks are taken at the paper's floor and again at half the darkness found
+    there (where a faint frame no longer joins the digit); the darker answer is kept."""
     candidates = smooth > floor
     if candidates.sum() < 6:
         return None
-    inner = _inner_marks(candidates, stroke)
-    parts, n = ndimage.label(inner if inner.sum() >= 6 else candidates, np.ones((3, 3)))
+    everything = _large_level(smooth, candidates)
+    strong = smooth > max(floor, 0.5 * everything)
+    levels = [_large_level(smooth, m & ~_frame(m, stroke)) for m in (candidates, strong)]
+    found = [v for v in levels if v is not None]
+    return max(found) if found else everything
+
+
+def _large_level(smooth: np.ndarray, mask: np.ndarray) -> float | None:
+    """The 90th percentile of ``smooth`` over the marks of ``mask`` with at least a tenth of
+    the largest one's pixels (None for an empty mask)."""
+    if mask.sum() < 6:
+        return None
+    parts, _ = ndimage.label(mask, np.ones((3, 3)))
     areas = np.bincount(parts.ravel())
     areas[0] = 0
     large = areas >= 0.1 * areas.max()
@@ -311,6 +387,8 @@ def _ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
         found[rows[on], np.broadcast_to(xs, rows.shape)[on]] = sheared[on]
         found = found[pad : pad + h]
         thick = int(on.sum() / max(1, np.count_nonzero(np.diff(np.r_[0, on.astype(int)]) == 1)))
+        if thick > max(3, 1.5 * stroke):
+            continue  # a band wider than the pen's stroke: a desk or a shadow, not a ruling
         rest = m & ~found
         across = ndimage.binary_closing(rest, structure=np.ones((thick + 3, 1)))
         found &= ~across
