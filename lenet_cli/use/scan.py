@@ -72,6 +72,7 @@ def scan(picture: np.ndarray) -> Scan:
     smooth = _smooth(signed, noise, stroke)
     ink_level, threshold = _threshold(smooth, stroke)
     found = smooth > threshold
+    found, darkness = _fill_hollow(found, darkness, page.mean(axis=2), stroke)
     lines = _ruled_lines(found, stroke)
     kept, dropped, notes = _digit_marks(found & ~lines, stroke)
     warnings = list(notes)
@@ -154,6 +155,26 @@ def _blocks(img: np.ndarray, side: int, q: float) -> np.ndarray:
     return np.percentile(cells, q, axis=2).astype(np.float32)
 
 
+def _lift_enclosed(paper: np.ndarray, level: float) -> np.ndarray:
+    """``paper`` raised to the even ``level`` where it dips well below it away from the
+    border: the inside of strokes wider than the closing. A dip that reaches the border (a desk, the
+    room behind the sheet) is not paper and stays."""
+    dips, _ = ndimage.label(paper < (1 - 2 * EVEN) * level)
+    edge = np.unique(np.concatenate([dips[0], dips[-1], dips[:, 0], dips[:, -1]]))
+    inside = (dips > 0) & ~np.isin(dips, edge)
+    return np.where(inside, level, paper)
+
+
+def _thirds(img: np.ndarray, q: float) -> np.ndarray:
+    """The q-th percentile of each of the picture's 3x3 blocks."""
+    return np.array(
+        [
+            [np.percentile(b, q) for b in np.array_split(r, 3, axis=1)]
+            for r in np.array_split(img, 3, axis=0)
+        ]  # fmt: skip
+    )
+
+
 def _upsample(grid: np.ndarray, shape: tuple[int, int], side: int) -> np.ndarray:
     """Bilinear values at each pixel of a grid of ``side``-pixel blocks' values (as at the
     blocks' centres), the outermost continued to the border."""
@@ -182,12 +203,12 @@ def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
     outwards, so the border is not taken for a valley to fill). A first pass with a square a
     twelfth of the picture wide finds the ink roughly and its stroke width (what belongs to
     the frame left out); the second uses a square four stroke widths and a bit wide. Where the
-    light is even (the brightest parts of 3x3 blocks agree), the paper is never darker than
-    that even level, which keeps strokes wider than the square (a marker, a tight crop)
-    whole."""
+    light is even (the brightest parts of 3x3 blocks agree), the paper is raised to that even
+    level where it dips below it away from the border, which keeps strokes wider than the
+    square (a marker) whole."""
     h, w = page.shape[:2]
     channels = [page[..., c] for c in range(page.shape[2])]
-    levels = [_blocks(c, max(2, min(h, w) // 3), 98) for c in channels]
+    levels = [_thirds(c, 98) for c in channels]
     even = all(v.max() - v.min() <= EVEN * v.max() for v in levels)
 
     def paper(size: int) -> list[np.ndarray]:
@@ -199,8 +220,9 @@ def _remove_paper(page: np.ndarray) -> tuple[np.ndarray, float, float]:
             closed = ndimage.grey_closing(_continued(grid, cells), size=cells)
             closed = ndimage.gaussian_filter(closed, max(0.5, size / side / 8))
             closed = closed[cells:-cells, cells:-cells]
-            closed = _upsample(closed, (h, w), side) if side > 1 else closed
-            out.append(np.maximum(closed, float(np.median(v))) if even else closed)
+            if even:
+                closed = _lift_enclosed(closed, float(np.median(v)))
+            out.append(_upsample(closed, (h, w), side) if side > 1 else closed)
         return out
 
     first = max(7, min(h, w) // 12)
@@ -292,7 +314,8 @@ def _smooth(darkness: np.ndarray, noise: float, stroke: float) -> np.ndarray:
 
 
 def _sigma(noise: float, stroke: float) -> float:
-    return max(0.5, 0.25 * stroke, 1.0 if noise > 0.02 else 0.0)
+    grain = 0.0 if noise <= 0.02 else 1.0 if noise <= 0.04 else 1.5 if noise <= 0.07 else 2.0
+    return max(0.5, 0.25 * stroke, min(grain, 0.5 * stroke))
 
 
 def _floor(smooth: np.ndarray) -> float:
@@ -348,14 +371,44 @@ def _threshold(smooth: np.ndarray, stroke: float) -> tuple[float, float]:
     return level, max(0.5 * level, floor)
 
 
+def _fill_hollow(
+    found: np.ndarray, darkness: np.ndarray, page: np.ndarray, stroke: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ink mask, darkness) with the inside of strokes wider than the paper's closing filled:
+    there the paper estimate fell to the ink's level and only the strokes' edges stood out.
+    A hole in the ink that is as dark as the ink around it is ink (its darkness measured
+    against the paper outside); one as light as that paper is a loop of the digit (a 0, a 6)
+    and stays."""
+    holes, n = ndimage.label(ndimage.binary_fill_holes(found) & ~found)
+    if n == 0:
+        return found, darkness
+    reach = max(2, round(2 * stroke))
+    darkness = darkness.copy()
+    filled = found.copy()
+    for k, box in enumerate(ndimage.find_objects(holes), start=1):
+        grow = tuple(slice(max(0, b.start - reach), b.stop + reach) for b in box)
+        hole = holes[grow] == k
+        near = ndimage.binary_dilation(hole, iterations=reach)
+        edge = near & found[grow]
+        around = near & ~found[grow] & ~hole
+        if not edge.any() or not around.any():
+            continue
+        ink, paper, inside = (float(np.median(page[grow][m])) for m in (edge, around, hole))
+        if paper - ink > 0.1 and inside <= ink + 0.4 * (paper - ink):
+            filled[grow] |= hole
+            values = np.clip(1.0 - page[grow] / max(paper, 1e-3), 0.0, 1.0)
+            darkness[grow] = np.where(hole, np.maximum(darkness[grow], values), darkness[grow])
+    return filled, darkness
+
+
 # --- 6: the digit's marks
 
-SLOPES = np.linspace(-0.15, 0.15, 31)  # ruled lines up to about 8.5 degrees off the axes
+SLOPES = np.linspace(-0.25, 0.25, 51)  # ruled lines up to 14 degrees off the axes
 
 
 def _ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
     """The pixels of ruled (or squared) paper's lines: straight runs of ink across the whole
-    picture, horizontal or vertical within 8.5 degrees, found by summing the mask along each
+    picture, horizontal or vertical within 14 degrees, found by summing the mask along each
     slope; where a stroke of the digit crosses a line, the crossing is kept."""
     lines = np.zeros(mask.shape, bool)
     for turn in (False, True):
@@ -443,8 +496,8 @@ def _digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarra
         fy0, fx0, fy1, fx1 = f["box"]
         oy = min(fy1, y1 + grow) - max(fy0, y0 - grow)
         ox = min(fx1, x1 + grow) - max(fx0, x0 - grow)
-        if oy <= 0 or ox <= 0:
-            continue
+        if oy <= 0 or ox <= 0 or (f["border"] and not digit["border"]):
+            continue  # a piece of the frame beside the digit is not part of it
         inside = oy * ox / ((fy1 - fy0) * (fx1 - fx0))
         stacked = min(fx1, x1) - max(fx0, x0) >= 0.5 * min(fx1 - fx0, x1 - x0)
         small = 0.08 * digit["area"] <= f["area"] < 0.5 * digit["area"]
