@@ -66,8 +66,15 @@ class Sample:
     kind: str
     label: int
     index: int  # the digit's index in MNIST's test set
-    image: Image.Image
+    data: bytes  # the file, PNG or JPEG
     fmt: str  # "png" or "jpeg"
+
+    @property
+    def image(self) -> Image.Image:
+        """The picture as the file holds it."""
+        img = Image.open(io.BytesIO(self.data))
+        img.load()
+        return img
 
     @property
     def name(self) -> str:
@@ -326,8 +333,9 @@ def _draw_kind(kind: str, look: _Look, rng) -> None:
         raise ValueError(f"unknown kind {kind!r}")
 
 
-def photo(digit: np.ndarray, kind: str, rng) -> tuple[Image.Image, str]:
-    """One photo-like picture of ``digit`` (28x28 uint8, MNIST's) as ``kind`` shows it."""
+def photo(digit: np.ndarray, kind: str, rng) -> tuple[bytes, str]:
+    """One photo-like picture of ``digit`` (28x28 uint8, MNIST's) as ``kind`` shows it: the
+    file's bytes and its format ("png" or "jpeg")."""
     look = _base(rng)
     parts = list(rng.choice(MIXABLE, size=3, replace=False)) if kind == "mixed" else [kind]
     for part in parts:
@@ -392,15 +400,12 @@ def photo(digit: np.ndarray, kind: str, rng) -> tuple[Image.Image, str]:
     out = Image.fromarray(np.uint8(np.clip(arr, 0, 1) * 255 + 0.5))
     if not look.colour:
         out = out.convert("L")
-    fmt = "jpeg" if look.jpeg else "png"
-    if look.jpeg:  # the pixels a JPEG file gives back, so the Sample shows what is saved
-        buf = io.BytesIO()
+    buf = io.BytesIO()
+    if look.jpeg:
         out.save(buf, "JPEG", quality=look.jpeg)
-        buf.seek(0)
-        out = Image.open(buf)
-        out.load()
-        out.info["quality"] = look.jpeg
-    return out, fmt
+    else:
+        out.save(buf, "PNG")
+    return buf.getvalue(), "jpeg" if look.jpeg else "png"
 
 
 def generate(n: int, seed: int = 0, kinds: list[str] | None = None, digits=None) -> list[Sample]:
@@ -416,21 +421,18 @@ def generate(n: int, seed: int = 0, kinds: list[str] | None = None, digits=None)
         kind = kinds[i % len(kinds)]
         index = int(order[i % len(order)])
         rng = np.random.default_rng([seed, i, list(KINDS).index(kind)])
-        image, fmt = photo(images[index], kind, rng)
-        out.append(Sample(kind, int(labels[index]), index, image, fmt))
+        data, fmt = photo(images[index], kind, rng)
+        out.append(Sample(kind, int(labels[index]), index, data, fmt))
     return out
 
 
 def write(samples: list[Sample], out: Path) -> list[Path]:
-    """Save each sample as ``out/NAME`` (PNG, or JPEG at the quality it was made with)."""
+    """Save each sample as ``out/NAME``, the file's bytes as they were made."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for s in samples:
         path = out / s.name
-        if s.fmt == "jpeg":
-            s.image.save(path, "JPEG", quality=s.image.info.get("quality", 90))
-        else:
-            s.image.save(path, "PNG")
+        path.write_bytes(s.data)
         paths.append(path)
     return paths
 
@@ -474,65 +476,99 @@ def mnist_files(n: int, seed: int, out: Path) -> tuple[list[Sample], list[Path]]
     """The first ``n`` digits of the same order saved unchanged (white on black) as PNG."""
     images, labels = mnist_test()
     order = np.random.default_rng(seed).permutation(len(labels))[:n]
-    samples = [
-        Sample("mnist-file", int(labels[i]), int(i), Image.fromarray(images[i]), "png")
-        for i in order
-    ]
+    samples = []
+    for i in order:
+        buf = io.BytesIO()
+        Image.fromarray(images[i]).save(buf, "PNG")
+        samples.append(Sample("mnist-file", int(labels[i]), int(i), buf.getvalue(), "png"))
     return samples, write(samples, out)
+
+
+def calibrate(n: int = 5000) -> dict:
+    """The stroke width scan measures on MNIST's own training digits (the bundled sample's
+    first ``n``), over the digit's longer side: the percentiles scan.MNIST_STROKE holds."""
+    from lenet_cli.data import read_idx_pair
+    from lenet_cli.use.scan import scan
+
+    folder = ROOT / "lenet_cli" / "data" / "mnist_sample"
+    images, _ = read_idx_pair(
+        folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz"
+    )
+    ratios = [scan(d / 255.0).info["stroke"] for d in images.numpy()[:n]]
+    cuts = (2, 10, 50, 90, 98)
+    return {"n": len(ratios), **{f"p{q}": float(np.percentile(ratios, q)) for q in cuts}}
 
 
 def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", type=Path, required=True, help="a run or checkpoint")
+    ap.add_argument("--checkpoint", type=Path, help="a run or checkpoint")
     ap.add_argument("--n", type=int, default=300, help="pictures in all (default 300)")
     ap.add_argument("--seed", type=int, default=0, help="which pictures (default 0)")
     ap.add_argument("--out", type=Path, help="write the pictures here (default: a temp folder)")
     ap.add_argument("--kinds", help=f"comma-separated subset of: {', '.join(KINDS)}")
     ap.add_argument(
         "--steps",
-        choices=["scan", "mnist"],
+        choices=["scan", "mnist", "both"],
         default="scan",
-        help="scan: the scanner's preparation, then MNIST's (lenet predict); mnist: MNIST's only",
+        help="scan: the scanner's preparation, then MNIST's (lenet predict); mnist: MNIST's "
+        "only; both: one column each",
+    )
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="print the stroke widths scan measures on MNIST's training digits instead",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
+    if args.calibrate:
+        result = calibrate()
+        emit(json.dumps(result, indent=2) if args.json else
+             "MNIST stroke width / longer side: " + ", ".join(
+                 f"{k} {v:.3f}" for k, v in result.items() if k != "n"))  # fmt: skip
+        return result
+    if args.checkpoint is None:
+        ap.error("--checkpoint is required (a run that `lenet train` made)")
     kinds = args.kinds.split(",") if args.kinds else None
+    steps = ["scan", "mnist"] if args.steps == "both" else [args.steps]
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         t0 = time.perf_counter()
         samples = generate(args.n, args.seed, kinds)
         paths = write(samples, out)
         made = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        answers = read_with_lenet(paths, args.checkpoint, args.steps)
-        read = time.perf_counter() - t0
-        result = score(samples, answers)
         control, control_paths = mnist_files(args.n, args.seed, out / "mnist-file")
-        result["mnist_file"] = score(
-            control, read_with_lenet(control_paths, args.checkpoint, args.steps)
-        )["overall"]
-    result.update(
-        checkpoint=str(args.checkpoint),
-        steps=args.steps,
-        seed=args.seed,
-        seconds_to_make=round(made, 2),
-        seconds_to_read=round(read, 2),
-        wrong=[
-            {"file": s.name, "label": s.label, "answer": a.get("predicted", a.get("error"))}
-            for s, a in zip(samples, answers, strict=True)
-            if a.get("predicted") != s.label
-        ],
-    )
+        result = {"checkpoint": str(args.checkpoint), "seed": args.seed, "n": len(samples)}
+        result["seconds_to_make"] = round(made, 2)
+        for step in steps:
+            t0 = time.perf_counter()
+            answers = read_with_lenet(paths, args.checkpoint, step)
+            read = time.perf_counter() - t0
+            scores = score(samples, answers)
+            scores["mnist_file"] = score(
+                control, read_with_lenet(control_paths, args.checkpoint, step)
+            )["overall"]
+            scores["seconds_to_read"] = round(read, 2)
+            scores["wrong"] = [
+                {"file": s.name, "label": s.label, "answer": a.get("predicted", a.get("error"))}
+                for s, a in zip(samples, answers, strict=True)
+                if a.get("predicted") != s.label
+            ]
+            result[step] = scores
     if args.json:
         emit(json.dumps(result, indent=2))
         return result
-    emit(f"{result['n']} photo-like pictures (seed {args.seed}), steps: {args.steps}")
-    emit(f"{'kind':<14} {'n':>5} {'accuracy':>9}")
-    for k, v in result["per_kind"].items():
-        emit(f"{k:<14} {v['n']:>5} {100 * v['accuracy']:>8.1f}%")
-    emit(f"{'overall':<14} {result['n']:>5} {100 * result['overall']:>8.1f}%")
-    emit(f"{'mnist-file':<14} {args.n:>5} {100 * result['mnist_file']:>8.1f}%  (control)")
-    emit(f"made in {made:.1f} s, read in {read:.1f} s")
+    emit(f"{result['n']} photo-like pictures (seed {args.seed}), read by lenet predict's engine")
+    emit(f"{'kind':<14} {'n':>5}" + "".join(f" {'steps ' + s:>12}" for s in steps))
+    for k, v in result[steps[0]]["per_kind"].items():
+        row = "".join(f" {100 * result[s]['per_kind'][k]['accuracy']:>11.1f}%" for s in steps)
+        emit(f"{k:<14} {v['n']:>5}{row}")
+    emit(f"{'overall':<14} {result['n']:>5}"
+         + "".join(f" {100 * result[s]['overall']:>11.1f}%" for s in steps))  # fmt: skip
+    emit(f"{'mnist-file':<14} {result['n']:>5}"
+         + "".join(f" {100 * result[s]['mnist_file']:>11.1f}%" for s in steps)
+         + "  (MNIST's own test digits as PNG files, not in the overall)")  # fmt: skip
+    emit(f"made in {made:.1f} s; read in "
+         + ", ".join(f"{result[s]['seconds_to_read']:.1f} s ({s})" for s in steps))  # fmt: skip
     return result
 
 
