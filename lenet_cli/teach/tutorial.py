@@ -45,17 +45,25 @@ def load_text(arch: str = "tutorial", seed: int = 0, path: Path = TEXT) -> list[
 
 
 def arch_numbers(arch: str) -> dict[str, Any]:
-    """The kernel size k, the side of conv2's pooled maps, fc1's inputs and the shape trace of
-    the network ``arch`` (read off a network built without touching the global generator)."""
+    """The kernel size k, the side of conv2's pooled maps, fc1's inputs, the shape trace and the
+    class name of the network ``arch`` (read off a network built without touching the global
+    generator)."""
     from lenet_cli.model import build_model
 
     with torch.random.fork_rng():
-        k = build_model(arch).conv1.kernel_size[0]
+        net = build_model(arch)
+    k = net.conv1.kernel_size[0]
     c1 = 32 - k + 1
     c2 = c1 // 2 - k + 1
     side = c2 // 2
     trace = f"32 -conv-> {c1} -pool-> {c1 // 2} -conv-> {c2} -pool-> {side}"
-    return {"k": k, "side": side, "fc1_in": 16 * side * side, "trace": trace}
+    return {
+        "k": k,
+        "side": side,
+        "fc1_in": 16 * side * side,
+        "trace": trace,
+        "net_class": type(net).__name__,
+    }
 
 
 def _values(seed: int, arch: str = "tutorial") -> Iterator[dict[str, Any]]:

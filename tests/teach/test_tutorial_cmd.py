@@ -26,6 +26,16 @@ def test_text_has_nine_steps_and_every_template_fills():
     assert step5["loss"] == s["loss_before"]  # the same numbers as `lenet step`
 
 
+@pytest.mark.parametrize("arch", ["tutorial", "lenet5", "classic"])
+def test_code_panel_defines_the_class_the_arch_runs(arch):
+    from lenet_cli.model import build_model
+
+    runs = type(build_model(arch)).__name__  # Net for tutorial and lenet5, ClassicLeNet5
+    code = load_text(arch)[0]["code"]
+    assert f"class {runs}(nn.Module):" in code and f"net = {runs}()" in code
+    assert code.count("class ") == 1
+
+
 @pytest.mark.slow
 def test_tutorial_runs_all_steps_and_draws_the_activations(tmp_path):
     png = tmp_path / "act.png"
