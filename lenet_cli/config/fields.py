@@ -27,6 +27,7 @@ from lenet_cli.config.rules import (
     AT_LEAST_1,
     EPOCHS,
     FRACTION,
+    MLFLOW_URI,
     NON_NEGATIVE,
     PATH_TEXT,
     POSITIVE,
@@ -270,7 +271,7 @@ class TrainConfig:
         None,
         "Also log to MLflow: a tracking URI (sqlite:///mlflow.db, file:DIR, http://HOST:PORT) "
         "or local for sqlite:///mlflow.db (pip install 'lenet-cli[mlflow]').",
-        PATH_TEXT,
+        MLFLOW_URI,
         panel="Logging",
     )
 

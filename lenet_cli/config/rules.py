@@ -90,7 +90,16 @@ RUN_NAME = Rule(
     f"must be a plain directory name of at most {NAME_MAX} printable characters "
     "(no /, not empty, '.' or '..', no spaces at either end)",
 )
-PATH_TEXT = Rule(_plain_text, "must be printable text (no newline or control character)")
+PATH_TEXT = Rule(
+    lambda v: v != "" and _plain_text(v),
+    "must be a path of printable text, not empty (no newline or control character)",
+)
+MLFLOW_SCHEMES = ("sqlite:///", "file:", "http://", "https://")
+MLFLOW_URI = Rule(
+    lambda v: v == "local" or (_plain_text(v) and v.startswith(MLFLOW_SCHEMES) and len(v) > 7),
+    "is not a tracking URI lenet writes to: use sqlite:///FILE.db, file:DIR, "
+    "http://HOST:PORT, or local (sqlite:///mlflow.db)",
+)
 
 
 def check_value(label: str, value: Any, rule: Range | Rule) -> Any:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lenet_cli.config.rules import MLFLOW_URI
 from lenet_cli.errors import MissingExtraError, ServiceError, UsageError
 from lenet_cli.interrupts import TrainingInterrupted
 from lenet_cli.runs.metricsfile import COLUMNS
@@ -42,9 +43,8 @@ _METRICS = tuple(c for c in COLUMNS if c not in ("epoch", "step", "partial", "ti
 
 def tracking_uri(value: str) -> str:
     """The tracking URI ``--mlflow`` names (``local``: sqlite:///mlflow.db), or a UsageError."""
-    uri = LOCAL if value == "local" else value
-    if uri.startswith(("sqlite:///", "file:", "http://", "https://")) and len(uri) > 7:
-        return uri
+    if MLFLOW_URI.test(value):
+        return LOCAL if value == "local" else value
     raise UsageError(
         f"--mlflow {value!r} is not a tracking URI lenet writes to",
         hint="use sqlite:///FILE.db, file:DIR, http://HOST:PORT, or local (sqlite:///mlflow.db)",

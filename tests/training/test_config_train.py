@@ -148,6 +148,36 @@ def test_non_finite_number_or_path_as_name_in_config_exit_7(tmp_path, text, word
         assert word in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('mlflow = ""\n', ["mlflow = ''", "tracking URI"]),
+        ('mlflow = "mysql://host/db"\n', ["mlflow", "tracking URI"]),
+        ('out = ""\n', ["out = ''", "not empty"]),
+        ('data_dir = ""\n', ["data_dir = ''", "not empty"]),
+        ('init = ""\n', ["init = ''", "not empty"]),
+    ],
+)
+def test_empty_path_or_bad_uri_in_config_is_one_line_exit_7(tmp_path, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + f'name = "r"\nout = "{tmp_path}"\n' * ("out =" not in text))
+    result = CliRunner().invoke(app, ["train", "--config", str(path), "--data", "random"])
+    assert result.exit_code == 7, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--data-dir", "--init", "--mlflow"])
+def test_empty_path_flag_is_a_usage_error(tmp_path, flag):
+    result = CliRunner().invoke(app, ["train", "--data", "random", "--print-config", flag, ""])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and result.stdout == ""
+
+
 def test_every_config_key_is_a_flag_with_its_help_and_default():
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
