@@ -14,7 +14,7 @@ import typer
 from lenet_cli import ui
 from lenet_cli.cli.app import DeviceOpt, JsonOpt, app, setup_device
 from lenet_cli.config import DataName
-from lenet_cli.errors import ImageError, OutputExistsError, UsageError
+from lenet_cli.errors import ImageError, OutputExistsError, UsageError, WriteError
 
 CheckpointOpt = Annotated[
     Path,
@@ -184,6 +184,12 @@ def _preview_targets(images: list[Path], out: Path, force: bool) -> list[Path]:
             hint="for several images, pass a folder: each gets STEM-steps.png in it",
         )
     targets = ui.preview_targets([str(p) for p in images], out)
+    if targets == [out] and out.suffix.lower() != ".png":
+        ends = f"ends in {out.suffix}" if out.suffix else "has no .png suffix"
+        raise UsageError(
+            f"--preview-out {out} {ends}, but the steps are saved as PNG only",
+            hint="name a .png file, or an existing folder to hold STEM-steps.png",
+        )
     inputs = {p.resolve() for p in images}
     for t in targets:
         if t.resolve() in inputs:
@@ -194,8 +200,28 @@ def _preview_targets(images: list[Path], out: Path, force: bool) -> list[Path]:
             )
         if t.exists() and not t.is_file():
             raise UsageError(f"--preview-out {t} is not a file", hint="pass another path")
-    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    _writable_folder(targets[0].parent)
     return targets
+
+
+def _writable_folder(folder: Path) -> None:
+    """--preview-out's folder, made if need be, takes a new file: a WriteError (exit 11) before
+    any image or checkpoint is read, rather than after the work."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".lenet-", suffix=".part", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        blocker = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else e.strerror or str(e)
+        raise WriteError(
+            f"--preview-out cannot write in {folder}: {why}",
+            hint="choose a folder you can write to; nothing was read or written",
+        ) from None
 
 
 @app.command("predict")
@@ -216,11 +242,11 @@ def predict_cmd(
         ),
     ] = False,
     preview_out: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--preview-out",
-            help="Save the steps as PNG: this file for one image, STEM-steps.png in this "
-            "folder for several.",
+            help="Save the steps as PNG: this .png file for one image (another suffix is "
+            "refused), STEM-steps.png in this folder for several or when it is a folder.",
         ),
     ] = None,
     force: Annotated[
@@ -232,6 +258,10 @@ def predict_cmd(
 ) -> None:
     """Predict the digit in pictures: the paper removed and the digit's ink found as a
     scanner would, then prepared as MNIST's digits were."""
+    if preview_out is not None and not preview_out.strip():
+        raise UsageError(
+            "--preview-out is empty", hint="name a .png file, or a folder for the steps' PNGs"
+        )
     run_predict(
         images,
         checkpoint=checkpoint,
@@ -239,6 +269,6 @@ def predict_cmd(
         json_out=json_out,
         preview=preview,
         weights=weights,
-        preview_out=preview_out,
+        preview_out=Path(preview_out) if preview_out is not None else None,
         force=force,
     )

@@ -200,3 +200,73 @@ def test_a_fifo_is_not_a_regular_file(tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(ImageError, match="is not a regular file"):
         prepare_image(tmp_path / "pipe.png", 0.0, 1.0)
+
+
+def _predict_preview_out(image: Path, checkpoint: Path, out: str):
+    args = ["predict", str(image), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    return CliRunner().invoke(app, [*args, "--preview-out", out])
+
+
+def _one_error_line(result, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+    for word in words:
+        assert word in lines[0]
+
+
+def test_preview_out_png_file_holds_the_steps(tmp_path, random_run):
+    from conftest import check_png
+
+    result = _predict_preview_out(_digit_png(tmp_path), random_run, str(tmp_path / "s.png"))
+    assert result.exit_code == 0, result.output
+    check_png(tmp_path / "s.png")
+
+
+@pytest.mark.parametrize("name", ["steps.jpg", "steps"])
+def test_preview_out_file_without_png_suffix_is_a_usage_error(tmp_path, random_run, name):
+    result = _predict_preview_out(_digit_png(tmp_path), random_run, str(tmp_path / name))
+    assert result.exit_code == 2
+    _one_error_line(result, "--preview-out", name, "PNG")
+    assert not (tmp_path / name).exists()
+
+
+def test_empty_preview_out_is_a_usage_error(tmp_path, random_run, monkeypatch):
+    image = _digit_png(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = _predict_preview_out(image, random_run, "")
+    assert result.exit_code == 2
+    _one_error_line(result, "--preview-out is empty")
+    assert [p.name for p in tmp_path.iterdir()] == [image.name]  # nothing in this folder
+
+
+def test_preview_out_under_a_file_is_exit_11_before_any_work(tmp_path):
+    (tmp_path / "plain").write_text("a file where a folder would go")
+    gone = tmp_path / "no-such-run"  # the checkpoint is never read: the path is checked first
+    for out in ("plain/s.png", "plain/sub/s.png"):
+        result = _predict_preview_out(_digit_png(tmp_path), gone, str(tmp_path / out))
+        assert result.exit_code == 11, result.output
+        _one_error_line(result, "--preview-out", "plain is a file, not a folder")
+
+
+def test_preview_out_in_a_read_only_folder_is_exit_11_before_any_work(tmp_path, monkeypatch):
+    import errno
+    import os
+    import tempfile
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes in it anyway: refuse as a read-only mount does
+        make = tempfile.mkstemp
+
+        def read_only(*args, dir=None, **kwargs):  # noqa: A002  (mkstemp's own name)
+            if dir is not None and Path(dir) == folder:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            return make(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = _predict_preview_out(_digit_png(tmp_path), tmp_path / "no-such-run", str(folder))
+    assert result.exit_code == 11, result.output
+    _one_error_line(result, "--preview-out", str(folder))
+    assert list(folder.iterdir()) == []
