@@ -245,6 +245,7 @@ def predict_cmd(
         str | None,
         typer.Option(
             "--preview-out",
+            metavar="<path>",
             help="Save the steps as PNG: this .png file for one image (another suffix is "
             "refused), STEM-steps.png in this folder for several or when it is a folder.",
         ),
