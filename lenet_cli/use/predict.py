@@ -1,6 +1,6 @@
 """Prediction: pictures of digits prepared as MNIST's were, then classified.
 
-Two stages. First a document scanner's (``scan.py``): the paper removed (light, shadow, tint),
+Two stages. First a document scanner's (``scan/``): the paper removed (light, shadow, tint),
 the ink found with a threshold taken from the picture, the digit's own marks kept, the stroke
 brought to MNIST's width. Then MNIST's preparation, followed step by step: cropped to the ink;
 fitted into 20x20 keeping the aspect ratio (anti-aliased); placed in 28x28 so that its centre
