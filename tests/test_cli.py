@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes, stdout JSON, stderr apart."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -314,3 +315,42 @@ def test_every_rank_says_it_lost_its_peers(monkeypatch):
     r = run("train", "--data", "random", "--epochs", "1")  # LOCAL_RANK missing
     assert r.exit_code == DistributedError.exit_code
     assert "rank variables" in r.stderr
+
+
+def _lenet_in_shell(redirect: str, *args: str) -> subprocess.CompletedProcess:
+    """`lenet ARGS REDIRECT` run by sh, so that REDIRECT can close a stream (`>&-`, `2>&-`)."""
+    import shlex
+
+    line = shlex.join([sys.executable, "-m", "lenet_cli", *args])
+    return subprocess.run(
+        ["sh", "-c", f"exec {line} {redirect}"], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("args", [["inspect-params", "--json"], ["inspect-params"], ["--version"]])
+def test_closed_stdout_is_exit_11_with_one_line(args):
+    proc = _lenet_in_shell(">&-", *args)
+    assert proc.returncode == 11, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stdout is closed" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_closed_stdout_and_stderr_is_still_exit_11():
+    assert _lenet_in_shell(">&- 2>&-", "inspect-params", "--json").returncode == 11
+
+
+def test_a_pipe_closed_by_its_reader_is_exit_1_without_a_word():
+    """`lenet ... | head -c1`: the reader has gone before the output is written."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lenet_cli", "inspect-params", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""

@@ -45,8 +45,10 @@ app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:
+    from lenet_cli.cli.streams import guard_streams
     from lenet_cli.interrupts import sigint_outside_imports
 
+    guard_streams()  # a closed stdout fails the command
     sigint_outside_imports()  # torch's imports can swallow a Ctrl-C
     try:
         app(prog_name="lenet")

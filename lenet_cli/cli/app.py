@@ -60,6 +60,16 @@ def _parse_error_exit(e: Exception) -> typer.Exit:
     return typer.Exit(getattr(e, "exit_code", 2))
 
 
+def _lenet_error_exit(e: LenetError) -> typer.Exit:
+    """A domain error as one line on stderr, and its exit code."""
+    from lenet_cli import ui
+
+    said = say_to_launcher(str(e))  # under --nproc, the launcher says it once
+    if not said and (not other_rank() or isinstance(e, DistributedError)):
+        ui.error_line(str(e))
+    return typer.Exit(e.exit_code)
+
+
 class LenetGroup(HelpGroup):
     """Catches LenetError once, at the edge: one line on stderr, the error's exit code.
 
@@ -73,6 +83,10 @@ class LenetGroup(HelpGroup):
             if type(e).__name__ == "NoArgsIsHelpError":  # bare `lenet`: the help, as Typer does
                 raise
             raise _parse_error_exit(e) from None
+        except LenetError as e:  # `lenet --help` or `--version` with stdout closed
+            if _debug():
+                raise
+            raise _lenet_error_exit(e) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -87,10 +101,7 @@ class LenetGroup(HelpGroup):
         except LenetError as e:
             if _debug():
                 raise
-            said = say_to_launcher(str(e))  # under --nproc, the launcher says it once
-            if not said and (not other_rank() or isinstance(e, DistributedError)):
-                ui.error_line(str(e))
-            raise typer.Exit(e.exit_code) from None
+            raise _lenet_error_exit(e) from None
         except KeyboardInterrupt:
             if _debug():
                 raise
