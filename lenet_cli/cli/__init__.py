@@ -48,7 +48,7 @@ def main() -> None:
     from lenet_cli.cli.streams import guard_streams
     from lenet_cli.interrupts import sigint_outside_imports
 
-    guard_streams()  # a closed stdout fails the command
+    guard_streams()  # a closed stdout fails the command; a closed stderr is only quiet
     sigint_outside_imports()  # torch's imports can swallow a Ctrl-C
     try:
         app(prog_name="lenet")

@@ -4,7 +4,7 @@ command runs.
 Descriptors 1 and 2 are held open on the null device, so that no file this process opens later
 takes their number (a C library's warning, or a child's output, would be written into it).
 Then a closed stdout refuses data: a command whose answer went nowhere is a WriteError (exit
-11), not a success.
+11), not a success. A closed stderr only drops messages and progress: the work goes on.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ def _hold(fd: int) -> None:
 
 
 def guard_streams() -> None:
-    """Python leaves ``sys.stdout`` None when descriptor 1 was closed."""
+    """Python leaves ``sys.stdout`` / ``sys.stderr`` None when descriptor 1 / 2 was closed."""
     if sys.stdout is None or not _writable(1):
         _hold(1)
         sys.stdout = ClosedStdout()
+    if sys.stderr is None or not _writable(2):
+        _hold(2)
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (for the process)

@@ -38,3 +38,20 @@ def test_bf16_mixed_on_the_cpu_says_it_is_slower(tmp_path):
     assert "several times slower than fp32" in result.stderr
     fp32 = _train(tmp_path / "b", "--epochs", "1", "--max-steps", "2")
     assert fp32.exit_code == 0 and "slower" not in fp32.stderr
+
+
+def test_training_with_stderr_closed_runs_and_saves(tmp_path):
+    """`lenet train ... 2>&-` (a service, cron): progress goes nowhere, the run is saved, exit 0."""
+    import shlex
+    import subprocess
+    import sys
+
+    args = ["train", "--data", "random", "--device", "cpu", "--threads", "1", "--epochs", "1",
+            "--batch-size", "256", "--out", str(tmp_path), "--name", "r"]  # fmt: skip
+    line = shlex.join([sys.executable, "-m", "lenet_cli", *args])
+    done = subprocess.run(
+        ["sh", "-c", f"exec {line} 2>&-"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout
+    assert f"saved in {tmp_path / 'r'}" in done.stdout and done.stderr == ""
+    assert (tmp_path / "r" / "best.pt").is_file() and (tmp_path / "r" / "last.pt").is_file()
