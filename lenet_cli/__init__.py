@@ -15,13 +15,25 @@ Notes and progress go to stderr, as the commands' do.
 
 from __future__ import annotations
 
-import dataclasses as _dataclasses
-import inspect as _inspect
-import os as _os
-from typing import Any
+import sys as _sys
 
-from lenet_cli.config import TrainConfig as _TrainConfig
-from lenet_cli.config import flag_name as _flag_name
+try:
+    import dataclasses as _dataclasses
+    import inspect as _inspect
+    import os as _os
+    from typing import Any
+
+    from lenet_cli.config import TrainConfig as _TrainConfig
+    from lenet_cli.config import flag_name as _flag_name
+except KeyboardInterrupt:  # Ctrl-C as `lenet` starts: one line and exit 130, as later on
+    # the command: its script (argv[0] .../lenet), or `python -m lenet_cli` ("-m" while the
+    # package imports); any other program importing the library gets its KeyboardInterrupt
+    _started_as = (_sys.argv or [""])[0].replace("\\", "/").rpartition("/")[2]
+    if _started_as not in ("-m", "lenet", "lenet.exe"):
+        raise
+    from lenet_cli.scale.launch import interrupted_while_starting
+
+    interrupted_while_starting()
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "evaluate", "export", "load", "predict", "train"]

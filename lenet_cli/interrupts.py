@@ -4,9 +4,11 @@ The handler only records the signal; the training loop saves ``last.pt`` at the 
 boundary and raises TrainingInterrupted, which the CLI turns into exit 130 (SIGINT) or 143
 (SIGTERM). A second signal stops at once.
 
-Outside training, Ctrl-C raises KeyboardInterrupt (exit 130), except while torch imports: some of
-its imports catch it (the Ctrl-C was lost and training ran to the end) or are left half-done (the
-next import fails), so there it is delivered again a moment later, once torch's import is over.
+Outside training, Ctrl-C raises KeyboardInterrupt (exit 130), except where it would be caught:
+while torch imports (some of its imports catch it: the Ctrl-C was lost and training ran to the
+end; or they are left half-done: the next import fails) and while pydantic builds a validator
+(Typer's option parsing, FastAPI's models: its core turns it into a SchemaError, an internal
+error). There it is delivered again a moment later, once that is over.
 """
 
 from __future__ import annotations
@@ -66,17 +68,19 @@ class Signals:
             self.restore()
 
 
-def _importing_torch(frame: Any) -> bool:
-    importing = in_torch = False
+def _would_be_caught(frame: Any) -> bool:
+    importing = in_torch = in_pydantic = False
     while frame is not None:
         importing = importing or frame.f_code.co_filename.startswith("<frozen importlib")
-        in_torch = in_torch or frame.f_globals.get("__name__", "").split(".")[0] == "torch"
+        package = frame.f_globals.get("__name__", "").split(".")[0]
+        in_torch = in_torch or package == "torch"
+        in_pydantic = in_pydantic or package in ("pydantic", "pydantic_core")
         frame = frame.f_back
-    return importing and in_torch
+    return (importing and in_torch) or in_pydantic
 
 
 def _sigint_outside_imports(signum: int, frame: Any) -> None:
-    if _importing_torch(frame):  # again in 50 ms, until it lands outside the import
+    if _would_be_caught(frame):  # again in 50 ms, until it lands where it stops the command
         again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
         again.daemon = True
         again.start()
@@ -85,7 +89,8 @@ def _sigint_outside_imports(signum: int, frame: Any) -> None:
 
 
 def sigint_outside_imports() -> None:
-    """Ctrl-C as KeyboardInterrupt, except inside torch's import (see above); main thread only."""
+    """Ctrl-C as KeyboardInterrupt, except where it would be caught (see above); main thread
+    only."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _sigint_outside_imports)
 

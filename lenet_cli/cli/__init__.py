@@ -6,21 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from lenet_cli.scale.launch import RANK_EXIT_DIR_ENV, say_to_launcher
-
-
-def _interrupted_while_starting() -> None:
-    """Ctrl-C while the command modules import (the first second): exit 130 with one line, as
-    during a command, instead of a KeyboardInterrupt traceback. Rich is not imported yet. A
-    data-parallel rank other than 0 leaves the line to rank 0."""
-    from lenet_cli.errors import other_rank
-
-    if not say_to_launcher("interrupted") and not other_rank():
-        sys.stderr.write("error: interrupted\n")
-    raise SystemExit(130) from None
-
-
-try:
+try:  # a Ctrl-C while the command modules import: one line and exit 130, no traceback
     from lenet_cli.cli import (
         bench_cmds,  # noqa: F401  (registers `lenet bench`)
         export_cmds,  # noqa: F401  (registers `lenet export`)
@@ -36,8 +22,11 @@ try:
     from lenet_cli.cli.app import app
     from lenet_cli.cli.data_cmds import data_app
     from lenet_cli.cli.runs_cmds import runs_app
+    from lenet_cli.scale.launch import RANK_EXIT_DIR_ENV, interrupted_while_starting
 except KeyboardInterrupt:
-    _interrupted_while_starting()
+    from lenet_cli.scale.launch import interrupted_while_starting
+
+    interrupted_while_starting()
 
 # Sub-apps and further command modules register here, one line each.
 app.add_typer(data_app, name="data")
@@ -45,15 +34,15 @@ app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:
-    from lenet_cli.cli.streams import guard_streams
-    from lenet_cli.interrupts import sigint_outside_imports
-
-    guard_streams()  # a closed stdout fails the command; a closed stderr is only quiet
-    sigint_outside_imports()  # torch's imports can swallow a Ctrl-C
     try:
+        from lenet_cli.cli.streams import guard_streams
+        from lenet_cli.interrupts import sigint_outside_imports
+
+        guard_streams()  # a closed stdout fails the command; a closed stderr is only quiet
+        sigint_outside_imports()  # torch's imports and pydantic can swallow a Ctrl-C
         app(prog_name="lenet")
-    except KeyboardInterrupt:  # while Typer builds the command, before click's main runs
-        _interrupted_while_starting()
+    except KeyboardInterrupt:  # during set-up, or while Typer builds the command
+        interrupted_while_starting()
     except SystemExit as e:  # how Typer always ends
         _leave_group(e)
         raise

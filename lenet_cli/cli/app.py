@@ -14,7 +14,7 @@ import typer
 from lenet_cli import __version__
 from lenet_cli.cli.helptext import HelpGroup, HelpTyper
 from lenet_cli.config import Arch
-from lenet_cli.errors import DistributedError, LenetError, other_rank
+from lenet_cli.errors import EXIT_SIGINT, DistributedError, LenetError, other_rank
 from lenet_cli.scale.launch import say_to_launcher
 
 _state = {"debug": False}
@@ -70,6 +70,15 @@ def _lenet_error_exit(e: LenetError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
+def _interrupted_exit() -> typer.Exit:
+    """A Ctrl-C as one line on stderr, and exit 130."""
+    from lenet_cli import ui
+
+    if not say_to_launcher("interrupted") and not other_rank():
+        ui.error_line("interrupted")
+    return typer.Exit(EXIT_SIGINT)
+
+
 class LenetGroup(HelpGroup):
     """Catches LenetError once, at the edge: one line on stderr, the error's exit code.
 
@@ -87,6 +96,10 @@ class LenetGroup(HelpGroup):
             if _debug():
                 raise
             raise _lenet_error_exit(e) from None
+        except KeyboardInterrupt:  # while the root's options are read (Typer imports pydantic)
+            if _debug():
+                raise
+            raise _interrupted_exit() from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -105,9 +118,7 @@ class LenetGroup(HelpGroup):
         except KeyboardInterrupt:
             if _debug():
                 raise
-            if not say_to_launcher("interrupted") and not other_rank():
-                ui.error_line("interrupted")
-            raise typer.Exit(130) from None
+            raise _interrupted_exit() from None
         except _ParseError as e:  # a subcommand's options and arguments
             if type(e).__name__ == "NoArgsIsHelpError" or _debug():
                 raise

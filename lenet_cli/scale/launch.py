@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 RANK_EXIT_DIR_ENV = "LENET_RANK_EXIT_DIR"  # where a rank of `lenet train --nproc` writes its code
 _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # passed on to torchrun, the first one only
@@ -31,6 +32,23 @@ def say_to_launcher(message: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def interrupted_while_starting() -> NoReturn:
+    """Ctrl-C while `lenet` starts (its modules import, Typer builds the command): exit 130
+    with one line, as during a command, instead of a KeyboardInterrupt traceback. Rich may not
+    be imported yet. A data-parallel rank other than 0 leaves the line to rank 0."""
+    import sys
+
+    from lenet_cli.errors import EXIT_SIGINT, other_rank
+
+    if not say_to_launcher("interrupted") and not other_rank() and sys.stderr is not None:
+        try:
+            sys.stderr.write("error: interrupted\n")
+            sys.stderr.flush()
+        except OSError:  # stderr closed, or a file that is not writable
+            pass
+    raise SystemExit(EXIT_SIGINT)
 
 
 def launch(nproc: int) -> tuple[int, str | None]:

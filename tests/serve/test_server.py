@@ -215,3 +215,44 @@ def test_it_serves_with_stdin_and_stdout_closed(reading_run):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_while_it_starts_is_one_line_and_exit_130(reading_run):
+    """A real SIGINT at moments through start-up (the package's imports, Typer reading options,
+    FastAPI and torch importing, the model loading): one line and exit 130, or, once it serves,
+    its usual stop; never a traceback."""
+    starter = (  # what the `lenet` script does, saying when the package's first import starts
+        "import sys\n"
+        "class Say:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lenet_cli.config':\n"
+        "            print('started', flush=True)\n"
+        "sys.meta_path.insert(0, Say())\n"
+        "sys.argv = ['/venv/bin/lenet', *sys.argv[1:]]\n"
+        "from lenet_cli.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    args = ["serve", "--port", "0", "--checkpoint", str(reading_run)]
+    early = 0
+    for delay in (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", starter, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout.readline() == "started\n"
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert "Traceback" not in err, (delay, err)
+        if proc.returncode == 130:
+            assert err == "error: interrupted\n", (delay, err)
+            early += 1
+        else:  # it was serving already
+            assert proc.returncode == 0 and err.endswith("stopped by SIGINT\n"), (delay, err)
+    assert early >= 3  # at least the first moments fell before it served

@@ -153,6 +153,58 @@ def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130():
     assert r.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("module", "argv0"),
+    [
+        ("lenet_cli.config", "/venv/bin/lenet"),  # the package's own imports, from the script
+        ("lenet_cli.config", "-m"),  # the same under `python -m lenet_cli`
+        ("lenet_cli.scale.launch", "/venv/bin/lenet"),  # the last of the command modules
+        ("lenet_cli.interrupts", "/venv/bin/lenet"),  # main()'s set-up
+        ("pydantic", "/venv/bin/lenet"),  # Typer reading the root's options imports it
+    ],
+)
+def test_ctrl_c_anywhere_in_start_up_is_one_line_and_exit_130(module, argv0):
+    """A Ctrl-C as the named module starts to import (once): no traceback, and never the
+    silent exit 130 that Typer gives a Ctrl-C while it reads options."""
+    hook = (
+        "import sys\n"
+        "class Stop:\n"
+        "    done = False\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r} and not Stop.done:\n"
+        "            Stop.done = True\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        f"sys.argv = [{argv0!r}, 'inspect-params', '--json']\n"
+        "if sys.argv[0] == '-m':\n"
+        "    import runpy\n"
+        "    runpy.run_module('lenet_cli', run_name='__main__', alter_sys=True)\n"
+        "from lenet_cli.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip() == "error: interrupted"
+    assert r.stdout == ""
+
+
+def test_a_program_importing_the_library_keeps_its_ctrl_c():
+    hook = (
+        "import sys\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lenet_cli.config':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "try:\n"
+        "    import lenet_cli\n"
+        "except KeyboardInterrupt:\n"
+        "    print('caught')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "caught\n" and r.stderr == ""
+
+
 def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
     """Some of torch's imports catch a KeyboardInterrupt: the Ctrl-C must not be lost."""
     (tmp_path / "torch").mkdir()  # a stand-in: this process never imports the real torch
@@ -174,6 +226,42 @@ def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
         "    print('lost')\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert r.stdout.strip() == "interrupted"
+
+
+def test_ctrl_c_while_pydantic_builds_a_validator_still_stops(tmp_path):
+    """pydantic's core turns a KeyboardInterrupt raised while it builds a validator into a
+    SchemaError (Typer's option parsing, FastAPI's models): the Ctrl-C must stop the command."""
+    (tmp_path / "pydantic").mkdir()  # a stand-in that builds its validators as the real one
+    (tmp_path / "pydantic" / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "class SchemaError(Exception):\n"
+        "    pass\n"
+        "def build():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.5)\n"
+        "    except KeyboardInterrupt as e:\n"
+        "        raise SchemaError(f'KeyboardInterrupt: {e}') from None\n"
+    )
+    script = (
+        "import time\n"
+        "import pydantic\n"
+        "from lenet_cli.interrupts import sigint_outside_imports\n"
+        "sigint_outside_imports()\n"
+        "try:\n"
+        "    pydantic.build()\n"
+        "    time.sleep(10)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+        "except pydantic.SchemaError:\n"
+        "    print('an internal error')\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     r = subprocess.run(
