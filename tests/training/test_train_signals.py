@@ -205,10 +205,35 @@ def test_a_program_importing_the_library_keeps_its_ctrl_c():
     assert r.returncode == 0 and r.stdout == "caught\n" and r.stderr == ""
 
 
+def _ctrl_c_with_a_stand_in(tmp_path, package: str, source: str, call: str) -> str:
+    """What a script prints that installs lenet's Ctrl-C handler, then runs ``call`` with a
+    stand-in ``package`` (``source``) that sends itself SIGINT and catches it, as the real one
+    does: 'interrupted' when the Ctrl-C still stops it."""
+    (tmp_path / package).mkdir()  # this process never imports the real package
+    (tmp_path / package / "__init__.py").write_text(source)
+    script = (
+        "import time\n"
+        "from lenet_cli.interrupts import sigint_outside_imports\n"
+        "sigint_outside_imports()\n"
+        "try:\n"
+        f"    {call}\n"
+        "    time.sleep(10)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    return r.stdout.strip()
+
+
 def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
     """Some of torch's imports catch a KeyboardInterrupt: the Ctrl-C must not be lost."""
-    (tmp_path / "torch").mkdir()  # a stand-in: this process never imports the real torch
-    (tmp_path / "torch" / "__init__.py").write_text(
+    source = (
         "import os, signal, time\n"
         "try:\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
@@ -216,29 +241,13 @@ def test_ctrl_c_inside_an_import_that_swallows_it_still_stops(tmp_path):
         "except KeyboardInterrupt:\n"
         "    pass\n"
     )
-    script = (
-        "import sys, time\n"
-        "from lenet_cli.interrupts import sigint_outside_imports\n"
-        "sigint_outside_imports()\n"
-        "try:\n"
-        "    import torch\n"
-        "    time.sleep(10)\n"
-        "    print('lost')\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    r = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert r.stdout.strip() == "interrupted"
+    assert _ctrl_c_with_a_stand_in(tmp_path, "torch", source, "import torch") == "interrupted"
 
 
 def test_ctrl_c_while_pydantic_builds_a_validator_still_stops(tmp_path):
     """pydantic's core turns a KeyboardInterrupt raised while it builds a validator into a
     SchemaError (Typer's option parsing, FastAPI's models): the Ctrl-C must stop the command."""
-    (tmp_path / "pydantic").mkdir()  # a stand-in that builds its validators as the real one
-    (tmp_path / "pydantic" / "__init__.py").write_text(
+    source = (
         "import os, signal, time\n"
         "class SchemaError(Exception):\n"
         "    pass\n"
@@ -249,22 +258,5 @@ def test_ctrl_c_while_pydantic_builds_a_validator_still_stops(tmp_path):
         "    except KeyboardInterrupt as e:\n"
         "        raise SchemaError(f'KeyboardInterrupt: {e}') from None\n"
     )
-    script = (
-        "import time\n"
-        "import pydantic\n"
-        "from lenet_cli.interrupts import sigint_outside_imports\n"
-        "sigint_outside_imports()\n"
-        "try:\n"
-        "    pydantic.build()\n"
-        "    time.sleep(10)\n"
-        "    print('lost')\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted')\n"
-        "except pydantic.SchemaError:\n"
-        "    print('an internal error')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    r = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert r.stdout.strip() == "interrupted"
+    call = "import pydantic; pydantic.build()"
+    assert _ctrl_c_with_a_stand_in(tmp_path, "pydantic", source, call) == "interrupted"
