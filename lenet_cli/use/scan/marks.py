@@ -11,6 +11,9 @@ SPECK = 0.03  # a mark with less ink than this share of the largest is a speck
 
 
 SIMILAR = 0.4  # another mark with this share of the digit's ink is "of similar size"
+# the least a digit is: this many pixels of ink, this tall or wide (at working size); less is
+# the paper's grain or a speck of dust on blank paper
+LEAST_INK, LEAST_SPAN = 24, 8
 
 
 class NoInk(Exception):
@@ -120,6 +123,7 @@ def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray
     inner = inner_marks(ink, stroke)
     if inner.any():
         ink = inner
+    ink = _without_enclosures(ink)
     # marks: ink within about a stroke width of each other belongs together
     reach = max(1, round(stroke))
     marks, _ = ndimage.label(
@@ -129,10 +133,12 @@ def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray
     found = _describe(marks, stroke)
     if not found:
         raise NoInk
-    candidates = [f for f in found if not f["edge"]] or found
+    _mark_enclosures(found)
+    candidates = [f for f in found if not (f["edge"] or f["encloses"])] or found
     digit = max(candidates, key=lambda f: f["score"])
     keep = _parts_of(digit, candidates)
     kept = np.isin(marks, list(keep))
+    _check_enough(kept)
     notes = []
     similar = [f for f in candidates if f["k"] not in keep and f["area"] >= SIMILAR * digit["area"]]
     if similar:
@@ -143,6 +149,16 @@ def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray
     return kept, mask & ~kept, notes
 
 
+def _check_enough(kept: np.ndarray) -> None:
+    """Raise NoInk when the digit's ink is too little to be one: fewer than ``LEAST_INK``
+    pixels or less than ``LEAST_SPAN`` tall and wide (less in a small picture)."""
+    h, w = kept.shape
+    rows, cols = np.nonzero(kept)
+    span = max(np.ptp(rows), np.ptp(cols)) + 1 if rows.size else 0
+    if rows.size < min(LEAST_INK, 0.01 * h * w) or span < min(LEAST_SPAN, 0.2 * max(h, w)):
+        raise NoInk
+
+
 def _describe(marks: np.ndarray, stroke: float) -> list[dict]:
     """Each mark's number, ink, box, whether it lies along the border as a long thin line (the
     sheet's edge, a ruled line: ``edge``) and its score: its ink, weighted towards the centre."""
@@ -151,17 +167,61 @@ def _describe(marks: np.ndarray, stroke: float) -> list[dict]:
     for k, box in enumerate(ndimage.find_objects(marks), start=1):
         if box is None:
             continue
-        area = int((marks[box] == k).sum())
+        here = marks[box] == k
+        area = int(here.sum())
         y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
         border = y0 == 0 or x0 == 0 or y1 == h or x1 == w
         long_side = max((y1 - y0) / h, (x1 - x0) / w)
-        thin = area < 0.25 * (y1 - y0) * (x1 - x0) or min(y1 - y0, x1 - x0) <= 2 * stroke
+        thin = min(y1 - y0, x1 - x0) <= 2 * stroke or (
+            long_side > 0.9 and area < 0.25 * (y1 - y0) * (x1 - x0)
+        )
         cy, cx = (y0 + y1) / 2 / h - 0.5, (x0 + x1) / 2 / w - 0.5
         weight = np.exp(-((cy**2 + cx**2) / 0.18))
+        # a solid blot (a punch hole, a smudge) is wider than three strokes everywhere inside
+        thickness = 2 * float(ndimage.distance_transform_edt(np.pad(here, 1)).max())
         found.append({"k": k, "area": area, "box": (y0, x0, y1, x1), "border": border,
-                      "edge": border and long_side > 0.6 and thin,
+                      "edge": border and long_side > 0.6 and thin, "encloses": False,
+                      "blot": thickness > 3 * max(stroke, 1.0) + 2,
                       "score": area * weight})  # fmt: skip
     return found
+
+
+def _without_enclosures(ink: np.ndarray) -> np.ndarray:
+    """``ink`` less the pieces of ink that enclose another (``_mark_enclosures``), found
+    before nearby pieces are grouped: a circle drawn close round a digit is not joined to it."""
+    parts, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    pieces = [
+        {
+            "k": k,
+            "box": (b[0].start, b[1].start, b[0].stop, b[1].stop),
+            "area": int((parts[b] == k).sum()),
+            "encloses": False,
+        }  # fmt: skip
+        for k, b in enumerate(ndimage.find_objects(parts), start=1)
+        if b is not None
+    ]
+    _mark_enclosures(pieces)
+    frames = [f["k"] for f in pieces if f["encloses"]]
+    return ink & ~np.isin(parts, frames) if frames else ink
+
+
+def _mark_enclosures(found: list[dict]) -> None:
+    """Set ``encloses`` on each mark whose box holds another substantial mark well inside
+    it: a box printed around the digit, a circle drawn round it. A digit's own loop is joined
+    to it, and a speck inside a 0 has far less ink than the 0."""
+    for outer in found:
+        oy0, ox0, oy1, ox1 = outer["box"]
+        for inner in found:
+            iy0, ix0, iy1, ix1 = inner["box"]
+            inside = oy0 < iy0 and ox0 < ix0 and iy1 < oy1 and ix1 < ox1
+            if (
+                inner is not outer
+                and inside
+                and inner["area"] >= 0.15 * outer["area"]
+                and iy1 - iy0 >= 0.3 * (oy1 - oy0)
+            ):
+                outer["encloses"] = True
+                break
 
 
 def _parts_of(digit: dict, candidates: list[dict]) -> set[int]:
@@ -176,6 +236,8 @@ def _parts_of(digit: dict, candidates: list[dict]) -> set[int]:
         ox = min(fx1, x1 + grow) - max(fx0, x0 - grow)
         if oy <= 0 or ox <= 0 or (f["border"] and not digit["border"]):
             continue
+        if f["blot"] and not digit["blot"]:
+            continue  # a punch hole or a smudge beside the digit is not part of it
         inside = oy * ox / ((fy1 - fy0) * (fx1 - fx0))
         stacked = min(fx1, x1) - max(fx0, x0) >= 0.5 * min(fx1 - fx0, x1 - x0)
         small = 0.08 * digit["area"] <= f["area"] < 0.5 * digit["area"]
