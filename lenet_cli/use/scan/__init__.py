@@ -15,17 +15,19 @@ The steps, in order (``scan`` runs them and keeps each picture for ``--preview``
    shows in green and blue, not in red), averaged;
 5. the ink threshold, from the picture: half the ink's own darkness, never under five times the
    paper's noise (a picture with nothing above that is blank);
-6. the digit's ink: the marks (ink within a stroke width or two of each other, grouped), specks
-   dropped, long thin marks along the border dropped (the sheet's edge, a ruled line); the mark
-   with the most ink, weighted towards the centre, is the digit, and nearby parts join it;
+6. the digit's ink: what is not the digit's left out (ruled and squared paper's lines; the
+   picture's frame: a desk, the sheet's edge, slivers along the border; a box or circle drawn
+   round the digit; specks), the rest grouped into marks (ink within a stroke width of each
+   other); the mark with the most ink, weighted towards the centre, is the digit, and nearby
+   parts join it (not blots such as punch holes, nor a box's sides); too little ink is blank;
 7. the stroke width: measured at a fixed size, compared with MNIST's spread and, when outside
    it, brought to MNIST's typical width (thin pens thickened, markers thinned).
 
-The steps live in ``paper.py`` (3-4), ``threshold.py`` (5), ``marks.py`` (6) and
-``stroke.py`` (7); ``scan`` runs them in order.
+The steps live in ``paper.py`` (3-4), ``threshold.py`` (5), ``marks.py`` and ``lines.py``
+(6) and ``stroke.py`` (7); ``scan`` runs them in order.
 
 A clean MNIST-like picture (one digit, flat paper or a flat black ground, MNIST's stroke width)
-passes unchanged: the output is its ink as today's preparation reads it. Pure NumPy, Pillow
+passes unchanged: the output is its ink as MNIST's preparation reads it. Pure NumPy, Pillow
 and SciPy's ndimage (labelling, distance transforms, running minimum and maximum).
 """
 
@@ -38,7 +40,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from lenet_cli.use.scan.marks import NoInk, digit_marks, ruled_lines, touches_border
+from lenet_cli.use.scan.lines import ruled_lines
+from lenet_cli.use.scan.marks import NoInk, digit_marks, touches_border
 from lenet_cli.use.scan.paper import remove_paper
 from lenet_cli.use.scan.stroke import normalise_stroke
 from lenet_cli.use.scan.threshold import fill_hollow, ink_threshold, paper_noise, smoothest

@@ -20,6 +20,17 @@ class NoInk(Exception):
     """Nothing in the picture stands out of the paper."""
 
 
+def _straight(piece: np.ndarray, stroke: float) -> bool:
+    """Whether ``piece`` lies along one straight line: its pixels spread across their main
+    direction by no more than a stroke or two (a sheet's edge does; a large digit reaching two
+    sides of the picture curves away from any line)."""
+    ys, xs = np.nonzero(piece)
+    if ys.size < 3:
+        return True
+    across = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))[0]
+    return float(np.sqrt(max(across, 0.0))) <= max(1.5 * stroke, 0.02 * np.hypot(*piece.shape))
+
+
 def inner_marks(mask: np.ndarray, stroke: float) -> np.ndarray:
     """The mask less what belongs to the picture's frame (``frame_ink``); all of it when nothing
     else is left."""
@@ -59,57 +70,13 @@ def frame_ink(mask: np.ndarray, stroke: float) -> np.ndarray:
         diagonal = float(np.hypot(box[0].stop - box[0].start, box[1].stop - box[1].start))
         along = contact[k] > max(3 * stroke, 0.1 * min(h, w))
         sliver = close[k] >= (0.4 if along else 0.6) * areas[k] and areas[k] > 2 * stroke * band
-        line = touching >= 2 and areas[k] <= 1.5 * max(stroke, 1.0) * diagonal
+        line = (
+            touching >= 2
+            and areas[k] <= 1.5 * max(stroke, 1.0) * diagonal
+            and _straight(parts[box] == k, stroke)
+        )
         frame[k] = sliver or line or wide[k]
     return mask & frame[parts]
-
-
-SLOPES = np.linspace(-0.25, 0.25, 51)  # ruled lines up to 14 degrees off the axes
-
-
-def ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
-    """The pixels of ruled (or squared) paper's lines: straight runs of ink across the whole
-    picture, horizontal or vertical within 14 degrees, found by summing the mask along each
-    slope; where a stroke of the digit crosses a line, the crossing is kept."""
-    lines = np.zeros(mask.shape, bool)
-    for turn in (False, True):
-        m = mask.T if turn else mask
-        h, w = m.shape
-        parts, _ = ndimage.label(m, structure=np.ones((3, 3)))
-        if not (set(parts[:, 0].tolist()) & set(parts[:, -1].tolist())) - {0}:
-            continue  # nothing crosses from one side to the other
-        pad = int(np.ceil(SLOPES.max() * w / 2)) + 1
-        padded = np.pad(m, ((pad, pad), (0, 0)))
-        xs = np.arange(w)
-        every = xs[:: max(1, w // 128)]
-        best, best_score = 0.0, -1.0
-        for s in SLOPES:  # the slope at which the rows are most nearly all ink or none
-            shift = np.round(s * (every - w / 2)).astype(int) + pad
-            cover = padded[np.arange(h)[:, None] + shift[None, :], every].mean(axis=1)
-            score = float((cover**2).sum())
-            if score > best_score:
-                best, best_score = s, score
-        shift = np.round(best * (xs - w / 2)).astype(int) + pad
-        rows = np.arange(h)[:, None] + shift[None, :]
-        sheared = padded[rows, xs]
-        cover = sheared.mean(axis=1)
-        on = cover >= 0.6
-        on |= (cover >= 0.3) & (np.roll(on, 1) | np.roll(on, -1))  # a line's thicker rows
-        if not on.any():
-            continue
-        found = np.zeros_like(padded)
-        found[rows[on], np.broadcast_to(xs, rows.shape)[on]] = sheared[on]
-        found = found[pad : pad + h]
-        runs = max(1, np.count_nonzero(np.diff(np.r_[0, on.astype(int)]) == 1))
-        thick = int(on.sum() / runs)
-        ruling = runs >= 3 and thick <= 0.35 * h / runs  # parallel lines, well apart
-        if thick > max(3, 1.5 * stroke) and not ruling:
-            continue  # a band wider than the pen's stroke: a desk or a shadow, not a ruling
-        rest = m & ~found
-        across = ndimage.binary_closing(rest, structure=np.ones((thick + 3, 1)))
-        found &= ~across
-        lines |= found.T if turn else found
-    return lines
 
 
 def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -123,7 +90,7 @@ def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray
     inner = inner_marks(ink, stroke)
     if inner.any():
         ink = inner
-    ink = _without_enclosures(ink)
+    ink = _without_rings(_without_enclosures(ink), stroke)
     # marks: ink within about a stroke width of each other belongs together
     reach = max(1, round(stroke))
     marks, _ = ndimage.label(
@@ -172,16 +139,18 @@ def _describe(marks: np.ndarray, stroke: float) -> list[dict]:
         y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
         border = y0 == 0 or x0 == 0 or y1 == h or x1 == w
         long_side = max((y1 - y0) / h, (x1 - x0) / w)
-        thin = min(y1 - y0, x1 - x0) <= 2 * stroke or (
-            long_side > 0.9 and area < 0.25 * (y1 - y0) * (x1 - x0)
-        )
+        thin = min(y1 - y0, x1 - x0) <= 2 * stroke  # a line, not a digit reaching the edge
         cy, cx = (y0 + y1) / 2 / h - 0.5, (x0 + x1) / 2 / w - 0.5
         weight = np.exp(-((cy**2 + cx**2) / 0.18))
-        # a solid blot (a punch hole, a smudge) is wider than three strokes everywhere inside
-        thickness = 2 * float(ndimage.distance_transform_edt(np.pad(here, 1)).max())
+        # a blot (a punch hole, a smudge): as round as a disc of its own thickness and at least
+        # as thick as a stroke and a half, or thicker than three strokes whatever its shape
+        radius = float(ndimage.distance_transform_edt(np.pad(here, 1)).max())
+        blot = (area < 2 * np.pi * radius**2 and 2 * radius >= 1.5 * max(stroke, 1.0)) or (
+            2 * radius > 3 * max(stroke, 1.0) + 2
+        )
         found.append({"k": k, "area": area, "box": (y0, x0, y1, x1), "border": border,
                       "edge": border and long_side > 0.6 and thin, "encloses": False,
-                      "blot": thickness > 3 * max(stroke, 1.0) + 2,
+                      "blot": blot, "straight": _straight(here, stroke),
                       "score": area * weight})  # fmt: skip
     return found
 
@@ -205,6 +174,39 @@ def _without_enclosures(ink: np.ndarray) -> np.ndarray:
     return ink & ~np.isin(parts, frames) if frames else ink
 
 
+def _without_rings(ink: np.ndarray, stroke: float) -> np.ndarray:
+    """``ink`` less a circle or box drawn round the digit and touching it (one piece of ink
+    with the digit): the piece's outline (its ink within a stroke and a half of the outside of
+    the piece with its gaps closed and its holes filled) is a ring when what it leaves inside
+    is a good part of the ink and spans much of the piece. A digit's own loops lie on its
+    outline (a 0, 6, 8, 9 leave little inside); an open digit is all outline."""
+    parts, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    out = ink.copy()
+    gap = max(1, round(stroke))
+    for k, box in enumerate(ndimage.find_objects(parts), start=1):
+        if box is None:
+            continue
+        piece = np.pad(parts[box] == k, gap + 1)
+        area = int(piece.sum())
+        if area < 50:
+            continue
+        filled = ndimage.binary_fill_holes(ndimage.binary_closing(piece, iterations=gap))
+        if filled.sum() < 3 * area:
+            continue  # not much enclosed: no ring round anything
+        ring = piece & (ndimage.distance_transform_edt(filled) <= 1.5 * stroke + 1)
+        inside = piece & ~ring
+        if inside.sum() < 0.25 * area:
+            continue
+        rows, cols = np.nonzero(inside)
+        all_rows, all_cols = np.nonzero(piece)
+        if max(np.ptp(rows), np.ptp(cols)) < 0.35 * max(np.ptp(all_rows), np.ptp(all_cols)):
+            continue
+        inner = gap + 1
+        ring = ring[inner:-inner, inner:-inner]
+        out[box] &= ~(ring & (parts[box] == k))
+    return out
+
+
 def _mark_enclosures(found: list[dict]) -> None:
     """Set ``encloses`` on each mark whose box holds another substantial mark well inside
     it: a box printed around the digit, a circle drawn round it. A digit's own loop is joined
@@ -224,9 +226,22 @@ def _mark_enclosures(found: list[dict]) -> None:
                 break
 
 
+def _box_side(f: dict, digit: dict) -> bool:
+    """Whether the straight mark ``f`` is a side of a box the digit is written in: upright,
+    beside the digit and at least as tall, or lying above or below it and much wider."""
+    if not f["straight"]:
+        return False
+    y0, x0, y1, x1 = digit["box"]
+    fy0, fx0, fy1, fx1 = f["box"]
+    beside = (fx1 <= x0 or fx0 >= x1) and fy1 - fy0 >= 0.9 * (y1 - y0)
+    over = (fy1 <= y0 or fy0 >= y1) and fx1 - fx0 >= 1.5 * (x1 - x0)
+    return beside or over
+
+
 def _parts_of(digit: dict, candidates: list[dict]) -> set[int]:
     """The marks that belong to ``digit``: smaller pieces near it, or mostly inside its box, or
-    stacked above or below it; never a piece of the frame beside a digit that is not."""
+    stacked above or below it; never a piece of the frame beside a digit that is not, a blot
+    or a side of a box it is written in."""
     keep = {digit["k"]}
     y0, x0, y1, x1 = digit["box"]
     grow = 0.4 * max(y1 - y0, x1 - x0)
@@ -238,6 +253,8 @@ def _parts_of(digit: dict, candidates: list[dict]) -> set[int]:
             continue
         if f["blot"] and not digit["blot"]:
             continue  # a punch hole or a smudge beside the digit is not part of it
+        if _box_side(f, digit):
+            continue
         inside = oy * ox / ((fy1 - fy0) * (fx1 - fx0))
         stacked = min(fx1, x1) - max(fx0, x0) >= 0.5 * min(fx1 - fx0, x1 - x0)
         small = 0.08 * digit["area"] <= f["area"] < 0.5 * digit["area"]
