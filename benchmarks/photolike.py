@@ -1,14 +1,15 @@
 """Photo-like pictures of handwritten digits, made from MNIST's test digits (so the labels are
 known), and how well `lenet predict` reads them.
 
-    python benchmarks/photolike.py --checkpoint RUN [--n 300] [--out DIR] [--seed 0]
-        [--kinds grey,shadow,...] [--steps scan|mnist] [--json]
+    python benchmarks/photolike.py --checkpoint RUN [--n 1400] [--out DIR] [--seed 0]
+        [--kinds grey,shadow,...] [--steps scan|mnist|both] [--calibrate] [--json]
 
 Each picture is one MNIST test digit redrawn as a phone photo of a digit written on paper
 would show it: the digit's outline upscaled and inked again with a pen of some width, laid on
 paper of some colour under some light, then blurred, noised and saved as PNG or JPEG. Every
 parameter is drawn from a wide range (see ``KINDS`` and ``_draw_kind``), so the set is not one
-look but many. Picture i of a seed is the same whatever ``--n`` and ``--kinds`` are.
+look but many. Picture i of a seed is the same whatever ``--n`` is (the kinds are taken in
+turn, so ``--kinds`` changes which kind picture i is).
 
 The script writes the pictures into ``--out`` (a temporary folder without it) as
 ``KIND-NNNN-dLABEL.png|jpg``, reads them with lenet's own predict engine (``--steps scan``: the
@@ -17,7 +18,7 @@ overall and per kind (``--json``: one JSON document). As a control it also reads
 number of MNIST test digits saved unchanged as PNG files ("mnist-file", not in the overall).
 
 As a module: ``generate(n, seed, kinds)`` returns ``Sample`` records (kind, label, MNIST index,
-PIL image, file format) and ``write(samples, out)`` saves them.
+the file's bytes and format) and ``write(samples, out)`` saves them.
 """
 
 from __future__ import annotations
@@ -502,7 +503,9 @@ def calibrate(n: int = 5000) -> dict:
 def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, help="a run or checkpoint")
-    ap.add_argument("--n", type=int, default=300, help="pictures in all (default 300)")
+    ap.add_argument(
+        "--n", type=int, default=1400, help="pictures in all (default 1400: 100 of each kind)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="which pictures (default 0)")
     ap.add_argument("--out", type=Path, help="write the pictures here (default: a temp folder)")
     ap.add_argument("--kinds", help=f"comma-separated subset of: {', '.join(KINDS)}")

@@ -17,6 +17,7 @@ from lenet_cli.use.scan import scan
 
 SAMPLE = REPO / "lenet_cli" / "data" / "mnist_sample"
 SIDE = 240  # the photos' size
+PICTURES = REPO / "tests" / "use" / "pictures"
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -155,3 +156,14 @@ def test_a_box_or_circle_round_the_digit_is_left_out(frame):
     digit = DIGITS[7]
     photo = _on_paper(_stroke(digit, 130), paper, at=(55, 55))
     assert _similarity(photo, digit) > 0.8
+
+
+def test_a_lens_darkening_the_corners_is_not_light_ink():
+    """A small thin 3 off-centre in a photo whose corners the lens darkened (picture 21 of the
+    big-offcentre kind of ``python benchmarks/penstrokes.py``, reduced to 512 pixels): the
+    bright middle is paper, not a light mark on a dark ground."""
+    page = np.asarray(Image.open(PICTURES / "vignette-d3.png"), np.float32) / 255.0
+    found = scan(page)
+    assert found.info["ink"] == "dark on light"
+    rows, cols = np.nonzero(found.mask == 1)  # the digit's ink is the 3, near (385, 330)
+    assert 340 < rows.min() and rows.max() < 430 and 300 < cols.min() and cols.max() < 365

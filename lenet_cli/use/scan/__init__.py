@@ -142,4 +142,20 @@ def _light_ink(grey: np.ndarray) -> bool:
         darker = float(np.clip(closed - g - cut, 0, None).sum())
         lighter = float(np.clip(g - opened - cut, 0, None).sum())
         votes.append(lighter > darker)
-    return all(votes)  # ink on paper unless both scales say otherwise
+    # ink on paper unless both scales say otherwise, and what stands out of the local median
+    # agrees (a broad bright patch, a lens's vignetting, is the median there, not a mark)
+    return all(votes) and _light_of_median(g, cut)
+
+
+def _light_of_median(g: np.ndarray, cut: float) -> bool:
+    """Whether more stands out lighter than darker from the local median: the median of
+    each region a third of the picture wide, worked on a copy at most 96 pixels a side."""
+    h, w = g.shape
+    scale = min(1.0, 96 / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(g.astype(np.float32), mode="F").resize(size, Image.BOX))
+    median = ndimage.median_filter(small, size=max(3, min(size) // 3), mode="nearest")
+    ground = np.asarray(Image.fromarray(median, mode="F").resize((w, h), Image.BILINEAR))
+    lighter = float(np.clip(g - ground - cut, 0, None).sum())
+    darker = float(np.clip(ground - g - cut, 0, None).sum())
+    return lighter > darker

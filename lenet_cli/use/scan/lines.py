@@ -35,6 +35,8 @@ def ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
         h, w = m.shape
         parts, _ = ndimage.label(m, structure=np.ones((3, 3)))
         crosses = bool((set(parts[:, 0].tolist()) & set(parts[:, -1].tolist())) - {0})
+        if not crosses and m.sum() < 4 * 0.45 * w:
+            continue  # too little ink for the four broken lines a ruling needs then
         pad = int(np.ceil(SLOPES.max() * w / 2)) + 1
         padded = np.pad(m, ((pad, pad), (0, 0)))
         xs = np.arange(w)
