@@ -9,6 +9,23 @@ from scipy import ndimage
 SLOPES = np.linspace(-0.25, 0.25, 51)  # ruled lines up to 14 degrees off the axes
 
 
+def _best_slope(sampled: np.ndarray, offsets: np.ndarray, pad: int) -> float:
+    """The slope at which the rows of ``sampled`` (some columns of the mask, each at its
+    offset from the middle) are most nearly all ink or none: the sum of each sheared row's
+    squared share of ink, counted from the ink pixels alone (a picture is mostly paper)."""
+    h, n = sampled.shape
+    ys, cols = np.nonzero(sampled)
+    best, best_score = 0.0, -1.0
+    for s in SLOPES:
+        rows = ys + pad - (np.round(s * offsets).astype(int) + pad)[cols]
+        inside = (rows >= 0) & (rows < h)
+        cover = np.bincount(rows[inside], minlength=h) / n
+        score = float((cover**2).sum())
+        if score > best_score:
+            best, best_score = s, score
+    return best
+
+
 def _rows_on(cover: np.ndarray, least: float) -> np.ndarray:
     """The rows at least ``least`` ink, and their neighbours at least half that (a line's
     thicker rows)."""
@@ -41,13 +58,7 @@ def ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
         padded = np.pad(m, ((pad, pad), (0, 0)))
         xs = np.arange(w)
         every = xs[:: max(1, w // 128)]
-        best, best_score = 0.0, -1.0
-        for s in SLOPES:  # the slope at which the rows are most nearly all ink or none
-            shift = np.round(s * (every - w / 2)).astype(int) + pad
-            cover = padded[np.arange(h)[:, None] + shift[None, :], every].mean(axis=1)
-            score = float((cover**2).sum())
-            if score > best_score:
-                best, best_score = s, score
+        best = _best_slope(m[:, every], every - w / 2, pad)
         shift = np.round(best * (xs - w / 2)).astype(int) + pad
         rows = np.arange(h)[:, None] + shift[None, :]
         sheared = padded[rows, xs]
