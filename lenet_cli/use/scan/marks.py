@@ -1,6 +1,8 @@
-"""The digit's own ink (step 6 of ``scan``): the marks grouped, specks, the picture's frame
-(a desk, the sheet's edge, slivers along the border) and ruled paper's lines left out, and the
-mark nearest the centre with the most ink taken as the digit, with its nearby parts."""
+"""The digit's own ink (step 6 of ``scan``): specks, the picture's frame (a desk, the sheet's
+edge, slivers along the border) and a box or circle drawn round the digit left out, the rest
+grouped into marks, and the mark nearest the centre with the most ink taken as the digit, with
+its nearby parts (not blots such as punch holes, nor a box's sides). Ruled paper's lines are
+left out before (``lines.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ import numpy as np
 from scipy import ndimage
 
 SPECK = 0.03  # a mark with less ink than this share of the largest is a speck
-
-
 SIMILAR = 0.4  # another mark with this share of the digit's ink is "of similar size"
 # the least a digit is: this many pixels of ink, this tall or wide (at working size); less is
 # the paper's grain or a speck of dust on blank paper
@@ -128,7 +128,8 @@ def _check_enough(kept: np.ndarray) -> None:
 
 def _describe(marks: np.ndarray, stroke: float) -> list[dict]:
     """Each mark's number, ink, box, whether it lies along the border as a long thin line (the
-    sheet's edge, a ruled line: ``edge``) and its score: its ink, weighted towards the centre."""
+    sheet's edge, a ruled line: ``edge``), whether it is a blot or straight, and its score: its
+    ink, weighted towards the centre."""
     h, w = marks.shape
     found = []
     for k, box in enumerate(ndimage.find_objects(marks), start=1):
