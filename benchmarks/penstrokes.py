@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from photolike import Sample, _thin, mnist_files, mnist_test, read_with_lenet, score, write
+from photolike import Sample, mnist_files, mnist_test, read_with_lenet, score, thin, write
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -119,7 +119,7 @@ def drawable(digit: np.ndarray) -> bool:
     """Whether the centre line, inked as wide as the digit's own strokes, covers the digit
     (a filled loop or a blot thins to a short spur and would come back as another digit)."""
     mask = _shape(digit)
-    line = _thin(mask)
+    line = thin(mask)
     r = float(np.median(ndimage.distance_transform_edt(mask)[line]))
     redrawn = ndimage.distance_transform_edt(~line) <= 1.5 * r + 1
     return (mask & ~redrawn).sum() <= 0.05 * mask.sum()
@@ -128,7 +128,7 @@ def drawable(digit: np.ndarray) -> bool:
 def centre_line(digit: np.ndarray, rng, wobble: float = 2.5):
     """The centre line as segments [M, 2, 2] of (y, x) points in the FRAME square, bent and
     slanted as another writer would, and the box (y0, x0, y1, x1) around them."""
-    line = _thin(_shape(digit))
+    line = thin(_shape(digit))
     ys, xs = np.nonzero(line)
     pieces = []
     for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once

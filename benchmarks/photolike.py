@@ -97,7 +97,7 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
 # --- the pen ----------------------------------------------------------------------------------
 
 
-def _thin(mask: np.ndarray) -> np.ndarray:
+def thin(mask: np.ndarray) -> np.ndarray:
     """The one-pixel centre line of a binary shape (Zhang and Suen's thinning, 1984)."""
     m = np.pad(mask.astype(np.uint8), 1)
     while True:
@@ -139,7 +139,7 @@ def ink_alpha(digit: np.ndarray, height: int, width_frac: float | None, rng) -> 
     else:  # the centre line found at a modest size, its distance field scaled up
         low = 96 / big.height
         small = big.resize((max(8, round(big.width * low)), 96), Image.BICUBIC)
-        centre = _thin(np.asarray(small) > 115)
+        centre = thin(np.asarray(small) > 115)
         reach = ndimage.distance_transform_edt(~centre).astype(np.float32)
         field = Image.fromarray(reach, mode="F").resize(big.size, Image.BILINEAR)
         mask = np.asarray(field) / low <= max(0.75 * sup, width_frac * h / 2)

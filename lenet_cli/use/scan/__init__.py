@@ -76,7 +76,7 @@ def scan(picture: np.ndarray) -> Scan:
     found = smooth > threshold
     found, darkness = fill_hollow(found, darkness, page.mean(axis=2), stroke)
     lines = ruled_lines(found, stroke)
-    kept, dropped, notes = digit_marks(found & ~lines, stroke)
+    kept, notes = digit_marks(found & ~lines, stroke)
     warnings = list(notes)
     if touches_border(kept):
         warnings.append("the ink touches the picture's edge: the digit may be cut off")

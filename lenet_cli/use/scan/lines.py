@@ -33,9 +33,9 @@ def _rows_on(cover: np.ndarray, least: float) -> np.ndarray:
     return on | ((cover >= least / 2) & (np.roll(on, 1) | np.roll(on, -1)))
 
 
-def _evenly_spaced(on: np.ndarray) -> bool:
-    """Whether the runs of ``on`` follow each other at nearly one spacing (a ruling's)."""
-    starts = np.flatnonzero(np.diff(np.r_[0, on.astype(int)]) == 1)
+def _evenly_spaced(starts: np.ndarray) -> bool:
+    """Whether runs starting at ``starts`` follow each other at nearly one spacing (a
+    ruling's)."""
     gaps = np.diff(starts)
     return gaps.size >= 2 and gaps.max() <= 1.6 * gaps.min()
 
@@ -71,12 +71,13 @@ def ruled_lines(mask: np.ndarray, stroke: float) -> np.ndarray:
         found = np.zeros_like(padded)
         found[rows[on], np.broadcast_to(xs, rows.shape)[on]] = sheared[on]
         found = found[pad : pad + h]
-        runs = max(1, np.count_nonzero(np.diff(np.r_[0, on.astype(int)]) == 1))
+        starts = np.flatnonzero(np.diff(np.r_[0, on.astype(int)]) == 1)
+        runs = max(1, starts.size)
         thick = int(on.sum() / runs)
         ruling = runs >= 3 and thick <= 0.35 * h / runs  # parallel lines, well apart
         if thick > max(3, 1.5 * stroke) and not ruling:
             continue  # a band wider than the pen's stroke: a desk or a shadow, not a ruling
-        if not crosses and not (ruling and runs >= 4 and _evenly_spaced(on)):
+        if not crosses and not (ruling and runs >= 4 and _evenly_spaced(starts)):
             continue  # lines that stop short are a ruling only when many and evenly spaced
         rest = m & ~found
         across = ndimage.binary_closing(rest, structure=np.ones((thick + 3, 1)))

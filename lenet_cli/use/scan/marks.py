@@ -54,14 +54,13 @@ def frame_ink(mask: np.ndarray, stroke: float) -> np.ndarray:
     near = np.minimum(np.minimum(ys, h - 1 - ys), np.minimum(xs, w - 1 - xs)) < band
     areas = np.bincount(parts.ravel(), minlength=n + 1)
     close = np.bincount(parts[near], minlength=n + 1)
-    sides = [set(parts[0].tolist()), set(parts[-1].tolist()),
-             set(parts[:, 0].tolist()), set(parts[:, -1].tolist())]  # fmt: skip
-    ring = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])
-    contact = np.bincount(ring, minlength=n + 1)
+    edges = (parts[0], parts[-1], parts[:, 0], parts[:, -1])
+    sides = [set(e.tolist()) for e in edges]
+    contact = np.bincount(np.concatenate(edges), minlength=n + 1)
     # ink along more than half of one side: a desk, the room, a shadow's mass, not a digit
     wide = np.zeros(n + 1, bool)
-    for side in (parts[0], parts[-1], parts[:, 0], parts[:, -1]):
-        wide |= np.bincount(side, minlength=n + 1) > 0.5 * side.size
+    for e in edges:
+        wide |= np.bincount(e, minlength=n + 1) > 0.5 * e.size
     frame = np.zeros(n + 1, bool)
     for k, box in enumerate(ndimage.find_objects(parts), start=1):
         touching = sum(k in side for side in sides)
@@ -79,8 +78,8 @@ def frame_ink(mask: np.ndarray, stroke: float) -> np.ndarray:
     return mask & frame[parts]
 
 
-def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(the digit's ink, the ink dropped, warnings) from the ink mask."""
+def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, list[str]]:
+    """(the digit's ink, warnings) from the ink mask."""
     parts, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoInk
@@ -113,7 +112,7 @@ def digit_marks(mask: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray
             f"{len(similar) + 1} separate marks of similar size: "
             "the picture may hold more than one digit (the one nearest the centre was read)"
         )
-    return kept, mask & ~kept, notes
+    return kept, notes
 
 
 def _check_enough(kept: np.ndarray) -> None:

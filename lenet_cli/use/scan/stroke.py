@@ -20,7 +20,7 @@ MNIST_STROKE = (0.065, 0.11, 0.20)
 
 
 def stroke_width(mask: np.ndarray) -> float | None:
-    """The typical stroke width of a binary shape in pixels: twice the median distance to the
+    """The typical stroke width of a binary shape in pixels: twice the mean distance to the
     background along the strokes' centre lines (the distance transform's ridge), less one."""
     if not mask.any():
         return None
