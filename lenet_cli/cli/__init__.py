@@ -35,17 +35,30 @@ app.add_typer(runs_app, name="runs")
 
 def main() -> None:
     try:
-        from lenet_cli.cli.streams import guard_streams
-        from lenet_cli.interrupts import sigint_outside_imports
+        try:
+            from lenet_cli.cli.streams import guard_streams
+            from lenet_cli.interrupts import sigint_outside_imports
 
-        guard_streams()  # a closed stdout fails the command; a closed stderr is only quiet
-        sigint_outside_imports()  # torch's imports and pydantic can swallow a Ctrl-C
-        app(prog_name="lenet")
-    except KeyboardInterrupt:  # during set-up, or while Typer builds the command
+            guard_streams()  # a closed stdout fails the command; a closed stderr is only quiet
+            sigint_outside_imports()  # torch's imports and pydantic can swallow a Ctrl-C
+            app(prog_name="lenet")
+        except SystemExit as e:
+            if _typer_took_a_ctrl_c(e):
+                raise KeyboardInterrupt from None
+            raise
+    except KeyboardInterrupt:  # during set-up, while Typer builds the command, or in its code
         interrupted_while_starting()
     except SystemExit as e:  # how Typer always ends
         _leave_group(e)
         raise
+
+
+def _typer_took_a_ctrl_c(e: SystemExit) -> bool:
+    """Typer ends a KeyboardInterrupt raised in its own code (outside the group's handlers in
+    app.py: as it enters the command's context, say) with a bare exit 130 and nothing said.
+    It raises its Exit(130) from the KeyboardInterrupt; the group's handlers raise theirs from
+    None, having said the line."""
+    return isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt)
 
 
 def _leave_group(e: SystemExit) -> None:

@@ -61,8 +61,8 @@ def serve_cmd(
     info = service.info
     acc = info["test_accuracy"]
     said = f", test accuracy {acc:.2%}" if acc is not None else ""
-    ui.note(f"serving {info['checkpoint']} ({info['arch']}{said}) at {url(sock)} (Ctrl-C stops)")
-    signum = run(web, sock)
+    serving = f"serving {info['checkpoint']} ({info['arch']}{said}) at {url(sock)} (Ctrl-C stops)"
+    signum = run(web, sock, announce=lambda: ui.note(serving))
     ui.note("stopped" + (f" by {_name(signum)}" if signum else ""))
 
 

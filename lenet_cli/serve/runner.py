@@ -3,7 +3,8 @@
 The socket is opened here, before uvicorn starts, so that a port that cannot be listened on is
 one ServiceError (exit 16) naming the address, not a log line from inside the server.
 SIGINT and SIGTERM stop the server: uvicorn finishes the requests in flight (at most
-``GRACE_S``) and ``run`` returns, which is the server's normal end.
+``GRACE_S``) and ``run`` returns, which is the server's normal end. They do so from the moment
+``run`` announces the address, before uvicorn takes the signals over.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import errno
 import ipaddress
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from lenet_cli.errors import MissingExtraError, ServiceError
@@ -80,8 +82,9 @@ def check_extra() -> None:
             ) from None
 
 
-def run(app: Any, sock: socket.socket) -> int | None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; the signal that stopped it."""
+def run(app: Any, sock: socket.socket, announce: Callable[[], None]) -> int | None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; the signal that stopped it.
+    ``announce`` (which says the address) is called once SIGINT or SIGTERM would stop it."""
     import torch
     import uvicorn
 
@@ -105,11 +108,13 @@ def run(app: Any, sock: socket.socket) -> int | None:
 
     def note(signum: int, frame: Any) -> None:
         stopped.append(signum)
+        server.should_exit = True  # before uvicorn has its own handlers: it stops as it starts
 
     # uvicorn takes SIGINT/SIGTERM while it serves and raises the signal again once it has shut
     # down, to the handlers it found: these record it, so the stop is a normal return.
     old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        announce()
         server.run(sockets=[sock])
     finally:
         for s, handler in old.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -256,3 +257,31 @@ def test_ctrl_c_while_it_starts_is_one_line_and_exit_130(reading_run):
         else:  # it was serving already
             assert proc.returncode == 0 and err.endswith("stopped by SIGINT\n"), (delay, err)
     assert early >= 3  # at least the first moments fell before it served
+
+
+def test_a_ctrl_c_as_it_says_its_address_stops_it_as_one_while_it_serves():
+    """SIGINT from the moment the address is said, before uvicorn takes the signals over: the
+    server stops as it starts, and run() returns SIGINT (the CLI's exit 0, "stopped by SIGINT")
+    instead of serving on with the Ctrl-C lost."""
+    import threading
+
+    import torch
+
+    from lenet_cli.serve.runner import listen, run
+
+    async def app(scope, receive, send):  # never asked: it stops before any request
+        raise AssertionError("served")
+
+    threads, before = torch.get_num_threads(), signal.getsignal(signal.SIGINT)
+    sock = listen("127.0.0.1", 0)
+    again = threading.Timer(5, os.kill, (os.getpid(), signal.SIGINT))  # were the first one lost
+    again.start()
+    start = time.monotonic()
+    try:
+        stopped = run(app, sock, announce=lambda: os.kill(os.getpid(), signal.SIGINT))
+    finally:
+        again.cancel()
+        torch.set_num_threads(threads)
+    took = time.monotonic() - start
+    assert stopped == signal.SIGINT and took < 4, (stopped, took)
+    assert signal.getsignal(signal.SIGINT) is before and sock.fileno() == -1

@@ -188,6 +188,28 @@ def test_ctrl_c_anywhere_in_start_up_is_one_line_and_exit_130(module, argv0):
     assert r.stdout == ""
 
 
+def test_ctrl_c_in_typers_own_code_is_one_line_and_exit_130():
+    """Typer turns a KeyboardInterrupt raised in its own code (here as it enters the command's
+    context, outside the group's handlers) into a bare exit 130; `lenet` still says the line.
+    A Ctrl-C delivered again after an import or pydantic held it can land there."""
+    hook = (
+        "import sys\n"
+        "from typer import _click\n"
+        "enter = _click.Context.__enter__\n"
+        "def stop(self):\n"
+        "    if sys._getframe(1).f_code.co_name == '_main':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return enter(self)\n"
+        "_click.Context.__enter__ = stop\n"
+        "sys.argv = ['/venv/bin/lenet', 'data', '--help']\n"
+        "from lenet_cli.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "error: interrupted\n" and r.stdout == ""
+
+
 def test_a_program_importing_the_library_keeps_its_ctrl_c():
     hook = (
         "import sys\n"
