@@ -135,6 +135,14 @@ def test_sigterm_in_the_first_epoch_then_resume_finishes_it(tmp_path):
     assert [(r["epoch"], r["partial"]) for r in rows] == [(1, False)]
 
 
+def _says_interrupted_and_exits_130(hook: str) -> None:
+    """``hook``, a script that runs `lenet` with a Ctrl-C somewhere in its start, exits 130 with
+    exactly one line on stderr and nothing on stdout."""
+    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "error: interrupted\n" and r.stdout == ""
+
+
 def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130():
     """Ctrl-C in the first second (the command modules still importing): no traceback."""
     hook = (
@@ -147,10 +155,7 @@ def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130():
         "sys.argv = ['lenet', 'train', '--help']\n"
         "runpy.run_module('lenet_cli', run_name='__main__')\n"
     )
-    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 130
-    assert r.stderr.strip() == "error: interrupted"
-    assert r.stdout == ""
+    _says_interrupted_and_exits_130(hook)
 
 
 @pytest.mark.parametrize(
@@ -182,10 +187,7 @@ def test_ctrl_c_anywhere_in_start_up_is_one_line_and_exit_130(module, argv0):
         "from lenet_cli.cli import main\n"
         "sys.exit(main())\n"
     )
-    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 130, r.stderr
-    assert r.stderr.strip() == "error: interrupted"
-    assert r.stdout == ""
+    _says_interrupted_and_exits_130(hook)
 
 
 def test_ctrl_c_in_typers_own_code_is_one_line_and_exit_130():
@@ -205,9 +207,7 @@ def test_ctrl_c_in_typers_own_code_is_one_line_and_exit_130():
         "from lenet_cli.cli import main\n"
         "sys.exit(main())\n"
     )
-    r = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 130, r.stderr
-    assert r.stderr == "error: interrupted\n" and r.stdout == ""
+    _says_interrupted_and_exits_130(hook)
 
 
 def test_a_program_importing_the_library_keeps_its_ctrl_c():
