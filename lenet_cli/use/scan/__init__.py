@@ -24,7 +24,8 @@ The steps, in order (``scan`` runs them and keeps each picture for ``--preview``
    it, brought to MNIST's typical width (thin pens thickened, markers thinned).
 
 The steps live in ``paper.py`` (3-4), ``threshold.py`` (5), ``marks.py`` and ``lines.py``
-(6) and ``stroke.py`` (7); ``scan`` runs them in order.
+(6) and ``stroke.py`` (7); ``scan`` runs them in order. ``resize.py`` is the one resize they
+use.
 
 A clean MNIST-like picture (one digit, flat paper or a flat black ground, MNIST's stroke width)
 passes unchanged: the output is its ink as MNIST's preparation reads it. Pure NumPy, Pillow
@@ -43,6 +44,7 @@ from scipy import ndimage
 from lenet_cli.use.scan.lines import ruled_lines
 from lenet_cli.use.scan.marks import NoInk, digit_marks, touches_border
 from lenet_cli.use.scan.paper import remove_paper
+from lenet_cli.use.scan.resize import fit
 from lenet_cli.use.scan.stroke import normalise_stroke
 from lenet_cli.use.scan.threshold import fill_hollow, ink_threshold, paper_noise, smoothest
 
@@ -105,15 +107,9 @@ def _working_size(img: np.ndarray) -> np.ndarray:
     """[H, W, C] with at most WORK pixels on the longer side (reduced by area)."""
     if img.ndim == 2:
         img = img[..., None]
-    h, w = img.shape[:2]
-    if max(h, w) <= WORK:
+    if max(img.shape[:2]) <= WORK:
         return img
-    size = (max(1, round(w * WORK / max(h, w))), max(1, round(h * WORK / max(h, w))))
-    channels = [
-        np.asarray(Image.fromarray(img[..., c], mode="F").resize(size, Image.BOX))
-        for c in range(img.shape[2])
-    ]
-    return np.stack(channels, axis=2)
+    return np.stack([fit(img[..., c], WORK) for c in range(img.shape[2])], axis=2)
 
 
 def _light_ink(grey: np.ndarray) -> bool:
@@ -151,10 +147,8 @@ def _light_of_median(g: np.ndarray, cut: float) -> bool:
     """Whether more stands out lighter than darker from the local median: the median of
     each region a third of the picture wide, worked on a copy at most 96 pixels a side."""
     h, w = g.shape
-    scale = min(1.0, 96 / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(g.astype(np.float32), mode="F").resize(size, Image.BOX))
-    median = ndimage.median_filter(small, size=max(3, min(size) // 3), mode="nearest")
+    small = fit(g, min(96, max(h, w)), Image.BOX)
+    median = ndimage.median_filter(small, size=max(3, min(small.shape) // 3), mode="nearest")
     ground = np.asarray(Image.fromarray(median, mode="F").resize((w, h), Image.BILINEAR))
     lighter = float(np.clip(g - ground - cut, 0, None).sum())
     darker = float(np.clip(ground - g - cut, 0, None).sum())

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
+
+from lenet_cli.use.scan.resize import fit
 
 MEASURE = 128  # the digit's longer side when its stroke width is measured and changed
 
@@ -32,12 +33,7 @@ def stroke_width(mask: np.ndarray) -> float | None:
 def stroke_ratio(ink: np.ndarray, threshold: float = 0.5) -> tuple[float, np.ndarray]:
     """(stroke width over the longer side, the ink resized to MEASURE on its longer side):
     ``ink`` is light on dark in [0, 1], cropped to the digit."""
-    h, w = ink.shape
-    scale = MEASURE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = Image.fromarray(ink.astype(np.float32), mode="F")
-    big = np.asarray(img.resize(size, Image.BILINEAR if scale > 1 else Image.BOX))
-    big = np.pad(big, 8)
+    big = np.pad(fit(ink, MEASURE), 8)
     width = stroke_width(big > threshold)
     return (width or 0.0) / MEASURE, big
 
