@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from photolike import Sample, mnist_files, mnist_test, read_with_lenet, score, thin, write
+from photolike import Sample, measure, mnist_files, mnist_test, thin, write
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -616,22 +616,11 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
         pictures = generate(args.n, args.seed, kinds)
         paths = write(pictures, out)
         made = time.perf_counter() - t0
-        control, control_paths = mnist_files(args.n, args.seed, out / "mnist-file")
+        control = mnist_files(args.n, args.seed, out / "mnist-file")
         print("reading them with lenet ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        answers = read_with_lenet(paths, args.checkpoint)
-        read = time.perf_counter() - t0
-        result = {"checkpoint": str(args.checkpoint), "seed": args.seed, "n": len(pictures)}
-        result |= score(pictures, answers)
-        result["mnist_file"] = score(control, read_with_lenet(control_paths, args.checkpoint))[
-            "overall"
-        ]
-    result |= {"seconds_to_make": round(made, 2), "seconds_to_read": round(read, 2)}
-    result["wrong"] = [
-        {"file": p.name, "label": p.label, "mnist_index": p.index,
-         "answer": a.get("predicted", a.get("error"))}
-        for p, a in zip(pictures, answers, strict=True) if a.get("predicted") != p.label
-    ]  # fmt: skip
+        measured, answers = measure(pictures, paths, control, args.checkpoint)
+    result = {"checkpoint": str(args.checkpoint), "seed": args.seed, "n": len(pictures)}
+    result |= measured | {"seconds_to_make": round(made, 2)}
     if args.sheet:
         contact_sheet(pictures, answers, kinds, args.sheet)
     if args.json:
@@ -644,7 +633,7 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     emit(f"{'overall':<14} {result['n']:>5} {100 * result['overall']:>8.1f}%")
     emit(f"{'mnist-file':<14} {result['n']:>5} {100 * result['mnist_file']:>8.1f}%"
          "  (MNIST's own test digits as PNG files, not in the overall)")  # fmt: skip
-    emit(f"made in {made:.1f} s; read in {read:.1f} s")
+    emit(f"made in {made:.1f} s; read in {result['seconds_to_read']:.1f} s")
     return result
 
 

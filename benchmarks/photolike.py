@@ -473,6 +473,28 @@ def score(samples: list[Sample], answers: list[dict]) -> dict:
     }
 
 
+def measure(
+    samples: list[Sample], paths: list[Path], control: tuple[list[Sample], list[Path]],
+    checkpoint: Path, steps: str = "scan",
+) -> tuple[dict, list[dict]]:  # fmt: skip
+    """(what lenet predict with ``steps`` makes of the pictures, its answers): ``score``'s
+    accuracies, the same for MNIST's own files (``control``, from ``mnist_files``) as
+    ``mnist_file``, the seconds the pictures took to read, and each picture read wrong."""
+    t0 = time.perf_counter()
+    answers = read_with_lenet(paths, checkpoint, steps)
+    read = time.perf_counter() - t0
+    result = score(samples, answers)
+    control_answers = read_with_lenet(control[1], checkpoint, steps)
+    result["mnist_file"] = score(control[0], control_answers)["overall"]
+    result["seconds_to_read"] = round(read, 2)
+    result["wrong"] = [
+        {"file": s.name, "label": s.label, "mnist_index": s.index,
+         "answer": a.get("predicted", a.get("error"))}
+        for s, a in zip(samples, answers, strict=True) if a.get("predicted") != s.label
+    ]  # fmt: skip
+    return result, answers
+
+
 def mnist_files(n: int, seed: int, out: Path) -> tuple[list[Sample], list[Path]]:
     """The first ``n`` digits of the same order saved unchanged (white on black) as PNG."""
     images, labels = mnist_test()
@@ -539,24 +561,11 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
         samples = generate(args.n, args.seed, kinds)
         paths = write(samples, out)
         made = time.perf_counter() - t0
-        control, control_paths = mnist_files(args.n, args.seed, out / "mnist-file")
+        control = mnist_files(args.n, args.seed, out / "mnist-file")
         result = {"checkpoint": str(args.checkpoint), "seed": args.seed, "n": len(samples)}
         result["seconds_to_make"] = round(made, 2)
         for step in steps:
-            t0 = time.perf_counter()
-            answers = read_with_lenet(paths, args.checkpoint, step)
-            read = time.perf_counter() - t0
-            scores = score(samples, answers)
-            scores["mnist_file"] = score(
-                control, read_with_lenet(control_paths, args.checkpoint, step)
-            )["overall"]
-            scores["seconds_to_read"] = round(read, 2)
-            scores["wrong"] = [
-                {"file": s.name, "label": s.label, "answer": a.get("predicted", a.get("error"))}
-                for s, a in zip(samples, answers, strict=True)
-                if a.get("predicted") != s.label
-            ]
-            result[step] = scores
+            result[step] = measure(samples, paths, control, args.checkpoint, step)[0]
     if args.json:
         emit(json.dumps(result, indent=2))
         return result
